@@ -1,0 +1,53 @@
+"""mailwright: send email from any Python program.
+
+The ``django.core.mail`` API, standalone::
+
+    import mailwright
+    mailwright.send_mail("Subject", "Body", "from@example.com", ["to@example.com"])
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .addresses import Mailbox
+from .api import get_connection, mail_admins, mail_managers, send_mail, send_mass_mail
+from .conf import configure, override_settings, settings
+from .exceptions import BadHeaderError, ImproperlyConfigured, SMTPUTF8NotSupportedError
+from .message import (
+    DEFAULT_ATTACHMENT_MIME_TYPE,
+    Delivery,
+    EmailAlternative,
+    EmailAttachment,
+    EmailMessage,
+    EmailMultiAlternatives,
+    InlineAttachment,
+)
+
+__version__ = "0.1.0"
+
+#: Messages sent with the locmem backend land here (tests may clear or replace it).
+outbox: list[Any] = []
+
+__all__ = [
+    "DEFAULT_ATTACHMENT_MIME_TYPE",
+    "BadHeaderError",
+    "Delivery",
+    "EmailAlternative",
+    "EmailAttachment",
+    "EmailMessage",
+    "EmailMultiAlternatives",
+    "ImproperlyConfigured",
+    "InlineAttachment",
+    "Mailbox",
+    "SMTPUTF8NotSupportedError",
+    "configure",
+    "get_connection",
+    "mail_admins",
+    "mail_managers",
+    "outbox",
+    "override_settings",
+    "send_mail",
+    "send_mass_mail",
+    "settings",
+]

@@ -1,0 +1,148 @@
+"""The module-level functions: ``send_mail``, ``send_mass_mail``, ``mail_admins``,
+``mail_managers`` and ``get_connection``."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from .backends.base import BaseEmailBackend
+from .conf import settings
+from .exceptions import ImproperlyConfigured
+from .message import EmailMessage, EmailMultiAlternatives
+
+__all__ = ["get_connection", "mail_admins", "mail_managers", "send_mail", "send_mass_mail"]
+
+_BACKEND_ALIASES = {
+    name: f"mailwright.backends.{name}.EmailBackend"
+    for name in ("smtp", "console", "filebased", "locmem", "dummy")
+}
+
+
+def _import_backend(path: Any) -> type[BaseEmailBackend]:
+    if isinstance(path, type):
+        backend = path
+    else:
+        dotted = _BACKEND_ALIASES.get(path, path)
+        module_name, _, class_name = str(dotted).rpartition(".")
+        try:
+            module = importlib.import_module(module_name) if module_name else None
+            backend = getattr(module, class_name)
+        except (ImportError, AttributeError, TypeError, ValueError) as exc:
+            raise ImproperlyConfigured(f"email backend {path!r} cannot be imported: {exc}") from exc
+    if not (isinstance(backend, type) and issubclass(backend, BaseEmailBackend)):
+        raise ImproperlyConfigured(
+            f"email backend {path!r} is not a subclass of mailwright.backends.base.BaseEmailBackend"
+        )
+    return backend
+
+
+def get_connection(
+    backend: str | type[BaseEmailBackend] | None = None,
+    fail_silently: bool = False,
+    **kwargs: Any,
+) -> BaseEmailBackend:
+    """An instance of ``backend`` (a dotted path, or EMAIL_BACKEND when ``None``).
+
+    >>> with get_connection() as connection:  # doctest: +SKIP
+    ...     connection.send_messages(messages)
+    """
+    klass = _import_backend(backend or settings.EMAIL_BACKEND)
+    return klass(fail_silently=fail_silently, **kwargs)
+
+
+def _connection_for(
+    connection: BaseEmailBackend | None,
+    fail_silently: bool,
+    auth_user: str | None,
+    auth_password: str | None,
+) -> BaseEmailBackend:
+    return connection or get_connection(
+        username=auth_user, password=auth_password, fail_silently=fail_silently
+    )
+
+
+def send_mail(
+    subject: str,
+    message: str,
+    from_email: str | None,
+    recipient_list: Sequence[Any],
+    fail_silently: bool = False,
+    auth_user: str | None = None,
+    auth_password: str | None = None,
+    connection: BaseEmailBackend | None = None,
+    html_message: str | None = None,
+) -> int:
+    """Send one message to every address in ``recipient_list`` (all in "To").
+    Returns 1 if it was sent, else 0."""
+    connection = _connection_for(connection, fail_silently, auth_user, auth_password)
+    mail = EmailMultiAlternatives(
+        subject, message, from_email, recipient_list, connection=connection
+    )
+    if html_message:
+        mail.attach_alternative(html_message, "text/html")
+    return mail.send()
+
+
+def send_mass_mail(
+    datatuple: Iterable[tuple[str, str, str | None, Sequence[Any]]],
+    fail_silently: bool = False,
+    auth_user: str | None = None,
+    auth_password: str | None = None,
+    connection: BaseEmailBackend | None = None,
+) -> int:
+    """Send each ``(subject, message, from_email, recipient_list)`` as its own message,
+    all over one connection. Returns the number sent."""
+    connection = _connection_for(connection, fail_silently, auth_user, auth_password)
+    messages = [
+        EmailMessage(subject, message, sender, recipients, connection=connection)
+        for subject, message, sender, recipients in datatuple
+    ]
+    return connection.send_messages(messages)
+
+
+def _mail_list(
+    setting: str,
+    subject: str,
+    message: str,
+    fail_silently: bool,
+    connection: BaseEmailBackend | None,
+    html_message: str | None,
+) -> int:
+    recipients = getattr(settings, setting)
+    if not recipients:
+        return 0
+    mail = EmailMultiAlternatives(
+        f"{settings.EMAIL_SUBJECT_PREFIX}{subject}",
+        message,
+        settings.SERVER_EMAIL,
+        list(recipients),
+        connection=connection,
+    )
+    if html_message:
+        mail.attach_alternative(html_message, "text/html")
+    return mail.send(fail_silently=fail_silently)
+
+
+def mail_admins(
+    subject: str,
+    message: str,
+    fail_silently: bool = False,
+    connection: BaseEmailBackend | None = None,
+    html_message: str | None = None,
+) -> int:
+    """Send a message to ADMINS, subject prefixed with EMAIL_SUBJECT_PREFIX, from
+    SERVER_EMAIL. Nothing is sent (and 0 returned) when ADMINS is empty."""
+    return _mail_list("ADMINS", subject, message, fail_silently, connection, html_message)
+
+
+def mail_managers(
+    subject: str,
+    message: str,
+    fail_silently: bool = False,
+    connection: BaseEmailBackend | None = None,
+    html_message: str | None = None,
+) -> int:
+    """Like ``mail_admins``, to MANAGERS."""
+    return _mail_list("MANAGERS", subject, message, fail_silently, connection, html_message)

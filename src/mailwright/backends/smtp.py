@@ -1,0 +1,231 @@
+"""SMTP backend: sends over ``smtplib``, with TLS verified by default and pipelining."""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import smtplib
+import socket
+import ssl
+import threading
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..conf import clean_setting, settings
+from ..exceptions import ImproperlyConfigured
+from ..tls import client_context
+from ..transport import run_transactions
+from .base import BaseEmailBackend
+
+if TYPE_CHECKING:
+    from ..message import EmailMessage, Envelope
+
+__all__ = ["EmailBackend"]
+
+# What fail_silently swallows: the server said no, or the network failed.
+_DELIVERY_ERRORS = (smtplib.SMTPException, OSError)
+
+
+@functools.lru_cache(maxsize=1)
+def local_hostname() -> str:
+    """The name sent in EHLO, looked up once (smtplib would look it up per connection)."""
+    name = socket.getfqdn()
+    try:
+        return name.encode("idna").decode("ascii")
+    except UnicodeError:
+        return "localhost"
+
+
+def _setting(value: Any, name: str, argument: str) -> Any:
+    """An argument, or the setting when the argument is None; checked either way."""
+    if value is None:
+        return getattr(settings, name)
+    try:
+        return clean_setting(name, value)
+    except ImproperlyConfigured as exc:
+        raise ImproperlyConfigured(f"{argument}= ({name}): {exc}") from None
+
+
+class EmailBackend(BaseEmailBackend):
+    """Sends over SMTP. Every ``None`` argument falls back to its setting.
+
+    ``ssl_cafile`` adds a CA bundle (EMAIL_SSL_CAFILE) to the system ones; ``ssl_context``
+    replaces mailwright's context entirely (for unusual set-ups). ``pipelining=False``
+    forces the classic one-command-at-a-time exchange.
+    """
+
+    def __init__(
+        self,
+        host: str | None = None,
+        port: int | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        use_tls: bool | None = None,
+        fail_silently: bool = False,
+        use_ssl: bool | None = None,
+        timeout: float | None = None,
+        ssl_keyfile: str | None = None,
+        ssl_certfile: str | None = None,
+        *,
+        ssl_cafile: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        pipelining: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(fail_silently=fail_silently)
+        self.host: str = _setting(host, "EMAIL_HOST", "host")
+        self.port: int = _setting(port, "EMAIL_PORT", "port")
+        self.username: str = _setting(username, "EMAIL_HOST_USER", "username")
+        self.password: str = _setting(password, "EMAIL_HOST_PASSWORD", "password")
+        self.use_tls: bool = _setting(use_tls, "EMAIL_USE_TLS", "use_tls")
+        self.use_ssl: bool = _setting(use_ssl, "EMAIL_USE_SSL", "use_ssl")
+        self.timeout: float | None = _setting(timeout, "EMAIL_TIMEOUT", "timeout")
+        self.ssl_keyfile: str | None = _setting(ssl_keyfile, "EMAIL_SSL_KEYFILE", "ssl_keyfile")
+        self.ssl_certfile: str | None = _setting(ssl_certfile, "EMAIL_SSL_CERTFILE", "ssl_certfile")
+        self.ssl_cafile: str | None = _setting(ssl_cafile, "EMAIL_SSL_CAFILE", "ssl_cafile")
+        if self.use_tls and self.use_ssl:
+            raise ImproperlyConfigured(
+                "EMAIL_USE_TLS and EMAIL_USE_SSL are both true: choose STARTTLS (EMAIL_USE_TLS) "
+                "or implicit TLS (EMAIL_USE_SSL), not both"
+            )
+        self._ssl_context = ssl_context
+        self.pipelining = pipelining
+        self.connection: smtplib.SMTP | None = None
+        self._lock = threading.RLock()
+
+    def __repr__(self) -> str:
+        # Never the password.
+        mode = "ssl" if self.use_ssl else "starttls" if self.use_tls else "plain"
+        user = f" user={self.username!r}" if self.username else ""
+        return f"<smtp.EmailBackend {self.host}:{self.port} {mode}{user}>"
+
+    @property
+    def ssl_context(self) -> ssl.SSLContext:
+        if self._ssl_context is None:
+            self._ssl_context = client_context(self.ssl_cafile, self.ssl_certfile, self.ssl_keyfile)
+        return self._ssl_context
+
+    # --- connection ---
+
+    def _connect(self) -> smtplib.SMTP:
+        options: dict[str, Any] = {"local_hostname": local_hostname()}
+        if self.timeout is not None:
+            options["timeout"] = self.timeout
+        if self.use_ssl:
+            return smtplib.SMTP_SSL(self.host, self.port, context=self.ssl_context, **options)
+        return smtplib.SMTP(self.host, self.port, **options)
+
+    def open(self) -> bool | None:
+        """Connect, STARTTLS and log in as configured. True if a connection was opened
+        now, False if one was already open, None if it failed silently."""
+        with self._lock:
+            if self.connection is not None:
+                return False
+            connection = None
+            try:
+                connection = self._connect()
+                if self.use_tls:
+                    connection.starttls(context=self.ssl_context)
+                connection.ehlo_or_helo_if_needed()
+                if self.username:
+                    connection.login(self.username, self.password)
+            except _DELIVERY_ERRORS:
+                if connection is not None:
+                    connection.close()
+                if not self.fail_silently:
+                    raise
+                return None
+            self.connection = connection
+            return True
+
+    def close(self) -> None:
+        """QUIT and close; a connection that is already broken is just dropped."""
+        with self._lock:
+            connection, self.connection = self.connection, None
+            if connection is None:
+                return
+            try:
+                connection.quit()
+            except (ssl.SSLError, smtplib.SMTPServerDisconnected, OSError):
+                connection.close()
+            except smtplib.SMTPException:
+                connection.close()
+                if not self.fail_silently:
+                    raise
+
+    def _abort(self) -> None:
+        """Drop the connection without QUIT (its state is unknown)."""
+        connection, self.connection = self.connection, None
+        if connection is not None:
+            connection.close()
+
+    # --- sending ---
+
+    def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
+        """Send messages over one connection; return how many were sent (accepted for
+        at least one recipient). Each message's ``delivery`` says who accepted it.
+
+        Messages are composed one at a time, just before they are sent. The first is
+        composed before connecting, so a bad header or address in it fails without
+        touching the network; one later in the batch stops it cleanly after the
+        messages before it, with nothing half-sent.
+        """
+        with self._lock:
+            stop: list[BaseException] = []  # the first error; no transaction after it
+            envelopes = self._envelopes(email_messages, stop)
+            first = next(envelopes, None)
+            if first is None:
+                if stop:
+                    raise stop[0]
+                return 0
+            opened = self.open()
+            if self.connection is None:
+                return 0
+            try:
+                return self._run(email_messages, itertools.chain([first], envelopes), stop)
+            finally:
+                if opened:
+                    self.close()
+
+    @staticmethod
+    def _envelopes(
+        email_messages: Sequence[EmailMessage], stop: list[BaseException]
+    ) -> Iterator[tuple[int, Envelope]]:
+        for index, message in enumerate(email_messages):
+            if stop:
+                return
+            message.delivery = None
+            try:
+                if not message.recipients():
+                    continue
+                envelope = message.envelope()
+            except Exception as exc:
+                stop.append(exc)
+                return
+            yield index, envelope
+
+    def _run(
+        self,
+        email_messages: Sequence[EmailMessage],
+        envelopes: Iterator[tuple[int, Envelope]],
+        stop: list[BaseException],
+    ) -> int:
+        assert self.connection is not None
+        sent = 0
+        try:
+            for outcome in run_transactions(self.connection, envelopes, pipelining=self.pipelining):
+                email_messages[outcome.index].delivery = outcome.delivery
+                if outcome.error is None:
+                    sent += 1
+                elif not self.fail_silently and not stop:
+                    stop.append(outcome.error)
+        except _DELIVERY_ERRORS as exc:
+            self._abort()
+            if not stop:
+                stop.append(exc)
+        if stop:
+            error = stop[0]
+            if self.fail_silently and isinstance(error, _DELIVERY_ERRORS):
+                return sent
+            raise error
+        return sent

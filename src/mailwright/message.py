@@ -1,0 +1,541 @@
+"""``EmailMessage`` and ``EmailMultiAlternatives``: what a message is made of.
+
+A message object holds plain Python values (subject, body, address strings,
+attachments). Nothing is checked or encoded until it is needed: ``message()`` (a stdlib
+``email.message.EmailMessage``), ``as_bytes()`` (the bytes that are sent) and ``send()``
+all start from ``_compose()``, which checks every field through ``headers`` and
+``addresses`` and decides the MIME structure.
+"""
+
+from __future__ import annotations
+
+import email.message
+import mimetypes
+import os
+import re
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from . import headers as hdr
+from . import stdlib_build, wire
+from .addresses import Group, Mailbox, parse_address_list, parse_mailbox
+from .conf import settings
+from .mime import (
+    BinaryPart,
+    ForeignPart,
+    MessagePart,
+    Multipart,
+    Part,
+    TextPart,
+    crlf_lines,
+    text_part,
+)
+
+if TYPE_CHECKING:
+    from .backends.base import BaseEmailBackend
+
+__all__ = [
+    "DEFAULT_ATTACHMENT_MIME_TYPE",
+    "Delivery",
+    "EmailAlternative",
+    "EmailAttachment",
+    "EmailMessage",
+    "EmailMultiAlternatives",
+    "Envelope",
+    "InlineAttachment",
+]
+
+DEFAULT_ATTACHMENT_MIME_TYPE = "application/octet-stream"
+
+_MIMETYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*")
+_CONTENT_ID = re.compile(r"[\x21-\x3b\x3d\x3f-\x7e]+")  # printable, no < > or space
+# Fields mailwright writes itself from the MIME tree; a user value would break it.
+_STRUCTURAL = frozenset({"content-type", "content-transfer-encoding", "mime-version"})
+_ADDRESS_FIELDS = {
+    "from": "From",
+    "to": "To",
+    "cc": "Cc",
+    "reply-to": "Reply-To",
+    "sender": "Sender",
+}
+
+
+class EmailAttachment(NamedTuple):
+    filename: str | None
+    content: Any
+    mimetype: str
+
+
+class InlineAttachment(NamedTuple):
+    filename: str | None
+    content: bytes | str
+    mimetype: str
+    cid: str
+
+
+class EmailAlternative(NamedTuple):
+    content: Any
+    mimetype: str
+
+
+@dataclass(slots=True)
+class Delivery:
+    """Per-recipient outcome of the last send of a message."""
+
+    accepted: list[str] = field(default_factory=list)
+    refused: dict[str, tuple[int, str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """What an SMTP transaction needs: MAIL FROM, RCPT TOs and the DATA bytes."""
+
+    sender: str
+    recipients: list[str]
+    data: bytes
+    smtputf8: bool
+
+
+def _address_list_arg(value: Any, name: str) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        raise TypeError(f'"{name}" must be a list or tuple of addresses, not a string: {value!r}')
+    return list(value)
+
+
+_date_cache: tuple[int, str] = (0, "")
+
+
+def _now_date() -> str:
+    """The Date field for now; formatting is cached for the current second."""
+    global _date_cache
+    second = int(time.time())
+    if _date_cache[0] != second:
+        stamp = datetime.fromtimestamp(second, UTC)
+        _date_cache = (second, format_datetime(stamp))
+    return _date_cache[1]
+
+
+def _make_message_id(domain: str) -> str:
+    return f"<{time.time_ns():x}.{os.urandom(8).hex()}@{domain}>"
+
+
+def _field_text(name: str, value: Any) -> str:
+    if isinstance(value, datetime):
+        return format_datetime(value if value.tzinfo else value.astimezone())
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return str(value)
+    raise TypeError(f"header {name!r}: expected a string, got {type(value).__name__}")
+
+
+def _guess_mimetype(filename: str | None) -> str:
+    if filename:
+        guessed, _ = mimetypes.guess_type(filename, strict=False)
+        if guessed:
+            return guessed
+    return DEFAULT_ATTACHMENT_MIME_TYPE
+
+
+def _split_mimetype(mimetype: str) -> tuple[str, str]:
+    if not isinstance(mimetype, str) or not _MIMETYPE.fullmatch(mimetype):
+        hdr.check_value("mimetype", str(mimetype))
+        raise ValueError(f"invalid MIME type {mimetype!r}: expected 'type/subtype'")
+    maintype, subtype = mimetype.lower().split("/", 1)
+    return maintype, subtype
+
+
+def _rfc822_bytes(content: Any) -> bytes:
+    if isinstance(content, EmailMessage):
+        return content.as_bytes()
+    if isinstance(content, email.message.Message):
+        return crlf_lines(content.as_bytes(policy=content.policy.clone(linesep="\r\n")))
+    if isinstance(content, str):
+        content = content.encode("utf-8")
+    if isinstance(content, bytes):
+        return crlf_lines(content)
+    raise TypeError(
+        "message/rfc822 content must be an EmailMessage, a stdlib message, or bytes; "
+        f"got {type(content).__name__}"
+    )
+
+
+def _content_part(
+    content: Any,
+    mimetype: str,
+    charset: str,
+    *,
+    disposition: str | None = None,
+    filename: str | None = None,
+    content_id: str | None = None,
+) -> Part:
+    """One leaf of the tree for some content of a given MIME type."""
+    maintype, subtype = _split_mimetype(mimetype)
+    if filename is not None:
+        hdr.check_value("filename", filename)
+    if maintype == "text" and isinstance(content, str):
+        return text_part(
+            subtype,
+            content,
+            charset,
+            disposition=disposition,
+            filename=filename,
+            content_id=content_id,
+        )
+    if (maintype, subtype) == ("message", "rfc822"):
+        return MessagePart(_rfc822_bytes(content), disposition, filename)
+    if isinstance(content, str):
+        content = content.encode("utf-8")
+    if not isinstance(content, bytes | bytearray | memoryview):
+        raise TypeError(
+            f"attachment {filename!r}: content must be str or bytes, got {type(content).__name__}"
+        )
+    return BinaryPart(maintype, subtype, bytes(content), disposition, filename, content_id)
+
+
+@dataclass(slots=True)
+class _Composition:
+    fields: list[tuple[str, str]]
+    root: Part
+    sender: Mailbox
+    recipients: list[Mailbox]
+    smtputf8: bool
+
+
+class EmailMessage:
+    """An email message, the way ``django.core.mail.EmailMessage`` defines it.
+
+    >>> msg = EmailMessage("Hello", "Body", "from@example.com", ["to@example.com"])
+    >>> msg.send()  # doctest: +SKIP
+    1
+    """
+
+    content_subtype = "plain"
+    mixed_subtype = "mixed"
+    encoding: str | None = None
+
+    def __init__(
+        self,
+        subject: str = "",
+        body: str = "",
+        from_email: str | None = None,
+        to: Iterable[Any] | None = None,
+        bcc: Iterable[Any] | None = None,
+        connection: BaseEmailBackend | None = None,
+        attachments: Iterable[Any] | None = None,
+        headers: Mapping[str, Any] | None = None,
+        cc: Iterable[Any] | None = None,
+        reply_to: Iterable[Any] | None = None,
+    ) -> None:
+        self.to = _address_list_arg(to, "to")
+        self.cc = _address_list_arg(cc, "cc")
+        self.bcc = _address_list_arg(bcc, "bcc")
+        self.reply_to = _address_list_arg(reply_to, "reply_to")
+        self.from_email = from_email or settings.DEFAULT_FROM_EMAIL
+        self.subject = subject
+        self.body = body or ""
+        self.attachments: list[Any] = []
+        self.inline_attachments: list[InlineAttachment] = []
+        for attachment in attachments or ():
+            if isinstance(attachment, email.message.Message):
+                self.attach(attachment)
+            else:
+                self.attach(*attachment)
+        self.extra_headers: dict[str, Any] = dict(headers or {})
+        self.connection = connection
+        self.delivery: Delivery | None = None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} subject={self.subject!r} to={self.to!r}>"
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A connection (a socket) does not travel with a pickled message.
+        state = self.__dict__.copy()
+        state["connection"] = None
+        return state
+
+    # --- sending ---
+
+    def get_connection(self, fail_silently: bool = False) -> BaseEmailBackend:
+        from .api import get_connection
+
+        if not self.connection:
+            self.connection = get_connection(fail_silently=fail_silently)
+        return self.connection
+
+    def send(self, fail_silently: bool = False) -> int:
+        """Send the message; return 1 if it was sent, 0 if not (or no recipients)."""
+        if not self.recipients():
+            return 0
+        return self.get_connection(fail_silently).send_messages([self])
+
+    # --- reading ---
+
+    def recipients(self) -> list[str]:
+        """Envelope recipients: to + cc + bcc as bare addresses, empty entries dropped."""
+        return [mailbox.addr_spec for mailbox in self._recipient_mailboxes()]
+
+    def message(self) -> email.message.EmailMessage:
+        """The message as a stdlib ``email.message.EmailMessage``, ready to send."""
+        composed = self._compose()
+        return stdlib_build.build(composed.fields, composed.root, utf8=composed.smtputf8)
+
+    def as_bytes(self) -> bytes:
+        """The exact bytes mailwright sends: CRLF line breaks, Bcc never included."""
+        composed = self._compose()
+        return wire.render(composed.fields, composed.root, utf8=composed.smtputf8)
+
+    def envelope(self) -> Envelope:
+        """Sender, recipients and data for an SMTP transaction (used by backends)."""
+        composed = self._compose()
+        return Envelope(
+            composed.sender.addr_spec,
+            [mailbox.addr_spec for mailbox in composed.recipients],
+            wire.render(composed.fields, composed.root, utf8=composed.smtputf8),
+            composed.smtputf8,
+        )
+
+    # --- attachments ---
+
+    def attach(
+        self,
+        filename: Any = None,
+        content: Any = None,
+        mimetype: str | None = None,
+    ) -> None:
+        """Attach ``(filename, content, mimetype)``, or a ready-made stdlib MIME part.
+
+        The type is guessed from the filename when not given. ``bytes`` content of a
+        ``text/*`` type is decoded as UTF-8 when it can be, otherwise sent as
+        ``application/octet-stream``.
+        """
+        if isinstance(filename, email.message.Message):
+            if content is not None or mimetype is not None:
+                raise ValueError("content and mimetype must not be given with a MIME part")
+            self.attachments.append(filename)
+            return
+        if content is None:
+            raise ValueError(f"attachment {filename!r}: content must be given")
+        if filename is not None and not isinstance(filename, str):
+            raise TypeError(f"attachment filename must be a string, got {filename!r}")
+        mimetype = mimetype or _guess_mimetype(filename)
+        maintype, _ = _split_mimetype(mimetype)
+        if maintype == "text" and isinstance(content, bytes | bytearray):
+            try:
+                content = bytes(content).decode("utf-8")
+            except UnicodeDecodeError:
+                mimetype = DEFAULT_ATTACHMENT_MIME_TYPE
+        self.attachments.append(EmailAttachment(filename, content, mimetype))
+
+    def attach_file(self, path: str | os.PathLike[str], mimetype: str | None = None) -> None:
+        """Attach a file from disk (read now: a missing file raises ``FileNotFoundError``)."""
+        path = Path(path)
+        content = path.read_bytes()
+        self.attach(path.name, content, mimetype or _guess_mimetype(path.name))
+
+    def attach_inline(
+        self,
+        filename: str | None,
+        content: bytes | str,
+        mimetype: str | None = None,
+        *,
+        cid: str | None = None,
+    ) -> str:
+        """Attach an image (or other part) for the HTML to show inline; return its
+        Content-ID, to reference as ``<img src="cid:{cid}">``."""
+        if content is None:
+            raise ValueError(f"inline attachment {filename!r}: content must be given")
+        mimetype = mimetype or _guess_mimetype(filename)
+        _split_mimetype(mimetype)
+        if cid is None:
+            cid = f"{os.urandom(10).hex()}@mailwright.inline"
+        elif not isinstance(cid, str) or not _CONTENT_ID.fullmatch(cid):
+            hdr.check_value("Content-ID", str(cid))
+            raise ValueError(f"invalid content id {cid!r}: use printable ASCII without <>")
+        self.inline_attachments.append(InlineAttachment(filename, content, mimetype, cid))
+        return cid
+
+    # --- composition ---
+
+    def _charset(self) -> str:
+        return self.encoding or settings.DEFAULT_CHARSET
+
+    def _recipient_mailboxes(self) -> list[Mailbox]:
+        mailboxes = []
+        for name, values in (("to", self.to), ("cc", self.cc), ("bcc", self.bcc)):
+            for value in values:
+                if value:
+                    mailboxes.append(parse_mailbox(value, name))
+        return mailboxes
+
+    def _display_mailboxes(self, name: str, values: list[Any]) -> list[Mailbox | Group]:
+        return [parse_mailbox(value, name) for value in values if value]
+
+    def _body_part(self, charset: str) -> Part | None:
+        """The main text part, or None when an empty body would only sit beside
+        attachments."""
+        if not self.body and (self.attachments or self.inline_attachments):
+            return None
+        return text_part(self.content_subtype, self.body, charset)
+
+    def _main_part(self, charset: str) -> Part | None:
+        return self._body_part(charset)
+
+    def _attach_related(self, main: Part | None, inline: list[Part]) -> tuple[Part | None, bool]:
+        """Wrap the HTML part and the inline parts in multipart/related.
+        Returns the new main part and whether an HTML part was found."""
+        if main is None or not inline:
+            return main, False
+        if isinstance(main, TextPart) and main.subtype == "html":
+            return Multipart("related", [main, *inline]), True
+        if isinstance(main, Multipart) and main.subtype == "alternative":
+            for index in range(len(main.children) - 1, -1, -1):
+                child = main.children[index]
+                if isinstance(child, TextPart) and child.subtype == "html":
+                    main.children[index] = Multipart("related", [child, *inline])
+                    return main, True
+        return main, False
+
+    def _tree(self, charset: str) -> Part:
+        main = self._main_part(charset)
+        inline = [
+            _content_part(
+                item.content,
+                item.mimetype,
+                charset,
+                disposition="inline",
+                filename=item.filename,
+                content_id=item.cid,
+            )
+            for item in self.inline_attachments
+        ]
+        main, placed = self._attach_related(main, inline)
+        extra: list[Part] = [] if placed else inline
+        for attachment in self.attachments:
+            if isinstance(attachment, email.message.Message):
+                extra.append(ForeignPart(attachment))
+            else:
+                filename, content, mimetype = attachment
+                extra.append(
+                    _content_part(
+                        content,
+                        mimetype or _guess_mimetype(filename),
+                        charset,
+                        disposition="attachment",
+                        filename=filename,
+                    )
+                )
+        if not extra:
+            assert main is not None
+            return main
+        children = [main, *extra] if main is not None else extra
+        return Multipart(self.mixed_subtype, children)
+
+    def _compose(self) -> _Composition:
+        charset = self._charset()
+        extra = {}
+        for name, value in self.extra_headers.items():
+            hdr.check_name(name)
+            extra[name] = hdr.check_value(name, _field_text(name, value))
+        overrides = {name.lower(): value for name, value in extra.items()}
+
+        sender = parse_mailbox(self.from_email, "from_email")
+        recipients = self._recipient_mailboxes()
+        displayed: list[tuple[str, list[Mailbox | Group]]] = []
+        for key, label, values in (
+            ("from", "From", [self.from_email]),
+            ("to", "To", self.to),
+            ("cc", "Cc", self.cc),
+            ("reply-to", "Reply-To", self.reply_to),
+        ):
+            if key in overrides:
+                continue
+            items = self._display_mailboxes(key.replace("-", "_"), values)
+            if items:
+                displayed.append((label, items))
+
+        fields: list[tuple[str, str]] = []
+        for label, items in displayed:
+            fields.append((label, hdr.address_value(label, items)))
+        if "subject" not in overrides:
+            fields.append(("Subject", hdr.unstructured_value("Subject", self.subject or "")))
+        if "date" not in overrides:
+            fields.append(("Date", _now_date()))
+        if "message-id" not in overrides:
+            fields.append(("Message-ID", _make_message_id(sender.domain)))
+
+        used_mailboxes: list[Mailbox] = [sender, *recipients]
+        for item_list in (items for _, items in displayed):
+            used_mailboxes.extend(m for m in item_list if isinstance(m, Mailbox))
+        for name, value in extra.items():
+            key = name.lower()
+            if key == "bcc":
+                continue  # Bcc is never written into the message
+            if key in _STRUCTURAL:
+                raise ValueError(
+                    f"header {name!r} is set by mailwright from the message content "
+                    "and cannot be given in headers"
+                )
+            if key in _ADDRESS_FIELDS:
+                items = parse_address_list(value, name)
+                for item in items:
+                    used_mailboxes.extend(item.mailboxes if isinstance(item, Group) else [item])
+                fields.append((name, hdr.address_value(name, items)))
+            else:
+                fields.append((name, hdr.unstructured_value(name, value)))
+
+        return _Composition(
+            fields=fields,
+            root=self._tree(charset),
+            sender=sender,
+            recipients=recipients,
+            smtputf8=any(mailbox.needs_smtputf8 for mailbox in used_mailboxes),
+        )
+
+
+class EmailMultiAlternatives(EmailMessage):
+    """A message with alternative renderings of the body (typically HTML)."""
+
+    def __init__(
+        self,
+        subject: str = "",
+        body: str = "",
+        from_email: str | None = None,
+        to: Iterable[Any] | None = None,
+        bcc: Iterable[Any] | None = None,
+        connection: BaseEmailBackend | None = None,
+        attachments: Iterable[Any] | None = None,
+        headers: Mapping[str, Any] | None = None,
+        alternatives: Iterable[Any] | None = None,
+        cc: Iterable[Any] | None = None,
+        reply_to: Iterable[Any] | None = None,
+    ) -> None:
+        super().__init__(
+            subject, body, from_email, to, bcc, connection, attachments, headers, cc, reply_to
+        )
+        self.alternatives: list[EmailAlternative] = []
+        for content, mimetype in alternatives or ():
+            self.attach_alternative(content, mimetype)
+
+    def attach_alternative(self, content: Any, mimetype: str) -> None:
+        """Add an alternative rendering, e.g. ``attach_alternative(html, "text/html")``."""
+        if content is None or mimetype is None:
+            raise ValueError("both content and mimetype must be given")
+        _split_mimetype(mimetype)
+        self.alternatives.append(EmailAlternative(content, mimetype))
+
+    def _main_part(self, charset: str) -> Part | None:
+        if not self.alternatives:
+            return self._body_part(charset)
+        parts = [text_part(self.content_subtype, self.body, charset)]
+        parts.extend(
+            _content_part(content, mimetype, charset) for content, mimetype in self.alternatives
+        )
+        return Multipart("alternative", parts)

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+import mailwright
+from certs import CertFiles, make_certs
+from mailwright.conf import SETTING_NAMES, settings
+from smtpserver import ServerOptions, SMTPTestServer
+
+
+@pytest.fixture(autouse=True)
+def clean_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test starts from the defaults: no configure(), no EMAIL_* environment."""
+    for name in (*SETTING_NAMES, "EMAIL_URL"):
+        monkeypatch.delenv(name, raising=False)
+    settings._reset()
+    mailwright.outbox = []
+    yield
+    settings._reset()
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> CertFiles:
+    return make_certs(tmp_path_factory.mktemp("certs"))
+
+
+ServerFactory = Callable[..., SMTPTestServer]
+
+
+@pytest.fixture
+def start_server() -> Iterator[ServerFactory]:
+    """Start SMTP servers with given ServerOptions fields; all stop after the test."""
+    servers: list[SMTPTestServer] = []
+
+    def start(**options: object) -> SMTPTestServer:
+        server = SMTPTestServer(ServerOptions(**options)).start()  # type: ignore[arg-type]
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def smtp_server(start_server: ServerFactory) -> SMTPTestServer:
+    """A plain SMTP server, with the settings pointing at it."""
+    server = start_server()
+    mailwright.configure(**server.settings)
+    return server

@@ -1,0 +1,199 @@
+"""A real SMTP server for tests: aiosmtpd on 127.0.0.1, a random port, its own thread.
+
+It records every message it accepts (envelope and raw bytes), every connection, and
+what arrived when (for the pipelining tests). Options cover what the tests need:
+STARTTLS, implicit TLS, AUTH, client certificates, SMTPUTF8, PIPELINING, refused
+recipients, a refused DATA, throttling replies and slow replies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import threading
+import time
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+    mail_options: list[str]
+    connection: int
+    tls: bool
+    authenticated: bool
+
+    def parsed(self) -> EmailMessage:
+        return message_from_bytes(self.data, policy=policy.default)  # type: ignore[return-value]
+
+
+@dataclass
+class ServerOptions:
+    starttls: ssl.SSLContext | None = None
+    implicit_tls: ssl.SSLContext | None = None
+    require_starttls: bool = False
+    auth: tuple[str, str] | None = None
+    auth_require_tls: bool = False
+    smtputf8: bool = True
+    pipelining: bool = True
+    refuse: set[str] = field(default_factory=set)
+    data_reply: str | None = None  # e.g. "554 5.7.1 rejected": refuse every DATA
+    mail_reply: str | None = None  # refuse every MAIL FROM
+    reply_delay: float = 0.0  # seconds before each reply (a slow server)
+    throttle: dict[str, int] = field(default_factory=dict)  # rcpt -> times to answer 454
+    data_size_limit: int | None = 33554432
+
+
+class _Handler:
+    def __init__(self, server: SMTPTestServer) -> None:
+        self.server = server
+
+    async def handle_EHLO(self, smtp, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.server.options.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
+
+    async def handle_MAIL(self, smtp, session, envelope, address, mail_options):
+        await self.server._delay()
+        if self.server.options.mail_reply:
+            return self.server.options.mail_reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_RCPT(self, smtp, session, envelope, address, rcpt_options):
+        await self.server._delay()
+        options = self.server.options
+        if address in options.refuse:
+            return "550 5.1.1 no such user here"
+        remaining = options.throttle.get(address, 0)
+        if remaining:
+            options.throttle[address] = remaining - 1
+            return "454 4.7.0 try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, smtp, session, envelope):
+        await self.server._delay()
+        if self.server.options.data_reply:
+            return self.server.options.data_reply
+        self.server.messages.append(
+            Received(
+                envelope.mail_from,
+                list(envelope.rcpt_tos),
+                bytes(envelope.original_content or envelope.content),
+                list(envelope.mail_options),
+                session.connection_number,
+                session.ssl is not None or smtp.transport.get_extra_info("ssl_object") is not None,
+                bool(session.authenticated),
+            )
+        )
+        return "250 2.0.0 accepted"
+
+
+class _RecordingSMTP(SMTP):
+    """Records when bytes arrive, so tests can see commands arriving grouped."""
+
+    def __init__(self, owner: SMTPTestServer, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._owner = owner
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        upgrade = self._original_transport is not None  # STARTTLS calls this again
+        number = getattr(self.session, "connection_number", None) if upgrade else None
+        super().connection_made(transport)
+        if not upgrade:
+            self._owner.connections += 1
+            number = self._owner.connections
+        self.session.connection_number = number
+
+    def data_received(self, data: bytes) -> None:
+        self._owner.chunks.append((time.monotonic(), data))
+        super().data_received(data)
+
+
+class SMTPTestServer:
+    def __init__(self, options: ServerOptions | None = None) -> None:
+        self.options = options or ServerOptions()
+        self.messages: list[Received] = []
+        self.chunks: list[tuple[float, bytes]] = []
+        self.connections = 0
+        self.host = "127.0.0.1"
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._server: asyncio.AbstractServer | None = None
+
+    async def _delay(self) -> None:
+        if self.options.reply_delay:
+            await asyncio.sleep(self.options.reply_delay)
+
+    def _authenticate(self, smtp, session, envelope, mechanism, auth_data):
+        expected = self.options.auth
+        ok = (
+            isinstance(auth_data, LoginPassword)
+            and expected is not None
+            and (auth_data.login.decode(), auth_data.password.decode()) == expected
+        )
+        return AuthResult(success=ok, handled=False)
+
+    def _factory(self) -> SMTP:
+        options = self.options
+        kwargs: dict[str, Any] = {
+            "enable_SMTPUTF8": options.smtputf8,
+            "hostname": "test.smtp.local",
+            "data_size_limit": options.data_size_limit,
+            "auth_require_tls": options.auth_require_tls,
+        }
+        if options.starttls is not None:
+            kwargs["tls_context"] = options.starttls
+            kwargs["require_starttls"] = options.require_starttls
+        if options.auth is not None:
+            kwargs["authenticator"] = self._authenticate
+            kwargs["auth_required"] = True
+        return _RecordingSMTP(self, _Handler(self), **kwargs)
+
+    def start(self) -> SMTPTestServer:
+        self._thread.start()
+        future = asyncio.run_coroutine_threadsafe(
+            self._loop.create_server(self._factory, self.host, 0, ssl=self.options.implicit_tls),
+            self._loop,
+        )
+        self._server = future.result(10)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    def stop(self) -> None:
+        async def shutdown() -> None:
+            assert self._server is not None
+            self._server.close()
+            await asyncio.sleep(0)
+
+        asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+
+    def wait_for(self, count: int, timeout: float = 5.0) -> list[Received]:
+        """The received messages once there are ``count`` of them."""
+        deadline = time.monotonic() + timeout
+        while len(self.messages) < count and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return self.messages
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """Settings that point the SMTP backend at this server."""
+        return {
+            "EMAIL_BACKEND": "mailwright.backends.smtp.EmailBackend",
+            "EMAIL_HOST": self.host,
+            "EMAIL_PORT": self.port,
+        }
