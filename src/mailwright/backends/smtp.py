@@ -107,7 +107,8 @@ class EmailBackend(BaseEmailBackend):
 
     # --- connection ---
 
-    def _connect(self) -> smtplib.SMTP:
+    def new_connection(self) -> smtplib.SMTP:
+        """A connected ``smtplib`` client (TCP, and TLS when implicit), before EHLO."""
         options: dict[str, Any] = {"local_hostname": local_hostname()}
         if self.timeout is not None:
             options["timeout"] = self.timeout
@@ -123,7 +124,7 @@ class EmailBackend(BaseEmailBackend):
                 return False
             connection = None
             try:
-                connection = self._connect()
+                connection = self.new_connection()
                 if self.use_tls:
                     connection.starttls(context=self.ssl_context)
                 connection.ehlo_or_helo_if_needed()
