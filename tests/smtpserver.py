@@ -29,6 +29,7 @@ class Received:
     connection: int
     tls: bool
     authenticated: bool
+    at: float = field(default_factory=time.monotonic)
 
     def parsed(self) -> EmailMessage:
         return message_from_bytes(self.data, policy=policy.default)  # type: ignore[return-value]
@@ -48,6 +49,8 @@ class ServerOptions:
     mail_reply: str | None = None  # refuse every MAIL FROM
     reply_delay: float = 0.0  # seconds before each reply (a slow server)
     throttle: dict[str, int] = field(default_factory=dict)  # rcpt -> times to answer 454
+    refuse_data_containing: bytes | None = None  # 554 to DATA when the content has this
+    mail_421: int = 0  # answer 421 (and hang up) to this many MAIL commands
     data_size_limit: int | None = 33554432
 
 
@@ -63,8 +66,14 @@ class _Handler:
 
     async def handle_MAIL(self, smtp, session, envelope, address, mail_options):
         await self.server._delay()
-        if self.server.options.mail_reply:
-            return self.server.options.mail_reply
+        options = self.server.options
+        if options.mail_421:
+            options.mail_421 -= 1
+            # RFC 5321 4.2: a 421 ends the session; hang up once the reply is out.
+            asyncio.get_running_loop().call_later(0.01, smtp.transport.close)
+            return "421 4.7.0 too busy, come back later"
+        if options.mail_reply:
+            return options.mail_reply
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 OK"
@@ -83,8 +92,12 @@ class _Handler:
 
     async def handle_DATA(self, smtp, session, envelope):
         await self.server._delay()
-        if self.server.options.data_reply:
-            return self.server.options.data_reply
+        options = self.server.options
+        if options.data_reply:
+            return options.data_reply
+        content = bytes(envelope.original_content or b"")
+        if options.refuse_data_containing and options.refuse_data_containing in content:
+            return "554 5.6.0 content refused"
         self.server.messages.append(
             Received(
                 envelope.mail_from,

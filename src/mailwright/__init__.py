@@ -12,6 +12,7 @@ from typing import Any
 
 from .addresses import Mailbox
 from .api import get_connection, mail_admins, mail_managers, send_mail, send_mass_mail
+from .bulk import BulkResult, Failure, Refusal, send_bulk
 from .conf import configure, override_settings, settings
 from .exceptions import BadHeaderError, ImproperlyConfigured, SMTPUTF8NotSupportedError
 from .message import (
@@ -32,14 +33,17 @@ outbox: list[Any] = []
 __all__ = [
     "DEFAULT_ATTACHMENT_MIME_TYPE",
     "BadHeaderError",
+    "BulkResult",
     "Delivery",
     "EmailAlternative",
     "EmailAttachment",
     "EmailMessage",
     "EmailMultiAlternatives",
+    "Failure",
     "ImproperlyConfigured",
     "InlineAttachment",
     "Mailbox",
+    "Refusal",
     "SMTPUTF8NotSupportedError",
     "configure",
     "get_connection",
@@ -47,6 +51,7 @@ __all__ = [
     "mail_managers",
     "outbox",
     "override_settings",
+    "send_bulk",
     "send_mail",
     "send_mass_mail",
     "settings",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.errors import NonASCIILocalPartDefect
 from email.headerregistry import Address, HeaderRegistry
 
@@ -28,7 +28,9 @@ _SIMPLE_ADDR = rf"({_DOT_ATOM})@({_LABEL}(?:\.{_LABEL})*)"
 _SIMPLE_NAME = rf"{_ATEXT}+(?: {_ATEXT}+)*"
 _FAST_BARE = re.compile(_SIMPLE_ADDR)
 _FAST_NAMED = re.compile(rf"({_SIMPLE_NAME}) <{_SIMPLE_ADDR}>")
-_DOT_ATOM_RE = re.compile(_DOT_ATOM)
+# RFC 6532 lets a dot-atom hold any non-ASCII character too.
+_UTF8_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\x80-\U0010ffff-]"
+_DOT_ATOM_RE = re.compile(rf"{_UTF8_ATEXT}+(?:\.{_UTF8_ATEXT}+)*")
 _QUOTE_NEEDED = re.compile(r'(["\\])')
 
 _registry = HeaderRegistry()
@@ -45,14 +47,14 @@ class Mailbox:
     display_name: str
     local_part: str
     domain: str
+    #: ``local@domain``, the local part quoted when it has to be (computed once).
+    addr_spec: str = field(init=False, compare=False, repr=False)
 
-    @property
-    def addr_spec(self) -> str:
-        """``local@domain``, with the local part quoted when it has to be."""
+    def __post_init__(self) -> None:
         local = self.local_part
-        if not _DOT_ATOM_RE.fullmatch(local) and local.isascii():
+        if not _DOT_ATOM_RE.fullmatch(local):
             local = '"' + _QUOTE_NEEDED.sub(r"\\\1", local) + '"'
-        return f"{local}@{self.domain}"
+        object.__setattr__(self, "addr_spec", f"{local}@{self.domain}")
 
     @property
     def needs_smtputf8(self) -> bool:

@@ -209,6 +209,20 @@ _URL_QUERY = {
 }
 
 
+# The settings an EMAIL_URL can give (others skip looking at it).
+_URL_SETTINGS = frozenset(
+    {
+        "EMAIL_BACKEND",
+        "EMAIL_HOST",
+        "EMAIL_PORT",
+        "EMAIL_HOST_USER",
+        "EMAIL_HOST_PASSWORD",
+        "EMAIL_FILE_PATH",
+        *_URL_QUERY.values(),
+    }
+)
+
+
 def _redact(url: str) -> str:
     """The URL with any password replaced, for error messages."""
     parts = urlsplit(url)
@@ -307,12 +321,13 @@ class Settings:
         raw = os.environ.get(name)
         if raw is not None:
             return setting.parse(name, raw)
-        url = os.environ.get("EMAIL_URL")
+        url = os.environ.get("EMAIL_URL") if name in _URL_SETTINGS else None
         if url:
             derived = parse_email_url(url)
             if name in derived:
                 return derived[name]
-        return setting.default
+        default = setting.default
+        return list(default) if isinstance(default, list) else default  # never share it
 
     def _effective_url(self) -> str | None:
         for layer in reversed(self._layers):

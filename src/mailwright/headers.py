@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from .addresses import Group, Mailbox
 from .exceptions import BadHeaderError
@@ -78,16 +78,18 @@ def check_name(name: object) -> str:
 # --- folding ---
 
 
-def fold(name: str, atoms: Iterable[str]) -> str:
+def fold(name: str, atoms: Sequence[str]) -> str:
     """Join atoms into lines of at most MAX_LINE characters (counting ``"Name: "``).
 
     Every atom after the first starts with the whitespace before which a line may be
     broken; breaking there and unfolding again gives back the same text. An atom that
     is longer than a line on its own stays whole (the hard limit, 998, is far away).
     """
+    used = len(name) + 2
+    if used + sum(map(len, atoms)) <= MAX_LINE:
+        return "".join(atoms)
     lines: list[str] = []
     line = ""
-    used = len(name) + 2
     for atom in atoms:
         if line and used + len(atom) > MAX_LINE:
             lines.append(line)
@@ -151,6 +153,15 @@ def unstructured_value(name: str, value: str) -> str:
     check_value(name, value)
     if not value:
         return ""
+    if (
+        len(name) + len(value) + 2 <= MAX_LINE
+        and value.isascii()
+        and value.isprintable()
+        and value[0] != " "
+        and value[-1] != " "
+        and "=?" not in value
+    ):
+        return value  # the common case: short, plain, nothing to fold or encode
     if "=?" not in value and _PLAIN_TEXT.fullmatch(value):
         atoms = _WHITESPACE_SPLIT.split(value)
         if len(name) + 2 + len(atoms[0]) <= MAX_LINE and all(
@@ -248,6 +259,8 @@ def _mailbox_atoms(mailbox: Mailbox) -> list[str]:
 
 def address_value(name: str, items: Sequence[Mailbox | Group]) -> str:
     """Fold an address-list field (From, To, Cc, Reply-To), breaking between addresses."""
+    if len(items) == 1 and isinstance(items[0], Mailbox) and not items[0].display_name:
+        return fold(name, [items[0].addr_spec])  # the common case: one bare address
     atoms: list[str] = []
     for index, item in enumerate(items):
         if isinstance(item, Group):

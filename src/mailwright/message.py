@@ -10,6 +10,7 @@ all start from ``_compose()``, which checks every field through ``headers`` and
 from __future__ import annotations
 
 import email.message
+import itertools
 import mimetypes
 import os
 import re
@@ -122,8 +123,21 @@ def _now_date() -> str:
     return _date_cache[1]
 
 
+# Message-IDs: time, a per-process random part and a counter make each one unique
+# without a system call per message.
+_id_prefix = os.urandom(6).hex()
+_id_counter = itertools.count()
+
+
 def _make_message_id(domain: str) -> str:
-    return f"<{time.time_ns():x}.{os.urandom(8).hex()}@{domain}>"
+    return f"<{time.time_ns():x}.{_id_prefix}{next(_id_counter):x}@{domain}>"
+
+
+def _mailboxes(values: list[Any], field: str) -> list[Mailbox]:
+    """Parsed addresses of one list attribute; empty entries are dropped."""
+    if not values:
+        return []
+    return [parse_mailbox(value, field) for value in values if value]
 
 
 def _field_text(name: str, value: Any) -> str:
@@ -180,6 +194,7 @@ def _content_part(
     maintype, subtype = _split_mimetype(mimetype)
     if filename is not None:
         hdr.check_value("filename", filename)
+    filename = filename or None  # an empty name says nothing; leave the parameter out
     if maintype == "text" and isinstance(content, str):
         return text_part(
             subtype,
@@ -368,15 +383,11 @@ class EmailMessage:
         return self.encoding or settings.DEFAULT_CHARSET
 
     def _recipient_mailboxes(self) -> list[Mailbox]:
-        mailboxes = []
-        for name, values in (("to", self.to), ("cc", self.cc), ("bcc", self.bcc)):
-            for value in values:
-                if value:
-                    mailboxes.append(parse_mailbox(value, name))
-        return mailboxes
-
-    def _display_mailboxes(self, name: str, values: list[Any]) -> list[Mailbox | Group]:
-        return [parse_mailbox(value, name) for value in values if value]
+        return [
+            *_mailboxes(self.to, "to"),
+            *_mailboxes(self.cc, "cc"),
+            *_mailboxes(self.bcc, "bcc"),
+        ]
 
     def _body_part(self, charset: str) -> Part | None:
         """The main text part, or None when an empty body would only sit beside
@@ -439,41 +450,42 @@ class EmailMessage:
         return Multipart(self.mixed_subtype, children)
 
     def _compose(self) -> _Composition:
+        """Check every field, encode the header, decide the tree. Each address is
+        parsed once; the envelope and the displayed fields share the result."""
         charset = self._charset()
-        extra = {}
+        extra: dict[str, str] = {}
         for name, value in self.extra_headers.items():
             hdr.check_name(name)
             extra[name] = hdr.check_value(name, _field_text(name, value))
-        overrides = {name.lower(): value for name, value in extra.items()}
+        overridden = {name.lower() for name in extra}
 
         sender = parse_mailbox(self.from_email, "from_email")
-        recipients = self._recipient_mailboxes()
-        displayed: list[tuple[str, list[Mailbox | Group]]] = []
-        for key, label, values in (
-            ("from", "From", [self.from_email]),
-            ("to", "To", self.to),
-            ("cc", "Cc", self.cc),
-            ("reply-to", "Reply-To", self.reply_to),
-        ):
-            if key in overrides:
-                continue
-            items = self._display_mailboxes(key.replace("-", "_"), values)
-            if items:
-                displayed.append((label, items))
+        to = _mailboxes(self.to, "to")
+        cc = _mailboxes(self.cc, "cc")
+        recipients = [*to, *cc, *_mailboxes(self.bcc, "bcc")]
+        used: list[Mailbox] = [sender, *recipients]
 
         fields: list[tuple[str, str]] = []
-        for label, items in displayed:
-            fields.append((label, hdr.address_value(label, items)))
-        if "subject" not in overrides:
+        for key, label, items in (
+            ("from", "From", [sender]),
+            ("to", "To", to),
+            ("cc", "Cc", cc),
+            ("reply-to", "Reply-To", None),
+        ):
+            if key in overridden:
+                continue
+            if items is None:
+                items = _mailboxes(self.reply_to, "reply_to")
+                used.extend(items)
+            if items:
+                fields.append((label, hdr.address_value(label, items)))
+        if "subject" not in overridden:
             fields.append(("Subject", hdr.unstructured_value("Subject", self.subject or "")))
-        if "date" not in overrides:
+        if "date" not in overridden:
             fields.append(("Date", _now_date()))
-        if "message-id" not in overrides:
+        if "message-id" not in overridden:
             fields.append(("Message-ID", _make_message_id(sender.domain)))
 
-        used_mailboxes: list[Mailbox] = [sender, *recipients]
-        for item_list in (items for _, items in displayed):
-            used_mailboxes.extend(m for m in item_list if isinstance(m, Mailbox))
         for name, value in extra.items():
             key = name.lower()
             if key == "bcc":
@@ -486,7 +498,7 @@ class EmailMessage:
             if key in _ADDRESS_FIELDS:
                 items = parse_address_list(value, name)
                 for item in items:
-                    used_mailboxes.extend(item.mailboxes if isinstance(item, Group) else [item])
+                    used.extend(item.mailboxes if isinstance(item, Group) else [item])
                 fields.append((name, hdr.address_value(name, items)))
             else:
                 fields.append((name, hdr.unstructured_value(name, value)))
@@ -496,7 +508,7 @@ class EmailMessage:
             root=self._tree(charset),
             sender=sender,
             recipients=recipients,
-            smtputf8=any(mailbox.needs_smtputf8 for mailbox in used_mailboxes),
+            smtputf8=any(mailbox.needs_smtputf8 for mailbox in used),
         )
 
 

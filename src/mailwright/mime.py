@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email.charset
 import email.message
+import functools
 from dataclasses import dataclass
 
 __all__ = [
@@ -89,6 +90,7 @@ def crlf_lines(data: bytes) -> bytes:
     return b"\r\n".join(data.splitlines()) + b"\r\n"
 
 
+@functools.lru_cache(maxsize=64)
 def _is_ascii_compatible(charset: str) -> bool:
     try:
         return "\r\n -~azAZ09".encode(charset) == b"\r\n -~azAZ09"
@@ -96,6 +98,7 @@ def _is_ascii_compatible(charset: str) -> bool:
         return False
 
 
+@functools.lru_cache(maxsize=64)
 def _charset_name(charset: str) -> str:
     """The name to write in ``charset=``: the MIME name for Python's aliases
     (``latin-1`` -> ``iso-8859-1``), lower case."""
@@ -110,7 +113,10 @@ def choose_cte(data: bytes) -> str:
     8bit is never chosen: it would need the server's 8BITMIME, and mail must not be
     corrupted by a relay that lacks it.
     """
-    if data.isascii() and all(len(line) <= MAX_7BIT_LINE for line in data.split(b"\r\n")):
+    if data.isascii() and (
+        len(data) <= MAX_7BIT_LINE
+        or all(len(line) <= MAX_7BIT_LINE for line in data.split(b"\r\n"))
+    ):
         return "7bit"
     escaped = len(data.translate(None, _QP_LITERAL))
     return "quoted-printable" if escaped * 6 <= len(data) else "base64"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import os
 import threading
 from collections import OrderedDict
@@ -81,6 +82,13 @@ def _disposition_fields(
         out.append(_field("Content-ID", f"<{content_id}>"))
 
 
+@functools.lru_cache(maxsize=256)
+def _text_fields(subtype: str, charset: str, cte: str) -> bytes:
+    return (
+        f'Content-Type: text/{subtype}; charset="{charset}"\r\nContent-Transfer-Encoding: {cte}\r\n'
+    ).encode("ascii")
+
+
 def _text_body(part: TextPart) -> bytes:
     if part.cte == "7bit":
         return part.data
@@ -91,10 +99,7 @@ def _text_body(part: TextPart) -> bytes:
 
 def _write(part: Part, out: list[bytes]) -> None:
     if isinstance(part, TextPart):
-        out.append(
-            f'Content-Type: text/{part.subtype}; charset="{part.charset}"\r\n'
-            f"Content-Transfer-Encoding: {part.cte}\r\n".encode("ascii")
-        )
+        out.append(_text_fields(part.subtype, part.charset, part.cte))
         _disposition_fields(out, part.disposition, part.filename, part.content_id)
         out.append(CRLF)
         out.append(_text_body(part))
@@ -132,8 +137,7 @@ def _write(part: Part, out: list[bytes]) -> None:
 
 def render(fields: list[tuple[str, str]], root: Part, *, utf8: bool = False) -> bytes:
     """The message as bytes: ``fields`` (name, folded value) on top, then the tree."""
-    charset = "utf-8" if utf8 else "ascii"
-    out = [f"{name}: {value}\r\n".encode(charset) for name, value in fields]
-    out.append(b"MIME-Version: 1.0\r\n")
+    head = "".join([f"{name}: {value}\r\n" for name, value in fields])
+    out = [head.encode("utf-8" if utf8 else "ascii"), b"MIME-Version: 1.0\r\n"]
     _write(root, out)
     return b"".join(out)

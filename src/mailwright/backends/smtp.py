@@ -51,7 +51,8 @@ class EmailBackend(BaseEmailBackend):
 
     ``ssl_cafile`` adds a CA bundle (EMAIL_SSL_CAFILE) to the system ones; ``ssl_context``
     replaces mailwright's context entirely (for unusual set-ups). ``pipelining=False``
-    forces the classic one-command-at-a-time exchange.
+    forces the classic one-command-at-a-time exchange. ``connections=N`` sends a batch
+    over N parallel connections (see ``mailwright.send_bulk``).
     """
 
     def __init__(
@@ -70,6 +71,7 @@ class EmailBackend(BaseEmailBackend):
         ssl_cafile: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
         pipelining: bool = True,
+        connections: int = 1,
         **kwargs: Any,
     ) -> None:
         super().__init__(fail_silently=fail_silently)
@@ -88,8 +90,13 @@ class EmailBackend(BaseEmailBackend):
                 "EMAIL_USE_TLS and EMAIL_USE_SSL are both true: choose STARTTLS (EMAIL_USE_TLS) "
                 "or implicit TLS (EMAIL_USE_SSL), not both"
             )
+        if not isinstance(connections, int) or connections < 1:
+            raise ImproperlyConfigured(
+                f"connections= must be a positive integer, got {connections!r}"
+            )
         self._ssl_context = ssl_context
         self.pipelining = pipelining
+        self.connections = connections
         self.connection: smtplib.SMTP | None = None
         self._lock = threading.RLock()
 
@@ -171,6 +178,8 @@ class EmailBackend(BaseEmailBackend):
         touching the network; one later in the batch stops it cleanly after the
         messages before it, with nothing half-sent.
         """
+        if self.connections > 1 and len(email_messages) > 1:
+            return self._send_parallel(email_messages)
         with self._lock:
             stop: list[BaseException] = []  # the first error; no transaction after it
             envelopes = self._envelopes(email_messages, stop)
@@ -197,13 +206,12 @@ class EmailBackend(BaseEmailBackend):
                 return
             message.delivery = None
             try:
-                if not message.recipients():
-                    continue
                 envelope = message.envelope()
             except Exception as exc:
                 stop.append(exc)
                 return
-            yield index, envelope
+            if envelope.recipients:  # a message without recipients is not sent
+                yield index, envelope
 
     def _run(
         self,
@@ -214,7 +222,9 @@ class EmailBackend(BaseEmailBackend):
         assert self.connection is not None
         sent = 0
         try:
-            for outcome in run_transactions(self.connection, envelopes, pipelining=self.pipelining):
+            for outcome in run_transactions(
+                self.connection, envelopes, pipelining=self.pipelining, proceed=lambda: not stop
+            ):
                 email_messages[outcome.index].delivery = outcome.delivery
                 if outcome.error is None:
                     sent += 1
@@ -230,3 +240,28 @@ class EmailBackend(BaseEmailBackend):
                 return sent
             raise error
         return sent
+
+    def _send_parallel(self, email_messages: Sequence[EmailMessage]) -> int:
+        from ..bulk import send_bulk
+
+        result = send_bulk(
+            email_messages,
+            connections=self.connections,
+            backend=type(self),
+            host=self.host,
+            port=self.port,
+            username=self.username,
+            password=self.password,
+            use_tls=self.use_tls,
+            use_ssl=self.use_ssl,
+            timeout=self.timeout,
+            ssl_keyfile=self.ssl_keyfile,
+            ssl_certfile=self.ssl_certfile,
+            ssl_cafile=self.ssl_cafile,
+            ssl_context=self._ssl_context,
+            pipelining=self.pipelining,
+        )
+        if result.failed and not self.fail_silently:
+            first = result.failed[0]
+            raise first.error or smtplib.SMTPException(first.reason)
+        return result.sent

@@ -1,0 +1,181 @@
+"""SMTP PIPELINING (RFC 2920): grouping, reply matching, and the failure rules."""
+
+from __future__ import annotations
+
+import smtplib
+
+import pytest
+
+from conftest import ServerFactory
+from mailwright import EmailMessage, get_connection
+from scripted import ScriptedServer
+
+
+def batch(count: int, **kwargs: object) -> list[EmailMessage]:
+    return [
+        EmailMessage(
+            f"Message {i}", f"Body {i}", "from@example.com", [f"to{i}@example.com"], **kwargs
+        )  # type: ignore[arg-type]
+        for i in range(count)
+    ]
+
+
+def chunks_with(server, needle: bytes) -> list[bytes]:  # type: ignore[no-untyped-def]
+    return [chunk for _, chunk in server.chunks if needle in chunk]
+
+
+def test_commands_arrive_grouped(start_server: ServerFactory) -> None:
+    server = start_server(pipelining=True)
+    connection = get_connection("smtp", host=server.host, port=server.port)
+    assert connection.send_messages(batch(3)) == 3
+    assert len(server.wait_for(3)) == 3
+    for i in range(3):
+        (group,) = chunks_with(server, f"RCPT TO:<to{i}@example.com>".encode())
+        # MAIL, RCPT and DATA of one message travel together...
+        assert b"MAIL FROM:<from@example.com>" in group and group.endswith(b"DATA\r\n")
+        if i:
+            # ...behind the content and final dot of the message before.
+            assert f"Body {i - 1}".encode() in group
+            assert b"\r\n.\r\nMAIL FROM:" in group
+
+
+def test_without_pipelining_the_exchange_is_classic(start_server: ServerFactory) -> None:
+    server = start_server(pipelining=False)
+    connection = get_connection("smtp", host=server.host, port=server.port)
+    assert connection.send_messages(batch(2)) == 2
+    server.wait_for(2)
+    for _, chunk in server.chunks:
+        commands = [
+            line for line in chunk.split(b"\r\n") if line[:4] in (b"MAIL", b"RCPT", b"DATA")
+        ]
+        assert len(commands) <= 1, chunk
+
+
+def test_pipelining_can_be_turned_off(start_server: ServerFactory) -> None:
+    server = start_server(pipelining=True)
+    connection = get_connection("smtp", host=server.host, port=server.port, pipelining=False)
+    assert connection.send_messages(batch(2)) == 2
+    server.wait_for(2)
+    assert not chunks_with(server, b"\r\nRCPT TO")
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_mixed_replies_map_to_the_right_recipients(
+    start_server: ServerFactory, pipelining: bool
+) -> None:
+    refused = {"b@example.com", "d@example.com"}
+    server = start_server(refuse=refused, pipelining=pipelining)
+    msg = EmailMessage(
+        "s",
+        "b",
+        "from@example.com",
+        ["a@example.com", "b@example.com"],
+        cc=["c@example.com"],
+        bcc=["d@example.com"],
+    )
+    assert get_connection("smtp", host=server.host, port=server.port).send_messages([msg]) == 1
+    (received,) = server.wait_for(1)
+    assert received.rcpt_tos == ["a@example.com", "c@example.com"]
+    assert msg.delivery is not None
+    assert msg.delivery.accepted == ["a@example.com", "c@example.com"]
+    assert set(msg.delivery.refused) == refused
+    assert all(code == 550 for code, _ in msg.delivery.refused.values())
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_data_refused_after_good_recipients(start_server: ServerFactory, pipelining: bool) -> None:
+    server = start_server(refuse_data_containing=b"REJECT-ME", pipelining=pipelining)
+    messages = [
+        EmailMessage("first", "fine", "from@example.com", ["a@example.com"]),
+        EmailMessage("second", "REJECT-ME", "from@example.com", ["b@example.com"]),
+        EmailMessage("third", "fine", "from@example.com", ["c@example.com"]),
+    ]
+    connection = get_connection("smtp", host=server.host, port=server.port, fail_silently=True)
+    assert connection.send_messages(messages) == 2
+    assert [r.parsed()["Subject"] for r in server.wait_for(2)] == ["first", "third"]
+    assert server.connections == 1  # the connection stayed usable
+    with pytest.raises(smtplib.SMTPDataError) as info:
+        get_connection("smtp", host=server.host, port=server.port).send_messages(messages[1:2])
+    assert info.value.smtp_code == 554
+
+
+def test_data_command_refused_after_good_recipients_then_rset() -> None:
+    server = ScriptedServer(
+        {
+            b"RCPT": [b"250 ok", b"250 ok"],
+            b"DATA": [b"554 5.7.1 not now", b"354 go ahead"],
+            b".": [b"250 queued"],
+        },
+        features=[b"PIPELINING"],
+    )
+    try:
+        messages = [
+            EmailMessage("one", "FIRST-CONTENT", "a@example.com", ["x@example.com"]),
+            EmailMessage("two", "SECOND-CONTENT", "a@example.com", ["y@example.com"]),
+        ]
+        connection = get_connection("smtp", host="127.0.0.1", port=server.port, fail_silently=True)
+        assert connection.send_messages(messages) == 1
+        # the refused message reached nobody; its delivery says why
+        assert messages[0].delivery is not None
+        assert messages[0].delivery.accepted == []
+        assert messages[0].delivery.refused == {"x@example.com": (554, "5.7.1 not now")}
+        assert messages[1].delivery is not None
+        assert messages[1].delivery.accepted == ["y@example.com"]
+        assert b"FIRST-CONTENT" not in server.received
+        assert b"SECOND-CONTENT" in server.received
+        # RSET after the refused DATA, pipelined ahead of the next envelope
+        assert b"RSET\r\nMAIL FROM:<a@example.com>" in server.received
+    finally:
+        server.close()
+
+
+def test_354_without_accepted_recipients_gets_a_lone_dot() -> None:
+    # A server that asks for content although it refused every recipient: the client
+    # must end the transaction with a lone dot and never send the content.
+    server = ScriptedServer(
+        {
+            b"RCPT": [b"550 no such user"],
+            b"DATA": [b"354 go ahead"],
+            b".": [b"554 no valid recipients"],
+        },
+        features=[b"PIPELINING"],
+    )
+    try:
+        msg = EmailMessage(
+            "secret", "CONTENT-MUST-NOT-BE-SENT", "a@example.com", ["nobody@example.com"]
+        )
+        with pytest.raises(smtplib.SMTPRecipientsRefused):
+            get_connection("smtp", host="127.0.0.1", port=server.port).send_messages([msg])
+        assert b"CONTENT-MUST-NOT-BE-SENT" not in server.received
+        assert b"DATA\r\n.\r\n" in server.received
+    finally:
+        server.close()
+
+
+def test_refused_sender_in_a_pipelined_group() -> None:
+    server = ScriptedServer(
+        {
+            b"MAIL": [b"550 sender blocked"],
+            b"RCPT": [b"503 need MAIL first"],
+            b"DATA": [b"503 need RCPT first"],
+        },
+        features=[b"PIPELINING"],
+    )
+    try:
+        msg = EmailMessage("s", "CONTENT", "blocked@example.com", ["to@example.com"])
+        with pytest.raises(smtplib.SMTPSenderRefused) as info:
+            get_connection("smtp", host="127.0.0.1", port=server.port).send_messages([msg])
+        assert info.value.smtp_code == 550
+        assert b"CONTENT" not in server.received
+        assert b"RSET\r\n" in server.received
+    finally:
+        server.close()
+
+
+def test_size_and_8bitmime_and_smtputf8_options(start_server: ServerFactory) -> None:
+    server = start_server(smtputf8=True)
+    msg = EmailMessage("s", "b", "from@example.com", ["jörg@example.com"])
+    assert get_connection("smtp", host=server.host, port=server.port).send_messages([msg]) == 1
+    (received,) = server.wait_for(1)
+    assert "SMTPUTF8" in received.mail_options
+    assert f"SIZE={len(received.data)}" in received.mail_options
