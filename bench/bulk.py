@@ -20,7 +20,7 @@ import smtplib
 import socket
 import subprocess
 import sys
-import threading
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,7 +50,11 @@ def wait_for_port(port: int, timeout: float = 10) -> None:
 
 
 class Sink:
-    """An SMTP sink in its own process, counting messages (``mesg=N`` lines)."""
+    """An SMTP sink in its own process, counting messages (``mesg=N`` lines).
+
+    Its counter goes to a file, read only between runs: a reader thread in this
+    process would compete with the sender for the GIL and skew the numbers.
+    """
 
     def __init__(self, kind: str) -> None:
         self.port = free_port()
@@ -65,31 +69,27 @@ class Sink:
             command += [f"127.0.0.1:{self.port}", "1024"]
         else:
             command = [sys.executable, str(HERE / "_sink.py"), "--port", str(self.port)]
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        self.count = 0
-        threading.Thread(target=self._read, daemon=True).start()
+        self.log = tempfile.NamedTemporaryFile(prefix="mailwright-sink-", suffix=".log")  # noqa: SIM115
+        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
         wait_for_port(self.port)
 
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        pending = b""
-        while chunk := self.process.stdout.read1(4096):
-            pending += chunk
-            *done, pending = re.split(rb"[\r\n]", pending)
-            for piece in done:
-                match = re.search(rb"mesg=(\d+)", piece)
-                if match:
-                    self.count = int(match[1])
+    @property
+    def count(self) -> int:
+        with open(self.log.name, "rb") as log:
+            log.seek(max(0, os.path.getsize(self.log.name) - 200))
+            counts = re.findall(rb"mesg=(\d+)", log.read())
+        return int(counts[-1]) if counts else 0
 
     def wait_count(self, expected: int, timeout: float = 30) -> int:
         deadline = time.monotonic() + timeout
-        while self.count < expected and time.monotonic() < deadline:
+        while (count := self.count) < expected and time.monotonic() < deadline:
             time.sleep(0.01)
-        return self.count
+        return count
 
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(10)
+        self.log.close()
 
 
 class Proxy:

@@ -51,6 +51,8 @@ class ServerOptions:
     throttle: dict[str, int] = field(default_factory=dict)  # rcpt -> times to answer 454
     refuse_data_containing: bytes | None = None  # 554 to DATA when the content has this
     mail_421: int = 0  # answer 421 (and hang up) to this many MAIL commands
+    data_command_delay: float = 0.0  # seconds before answering DATA with 354
+    stall_data: float = 0.0  # after DATA, stop reading for this long (client buffers fill)
     data_size_limit: int | None = 33554432
 
 
@@ -127,6 +129,19 @@ class _RecordingSMTP(SMTP):
             self._owner.connections += 1
             number = self._owner.connections
         self.session.connection_number = number
+
+    async def smtp_DATA(self, arg: str) -> None:
+        options = self._owner.options
+        if options.data_command_delay:
+            await asyncio.sleep(options.data_command_delay)
+        if options.stall_data:
+            self.transport.pause_reading()
+            asyncio.get_running_loop().call_later(options.stall_data, self._resume)
+        await super().smtp_DATA(arg)
+
+    def _resume(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
         self._owner.chunks.append((time.monotonic(), data))

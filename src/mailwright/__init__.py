@@ -11,8 +11,18 @@ from __future__ import annotations
 from typing import Any
 
 from .addresses import Mailbox
-from .api import get_connection, mail_admins, mail_managers, send_mail, send_mass_mail
-from .bulk import BulkResult, Failure, Refusal, send_bulk
+from .api import (
+    amail_admins,
+    amail_managers,
+    asend_mail,
+    asend_mass_mail,
+    get_connection,
+    mail_admins,
+    mail_managers,
+    send_mail,
+    send_mass_mail,
+)
+from .bulk import BulkResult, Failure, Refusal, asend_bulk, send_bulk
 from .conf import configure, override_settings, settings
 from .exceptions import BadHeaderError, ImproperlyConfigured, SMTPUTF8NotSupportedError
 from .message import (
@@ -45,6 +55,11 @@ __all__ = [
     "Mailbox",
     "Refusal",
     "SMTPUTF8NotSupportedError",
+    "amail_admins",
+    "amail_managers",
+    "asend_bulk",
+    "asend_mail",
+    "asend_mass_mail",
     "configure",
     "get_connection",
     "mail_admins",

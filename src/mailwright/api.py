@@ -12,7 +12,17 @@ from .conf import settings
 from .exceptions import ImproperlyConfigured
 from .message import EmailMessage, EmailMultiAlternatives
 
-__all__ = ["get_connection", "mail_admins", "mail_managers", "send_mail", "send_mass_mail"]
+__all__ = [
+    "amail_admins",
+    "amail_managers",
+    "asend_mail",
+    "asend_mass_mail",
+    "get_connection",
+    "mail_admins",
+    "mail_managers",
+    "send_mail",
+    "send_mass_mail",
+]
 
 _BACKEND_ALIASES = {
     name: f"mailwright.backends.{name}.EmailBackend"
@@ -76,13 +86,14 @@ def send_mail(
 ) -> int:
     """Send one message to every address in ``recipient_list`` (all in "To").
     Returns 1 if it was sent, else 0."""
-    connection = _connection_for(connection, fail_silently, auth_user, auth_password)
-    mail = EmailMultiAlternatives(
-        subject, message, from_email, recipient_list, connection=connection
-    )
-    if html_message:
-        mail.attach_alternative(html_message, "text/html")
-    return mail.send()
+    return _mail(
+        subject,
+        message,
+        from_email,
+        recipient_list,
+        html_message,
+        _connection_for(connection, fail_silently, auth_user, auth_password),
+    ).send()
 
 
 def send_mass_mail(
@@ -95,34 +106,54 @@ def send_mass_mail(
     """Send each ``(subject, message, from_email, recipient_list)`` as its own message,
     all over one connection. Returns the number sent."""
     connection = _connection_for(connection, fail_silently, auth_user, auth_password)
-    messages = [
+    return connection.send_messages(_mass_messages(datatuple, connection))
+
+
+def _mail(
+    subject: str,
+    message: str,
+    from_email: str | None,
+    recipient_list: Sequence[Any],
+    html_message: str | None,
+    connection: BaseEmailBackend | None,
+) -> EmailMultiAlternatives:
+    mail = EmailMultiAlternatives(
+        subject, message, from_email, recipient_list, connection=connection
+    )
+    if html_message:
+        mail.attach_alternative(html_message, "text/html")
+    return mail
+
+
+def _mass_messages(
+    datatuple: Iterable[tuple[str, str, str | None, Sequence[Any]]],
+    connection: BaseEmailBackend,
+) -> list[EmailMessage]:
+    return [
         EmailMessage(subject, message, sender, recipients, connection=connection)
         for subject, message, sender, recipients in datatuple
     ]
-    return connection.send_messages(messages)
 
 
-def _mail_list(
+def _list_mail(
     setting: str,
     subject: str,
     message: str,
-    fail_silently: bool,
     connection: BaseEmailBackend | None,
     html_message: str | None,
-) -> int:
+) -> EmailMultiAlternatives | None:
+    """The message for ADMINS or MANAGERS; None when the list is empty."""
     recipients = getattr(settings, setting)
     if not recipients:
-        return 0
-    mail = EmailMultiAlternatives(
+        return None
+    return _mail(
         f"{settings.EMAIL_SUBJECT_PREFIX}{subject}",
         message,
         settings.SERVER_EMAIL,
         list(recipients),
-        connection=connection,
+        html_message,
+        connection,
     )
-    if html_message:
-        mail.attach_alternative(html_message, "text/html")
-    return mail.send(fail_silently=fail_silently)
 
 
 def mail_admins(
@@ -134,7 +165,8 @@ def mail_admins(
 ) -> int:
     """Send a message to ADMINS, subject prefixed with EMAIL_SUBJECT_PREFIX, from
     SERVER_EMAIL. Nothing is sent (and 0 returned) when ADMINS is empty."""
-    return _mail_list("ADMINS", subject, message, fail_silently, connection, html_message)
+    mail = _list_mail("ADMINS", subject, message, connection, html_message)
+    return mail.send(fail_silently=fail_silently) if mail else 0
 
 
 def mail_managers(
@@ -145,4 +177,66 @@ def mail_managers(
     html_message: str | None = None,
 ) -> int:
     """Like ``mail_admins``, to MANAGERS."""
-    return _mail_list("MANAGERS", subject, message, fail_silently, connection, html_message)
+    mail = _list_mail("MANAGERS", subject, message, connection, html_message)
+    return mail.send(fail_silently=fail_silently) if mail else 0
+
+
+# --- asyncio twins: the same arguments and results ---
+
+
+async def asend_mail(
+    subject: str,
+    message: str,
+    from_email: str | None,
+    recipient_list: Sequence[Any],
+    fail_silently: bool = False,
+    auth_user: str | None = None,
+    auth_password: str | None = None,
+    connection: BaseEmailBackend | None = None,
+    html_message: str | None = None,
+) -> int:
+    """``send_mail`` for asyncio code; never blocks the event loop."""
+    return await _mail(
+        subject,
+        message,
+        from_email,
+        recipient_list,
+        html_message,
+        _connection_for(connection, fail_silently, auth_user, auth_password),
+    ).asend()
+
+
+async def asend_mass_mail(
+    datatuple: Iterable[tuple[str, str, str | None, Sequence[Any]]],
+    fail_silently: bool = False,
+    auth_user: str | None = None,
+    auth_password: str | None = None,
+    connection: BaseEmailBackend | None = None,
+) -> int:
+    """``send_mass_mail`` for asyncio code: every message over one connection."""
+    connection = _connection_for(connection, fail_silently, auth_user, auth_password)
+    return await connection.asend_messages(_mass_messages(datatuple, connection))
+
+
+async def amail_admins(
+    subject: str,
+    message: str,
+    fail_silently: bool = False,
+    connection: BaseEmailBackend | None = None,
+    html_message: str | None = None,
+) -> int:
+    """``mail_admins`` for asyncio code."""
+    mail = _list_mail("ADMINS", subject, message, connection, html_message)
+    return await mail.asend(fail_silently=fail_silently) if mail else 0
+
+
+async def amail_managers(
+    subject: str,
+    message: str,
+    fail_silently: bool = False,
+    connection: BaseEmailBackend | None = None,
+    html_message: str | None = None,
+) -> int:
+    """``mail_managers`` for asyncio code."""
+    mail = _list_mail("MANAGERS", subject, message, connection, html_message)
+    return await mail.asend(fail_silently=fail_silently) if mail else 0

@@ -18,15 +18,17 @@ but before the server's reply arrived is sent again.
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import itertools
 import smtplib
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from . import atransport
 from .message import Delivery, Envelope
 from .transport import run_transactions
 
@@ -35,7 +37,7 @@ if TYPE_CHECKING:
     from .backends.smtp import EmailBackend as SMTPBackend
     from .message import EmailMessage
 
-__all__ = ["BulkResult", "Failure", "RateLimiter", "Refusal", "send_bulk"]
+__all__ = ["BulkResult", "Failure", "RateLimiter", "Refusal", "asend_bulk", "send_bulk"]
 
 THROTTLING_CODES = frozenset({421, 451, 454})
 DEFAULT_MAX_ATTEMPTS = 5
@@ -94,13 +96,23 @@ class RateLimiter:
         self._next = time.monotonic()
         self._lock = threading.Lock()
 
-    def wait(self) -> None:
+    def reserve(self) -> float:
+        """Take the next slot; return how long to wait for it."""
         with self._lock:
             now = time.monotonic()
             slot = max(self._next, now)
             self._next = slot + self.interval
-        if slot > now:
-            time.sleep(slot - now)
+        return slot - now
+
+    def wait(self) -> None:
+        delay = self.reserve()
+        if delay > 0:
+            time.sleep(delay)
+
+    async def await_slot(self) -> None:
+        delay = self.reserve()
+        if delay > 0:
+            await asyncio.sleep(delay)
 
 
 def _backoff(attempt: int) -> float:
@@ -155,6 +167,16 @@ class _Work:
                     return None
                 else:
                     self._condition.wait(0.5)
+
+    def wait_hint(self) -> float | None:
+        """For a worker that found nothing due: None when all work is done, else how
+        long to sleep before looking again."""
+        with self._condition:
+            if self._outstanding == 0:
+                return None
+            if self._heap:
+                return max(0.0, min(0.05, self._heap[0][0] - time.monotonic()))
+            return 0.01
 
     def requeue(self, job: _Job) -> None:
         """Put back a job that was never tried (no attempt used)."""
@@ -225,90 +247,39 @@ def _temporary(code: int | None) -> bool:
     return code is not None and 400 <= code < 500
 
 
-class _SMTPWorker:
-    """One connection: pulls jobs, pipelines them, sorts out what came back."""
+class _Connection:
+    """What every connection of a bulk send shares: the books, the rate limiter, and
+    how replies are sorted out (sent, retried later, refused for good)."""
 
-    def __init__(self, work: _Work, backend: SMTPBackend, limiter: RateLimiter | None) -> None:
+    def __init__(self, work: _Work, limiter: RateLimiter | None) -> None:
         self.work = work
-        self.backend = backend
         self.limiter = limiter
-        self.pause_until = 0.0
-        self.reconnect = False
+        self.pause_until = 0.0  # throttled: no new transaction before this
+        self.reconnect = False  # 421: end this session, start a new one
 
-    def run(self) -> None:
-        try:
-            while (job := self.work.get()) is not None:
-                if self._connect(job):
-                    self._pipeline(job)
-                else:
-                    return
-        finally:
-            self.backend.close()
-
-    def _connect(self, job: _Job) -> bool:
-        if self.reconnect:
-            self.backend._abort()
-            self.reconnect = False
-        if self.backend.connection is not None:
-            return True
-        error: BaseException | None = None
-        for attempt in range(1, CONNECT_ATTEMPTS + 1):
+    def _compose(self, job: _Job) -> Envelope | None:
+        """The job's envelope, built once; a bad message fails here, on its own."""
+        if job.envelope is None:
             try:
-                self.backend.open()
-                return True
-            except (smtplib.SMTPException, OSError) as exc:
-                error = exc
-                time.sleep(_backoff(attempt))
-        assert error is not None
+                job.envelope = job.message.envelope()
+            except Exception as exc:
+                self.work.fail(job.index, _reason(exc), exc)
+                self.work.done()
+                return None
+        return job.envelope
+
+    def _connect_failed(self, job: _Job, error: BaseException) -> None:
         self.work.again(job, _reason(error), error)
         self.work.done()
         self.work.worker_gone(error)
-        return False
 
-    def _jobs(self, first: _Job, in_flight: dict[int, _Job]) -> Iterator[tuple[int, Envelope]]:
-        job: _Job | None = first
-        while job is not None:
-            pause = self.pause_until - time.monotonic()
-            if pause > 0:
-                time.sleep(pause)
-            try:
-                if job.envelope is None:
-                    job.envelope = job.message.envelope()
-            except Exception as exc:  # a bad header or address: this message only
-                self.work.fail(job.index, _reason(exc), exc)
-                self.work.done()
-            else:
-                if self.limiter is not None:
-                    self.limiter.wait()
-                in_flight[job.index] = job
-                yield job.index, job.envelope
-            if self.reconnect:
-                return
-            job = self.work.get(block=False)
-
-    def _pipeline(self, first: _Job) -> None:
-        in_flight: dict[int, _Job] = {}
-        connection = self.backend.connection
-        assert connection is not None
-        try:
-            for outcome in run_transactions(
-                connection, self._jobs(first, in_flight), proceed=lambda: not self.reconnect
-            ):
-                job = in_flight.pop(outcome.index)
-                self._settle(job, outcome.delivery, outcome.error)
-                self.work.done()
-        except (smtplib.SMTPException, OSError) as exc:
-            # The connection broke: whatever was in flight is tried again.
-            self.backend._abort()
-            for job in in_flight.values():
-                self.work.again(job, _reason(exc), exc)
-                self.work.done()
-            self.pause_until = time.monotonic() + _backoff(1)
-            return
-        # Taken but never sent (the batch stopped early to reconnect): queue it again.
+    def _broken(self, in_flight: dict[int, _Job], exc: BaseException) -> None:
+        """The connection broke: whatever was in flight is tried again."""
         for job in in_flight.values():
-            self.work.requeue(job)
+            self.work.again(job, _reason(exc), exc)
             self.work.done()
+        in_flight.clear()
+        self.pause_until = time.monotonic() + _backoff(1)
 
     def _settle(self, job: _Job, delivery: Delivery, error: BaseException | None) -> None:
         if isinstance(error, smtplib.SMTPRecipientsRefused) or error is None:
@@ -347,6 +318,145 @@ class _SMTPWorker:
             self.reconnect = self.reconnect or code == 421
 
 
+class _SMTPWorker(_Connection):
+    """One connection in a thread: pulls jobs and pipelines them."""
+
+    def __init__(self, work: _Work, backend: SMTPBackend, limiter: RateLimiter | None) -> None:
+        super().__init__(work, limiter)
+        self.backend = backend
+
+    def run(self) -> None:
+        try:
+            while (job := self.work.get()) is not None:
+                if self._connect(job):
+                    self._pipeline(job)
+                else:
+                    return
+        finally:
+            self.backend.close()
+
+    def _connect(self, job: _Job) -> bool:
+        if self.reconnect:
+            self.backend._abort()
+            self.reconnect = False
+        if self.backend.connection is not None:
+            return True
+        error: BaseException | None = None
+        for attempt in range(1, CONNECT_ATTEMPTS + 1):
+            try:
+                self.backend.open()
+                return True
+            except (smtplib.SMTPException, OSError) as exc:
+                error = exc
+                time.sleep(_backoff(attempt))
+        assert error is not None
+        self._connect_failed(job, error)
+        return False
+
+    def _jobs(self, first: _Job, in_flight: dict[int, _Job]) -> Iterator[tuple[int, Envelope]]:
+        job: _Job | None = first
+        while job is not None:
+            pause = self.pause_until - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            envelope = self._compose(job)
+            if envelope is not None:
+                if self.limiter is not None:
+                    self.limiter.wait()
+                in_flight[job.index] = job
+                yield job.index, envelope
+            if self.reconnect:
+                return
+            job = self.work.get(block=False)
+
+    def _pipeline(self, first: _Job) -> None:
+        in_flight: dict[int, _Job] = {}
+        connection = self.backend.connection
+        assert connection is not None
+        try:
+            for outcome in run_transactions(
+                connection, self._jobs(first, in_flight), proceed=lambda: not self.reconnect
+            ):
+                job = in_flight.pop(outcome.index)
+                self._settle(job, outcome.delivery, outcome.error)
+                self.work.done()
+        except (smtplib.SMTPException, OSError) as exc:
+            self.backend._abort()
+            self._broken(in_flight, exc)
+            return
+        # Taken but never sent (the batch stopped early to reconnect): queue it again.
+        for job in in_flight.values():
+            self.work.requeue(job)
+            self.work.done()
+
+
+class _AsyncSMTPWorker(_Connection):
+    """One connection as a coroutine, on aiosmtplib (one transaction at a time)."""
+
+    def __init__(self, work: _Work, backend: SMTPBackend, limiter: RateLimiter | None) -> None:
+        super().__init__(work, limiter)
+        self.backend = backend
+
+    async def run(self) -> None:
+        try:
+            while True:
+                job = self.work.get(block=False)
+                if job is None:
+                    hint = self.work.wait_hint()
+                    if hint is None:
+                        return
+                    await asyncio.sleep(hint)
+                    continue
+                if not await self._connect(job):
+                    return
+                await self._send(job)
+        finally:
+            if self.backend.aconnection is not None:
+                await self.backend.aclose()
+
+    async def _connect(self, job: _Job) -> bool:
+        if self.reconnect:
+            self.backend._aabort()
+            self.reconnect = False
+        if self.backend.aconnection is not None:
+            return True
+        error: BaseException | None = None
+        for attempt in range(1, CONNECT_ATTEMPTS + 1):
+            try:
+                await self.backend.aopen()
+                return True
+            except (smtplib.SMTPException, OSError) as exc:
+                error = exc
+                await asyncio.sleep(_backoff(attempt))
+        assert error is not None
+        self._connect_failed(job, error)
+        return False
+
+    async def _send(self, job: _Job) -> None:
+        envelope = self._compose(job)
+        if envelope is None:
+            return
+        pause = self.pause_until - time.monotonic()
+        if pause > 0:
+            await asyncio.sleep(pause)
+        if self.limiter is not None:
+            await self.limiter.await_slot()
+        connection = self.backend.aconnection
+        assert connection is not None
+        in_flight = {job.index: job}
+        try:
+            outcome = await atransport.send_envelope(connection, job.index, envelope)
+        except (smtplib.SMTPException, OSError) as exc:
+            self.backend._aabort()
+            self._broken(in_flight, exc)
+            return
+        except asyncio.CancelledError:
+            self.backend._aabort()
+            raise
+        self._settle(job, outcome.delivery, outcome.error)
+        self.work.done()
+
+
 def _generic_worker(work: _Work, backend: BaseEmailBackend, limiter: RateLimiter | None) -> None:
     """Any other backend: one message at a time through send_messages."""
     try:
@@ -365,6 +475,71 @@ def _generic_worker(work: _Work, backend: BaseEmailBackend, limiter: RateLimiter
         backend.close()
 
 
+async def _generic_async_worker(
+    work: _Work, backend: BaseEmailBackend, limiter: RateLimiter | None
+) -> None:
+    """Any other backend, from asyncio: one message at a time through asend_messages."""
+    try:
+        while True:
+            job = work.get(block=False)
+            if job is None:
+                hint = work.wait_hint()
+                if hint is None:
+                    return
+                await asyncio.sleep(hint)
+                continue
+            if limiter is not None:
+                await limiter.await_slot()
+            try:
+                if await backend.asend_messages([job.message]):
+                    work.accept(job.index, job.message.recipients())
+                else:
+                    work.fail(job.index, "the backend did not send it", None)
+            except Exception as exc:
+                work.fail(job.index, _reason(exc), exc)
+            work.done()
+    finally:
+        await backend.aclose()
+
+
+@dataclass
+class _Plan:
+    """What send_bulk and asend_bulk share: checked arguments, the books, backends."""
+
+    work: _Work
+    limiter: RateLimiter | None
+    backends: list[BaseEmailBackend]
+    started: float
+
+    @classmethod
+    def make(
+        cls,
+        messages: Sequence[EmailMessage],
+        connections: int,
+        rate_limit: float | None,
+        backend: str | type[BaseEmailBackend] | None,
+        backend_kwargs: dict[str, Any],
+    ) -> _Plan:
+        from .api import get_connection
+
+        if connections < 1:
+            raise ValueError(f"connections must be at least 1, got {connections!r}")
+        limiter = RateLimiter(rate_limit) if rate_limit is not None else None
+        messages = list(messages)
+        workers = max(1, min(connections, len(messages)))
+        backend_kwargs = {**backend_kwargs, "fail_silently": False}
+        backend_kwargs.pop("connections", None)
+        backends = [get_connection(backend, **backend_kwargs) for _ in range(workers)]
+        return cls(_Work(messages, workers), limiter, backends, time.monotonic())
+
+    def finish(self) -> BulkResult:
+        result = self.work.result
+        result.failed.sort(key=lambda failure: failure.index)
+        result.refused.sort(key=lambda refusal: refusal.index)
+        result.elapsed = time.monotonic() - self.started
+        return result
+
+
 def send_bulk(
     messages: Sequence[EmailMessage],
     connections: int = 4,
@@ -377,35 +552,51 @@ def send_bulk(
     single message: look at the result. ``rate_limit`` caps messages per second over
     all connections. ``backend``/``backend_kwargs`` choose and configure the backend
     as ``get_connection`` does (EMAIL_BACKEND by default). Thread-safe."""
-    from .api import get_connection
     from .backends.smtp import EmailBackend as SMTPBackend
 
-    if connections < 1:
-        raise ValueError(f"connections must be at least 1, got {connections!r}")
-    started = time.monotonic()
-    messages = list(messages)
-    workers = max(1, min(connections, len(messages)))
-    work = _Work(messages, workers)
-    limiter = RateLimiter(rate_limit) if rate_limit is not None else None
-    backend_kwargs.setdefault("fail_silently", False)
-    backend_kwargs.pop("connections", None)
+    plan = _Plan.make(messages, connections, rate_limit, backend, backend_kwargs)
 
-    def make_worker() -> Callable[[], None]:
-        instance = get_connection(backend, **backend_kwargs)
+    def runner(instance: BaseEmailBackend) -> Callable[[], None]:
         if isinstance(instance, SMTPBackend):
-            return _SMTPWorker(work, instance, limiter).run
-        return lambda: _generic_worker(work, instance, limiter)
+            return _SMTPWorker(plan.work, instance, plan.limiter).run
+        return lambda: _generic_worker(plan.work, instance, plan.limiter)
 
-    runners = [make_worker() for _ in range(workers)]
     threads = [
-        threading.Thread(target=runner, name=f"mailwright-bulk-{number}", daemon=True)
-        for number, runner in enumerate(runners)
+        threading.Thread(target=runner(instance), name=f"mailwright-bulk-{number}", daemon=True)
+        for number, instance in enumerate(plan.backends)
     ]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    work.result.failed.sort(key=lambda failure: failure.index)
-    work.result.refused.sort(key=lambda refusal: refusal.index)
-    work.result.elapsed = time.monotonic() - started
-    return work.result
+    return plan.finish()
+
+
+async def asend_bulk(
+    messages: Sequence[EmailMessage],
+    connections: int = 4,
+    rate_limit: float | None = None,
+    *,
+    backend: str | type[BaseEmailBackend] | None = None,
+    **backend_kwargs: Any,
+) -> BulkResult:
+    """``send_bulk`` for asyncio code: the same arguments and result, the connections
+    as concurrent tasks on aiosmtplib. Cancelling it drops every connection at once."""
+    from .backends.smtp import EmailBackend as SMTPBackend
+
+    plan = _Plan.make(messages, connections, rate_limit, backend, backend_kwargs)
+
+    def runner(instance: BaseEmailBackend) -> Coroutine[Any, Any, None]:
+        if isinstance(instance, SMTPBackend):
+            return _AsyncSMTPWorker(plan.work, instance, plan.limiter).run()
+        return _generic_async_worker(plan.work, instance, plan.limiter)
+
+    tasks = [asyncio.ensure_future(runner(instance)) for instance in plan.backends]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    return plan.finish()

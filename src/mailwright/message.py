@@ -291,6 +291,12 @@ class EmailMessage:
             return 0
         return self.get_connection(fail_silently).send_messages([self])
 
+    async def asend(self, fail_silently: bool = False) -> int:
+        """``send()`` for asyncio code; never blocks the event loop."""
+        if not self.recipients():
+            return 0
+        return await self.get_connection(fail_silently).asend_messages([self])
+
     # --- reading ---
 
     def recipients(self) -> list[str]:

@@ -124,7 +124,7 @@ def _split_recipients(envelope: Envelope, replies: list[tuple[int, bytes]]) -> D
     return delivery
 
 
-def _failed(
+def failed_outcome(
     index: int,
     recipients: list[str],
     delivery: Delivery | None,
@@ -164,7 +164,7 @@ def _classic(smtp: smtplib.SMTP, index: int, envelope: Envelope) -> Outcome:
     if code != 250:
         _rset(smtp)
         error = smtplib.SMTPSenderRefused(code, message, envelope.sender)
-        return _failed(index, envelope.recipients, None, error)
+        return failed_outcome(index, envelope.recipients, None, error)
     replies = []
     for recipient in envelope.recipients:
         smtp.send(f"RCPT TO:<{recipient}>\r\n".encode())
@@ -172,17 +172,23 @@ def _classic(smtp: smtplib.SMTP, index: int, envelope: Envelope) -> Outcome:
     delivery = _split_recipients(envelope, replies)
     if not delivery.accepted:
         _rset(smtp)
-        return _failed(index, envelope.recipients, delivery, _refused_error(envelope, delivery))
+        return failed_outcome(
+            index, envelope.recipients, delivery, _refused_error(envelope, delivery)
+        )
     smtp.send(b"DATA\r\n")
     code, message = _getreply(smtp)
     if code != 354:
         _rset(smtp)
-        return _failed(index, envelope.recipients, None, smtplib.SMTPDataError(code, message))
+        return failed_outcome(
+            index, envelope.recipients, None, smtplib.SMTPDataError(code, message)
+        )
     smtp.send(dot_stuffed(envelope.data) + _END)
     code, message = _getreply(smtp)
     if code != 250:
         _rset(smtp)
-        return _failed(index, envelope.recipients, None, smtplib.SMTPDataError(code, message))
+        return failed_outcome(
+            index, envelope.recipients, None, smtplib.SMTPDataError(code, message)
+        )
     return Outcome(index, delivery, None)
 
 
@@ -217,7 +223,7 @@ def _pipelined(
                 carry = b""
             yield from _finish(smtp, in_flight, pending_rsets)
             in_flight, pending_rsets = None, 0
-            yield _failed(index, envelope.recipients, None, exc)
+            yield failed_outcome(index, envelope.recipients, None, exc)
             item = next(upcoming, None) if proceed() else None
             continue
         smtp.send(carry + mail + _rcpt_commands(envelope) + b"DATA\r\n")
@@ -257,7 +263,7 @@ def _pipelined(
             # (its reply is read with the next group's).
             carry = b"RSET\r\n"
             pending_rsets = 1
-            yield _failed(index, envelope.recipients, delivery, refusal)
+            yield failed_outcome(index, envelope.recipients, delivery, refusal)
         if item is not None and not proceed():
             item = None  # built but never sent: it has no outcome
     if carry:
@@ -276,10 +282,12 @@ def _finish(
     code, message = _getreply(smtp)
     if in_flight.aborted:
         assert in_flight.refusal is not None
-        yield _failed(in_flight.index, in_flight.recipients, in_flight.delivery, in_flight.refusal)
+        yield failed_outcome(
+            in_flight.index, in_flight.recipients, in_flight.delivery, in_flight.refusal
+        )
     elif code != 250:
         error = smtplib.SMTPDataError(code, message)
-        yield _failed(in_flight.index, in_flight.recipients, None, error)
+        yield failed_outcome(in_flight.index, in_flight.recipients, None, error)
     else:
         assert in_flight.delivery is not None
         yield Outcome(in_flight.index, in_flight.delivery, None)
@@ -312,4 +320,4 @@ def run_transactions(
             try:
                 yield _classic(smtp, index, envelope)
             except SMTPUTF8NotSupportedError as exc:
-                yield _failed(index, envelope.recipients, None, exc)
+                yield failed_outcome(index, envelope.recipients, None, exc)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -21,7 +22,16 @@ class BaseEmailBackend:
 
         with get_connection() as connection:
             connection.send_messages(messages)
+
+    The async twins ``aopen()``, ``aclose()``, ``asend_messages()`` and ``async with``
+    run the sync methods in a worker thread, so every backend works from asyncio code
+    unchanged. A backend whose sync methods never wait on the network sets
+    ``async_inline = True`` and they run directly on the event loop; a backend with
+    a native async implementation overrides the three methods.
     """
+
+    #: Run the sync methods on the event loop instead of a worker thread.
+    async_inline = False
 
     def __init__(self, fail_silently: bool = False, **kwargs: Any) -> None:
         self.fail_silently = fail_silently
@@ -53,3 +63,40 @@ class BaseEmailBackend:
     def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
         """Send messages; return how many were sent."""
         raise NotImplementedError("subclasses of BaseEmailBackend must implement send_messages()")
+
+    # --- asyncio ---
+
+    async def aopen(self) -> bool | None:
+        """``open()`` without blocking the event loop."""
+        if self.async_inline:
+            return self.open()
+        return await asyncio.to_thread(self.open)
+
+    async def aclose(self) -> None:
+        """``close()`` without blocking the event loop."""
+        if self.async_inline:
+            self.close()
+        else:
+            await asyncio.to_thread(self.close)
+
+    async def asend_messages(self, email_messages: Sequence[EmailMessage]) -> int:
+        """``send_messages()`` without blocking the event loop."""
+        if self.async_inline:
+            return self.send_messages(email_messages)
+        return await asyncio.to_thread(self.send_messages, email_messages)
+
+    async def __aenter__(self) -> Self:
+        try:
+            await self.aopen()
+        except BaseException:
+            await self.aclose()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()

@@ -21,7 +21,10 @@ class EmailBackend(BaseEmailBackend):
     """Writes every message, as sent on the wire, followed by a line of 79 dashes.
 
     One lock per backend keeps messages from interleaving when threads share it.
+    Writing to a stream needs no thread, so the async methods run inline.
     """
+
+    async_inline = True
 
     def __init__(self, *args: Any, stream: IO[str] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

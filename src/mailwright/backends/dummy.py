@@ -14,5 +14,7 @@ __all__ = ["EmailBackend"]
 
 
 class EmailBackend(BaseEmailBackend):
+    async_inline = True
+
     def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
         return len(email_messages)

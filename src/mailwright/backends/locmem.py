@@ -28,8 +28,10 @@ class EmailBackend(BaseEmailBackend):
     """Appends a copy of every message to ``mailwright.outbox``.
 
     Each message is fully composed first, so a bad header or address fails here
-    exactly as it would with a real server.
+    exactly as it would with a real server. The async methods run inline.
     """
+
+    async_inline = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

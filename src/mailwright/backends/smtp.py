@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import itertools
 import smtplib
@@ -11,13 +12,17 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+import aiosmtplib
+
+from .. import atransport
 from ..conf import clean_setting, settings
 from ..exceptions import ImproperlyConfigured
 from ..tls import client_context
-from ..transport import run_transactions
+from ..transport import Outcome, run_transactions
 from .base import BaseEmailBackend
 
 if TYPE_CHECKING:
+    from ..bulk import BulkResult
     from ..message import EmailMessage, Envelope
 
 __all__ = ["EmailBackend"]
@@ -98,7 +103,9 @@ class EmailBackend(BaseEmailBackend):
         self.pipelining = pipelining
         self.connections = connections
         self.connection: smtplib.SMTP | None = None
+        self.aconnection: aiosmtplib.SMTP | None = None
         self._lock = threading.RLock()
+        self._async_lock: asyncio.Lock | None = None
 
     def __repr__(self) -> str:
         # Never the password.
@@ -181,87 +188,185 @@ class EmailBackend(BaseEmailBackend):
         if self.connections > 1 and len(email_messages) > 1:
             return self._send_parallel(email_messages)
         with self._lock:
-            stop: list[BaseException] = []  # the first error; no transaction after it
-            envelopes = self._envelopes(email_messages, stop)
-            first = next(envelopes, None)
+            batch = _Batch(email_messages, self.fail_silently)
+            first = next(batch.envelopes, None)
             if first is None:
-                if stop:
-                    raise stop[0]
-                return 0
+                return batch.result()
             opened = self.open()
             if self.connection is None:
                 return 0
             try:
-                return self._run(email_messages, itertools.chain([first], envelopes), stop)
+                try:
+                    for outcome in run_transactions(
+                        self.connection,
+                        itertools.chain([first], batch.envelopes),
+                        pipelining=self.pipelining,
+                        proceed=batch.going,
+                    ):
+                        batch.record(outcome)
+                except _DELIVERY_ERRORS as exc:
+                    self._abort()
+                    batch.broken(exc)
+                return batch.result()
             finally:
                 if opened:
                     self.close()
 
-    @staticmethod
-    def _envelopes(
-        email_messages: Sequence[EmailMessage], stop: list[BaseException]
-    ) -> Iterator[tuple[int, Envelope]]:
-        for index, message in enumerate(email_messages):
-            if stop:
+    def _send_parallel(self, email_messages: Sequence[EmailMessage]) -> int:
+        from ..bulk import send_bulk
+
+        result = send_bulk(email_messages, self.connections, **self._bulk_options())
+        return self._parallel_outcome(result)
+
+    # --- asyncio (native, on aiosmtplib) ---
+
+    async def aopen(self) -> bool | None:
+        """``open()`` for asyncio code: the same TLS, AUTH and timeout rules."""
+        if self.aconnection is not None:
+            return False
+        tls = self.use_ssl or self.use_tls
+        try:
+            self.aconnection = await atransport.open_session(
+                host=self.host,
+                port=self.port,
+                use_ssl=self.use_ssl,
+                use_tls=self.use_tls,
+                context=self.ssl_context if tls else None,
+                timeout=self.timeout,
+                username=self.username,
+                password=self.password,
+                local_hostname=local_hostname(),
+            )
+        except _DELIVERY_ERRORS:
+            if not self.fail_silently:
+                raise
+            return None
+        return True
+
+    async def aclose(self) -> None:
+        connection, self.aconnection = self.aconnection, None
+        if connection is None:
+            return
+        try:
+            await connection.quit()
+        except asyncio.CancelledError:
+            atransport.abort(connection)
+            raise
+        except (aiosmtplib.SMTPServerDisconnected, OSError):
+            connection.close()
+        except aiosmtplib.SMTPException as exc:
+            connection.close()
+            if not self.fail_silently:
+                raise atransport.translate(exc) from exc
+
+    def _aabort(self) -> None:
+        connection, self.aconnection = self.aconnection, None
+        if connection is not None:
+            atransport.abort(connection)
+
+    async def asend_messages(self, email_messages: Sequence[EmailMessage]) -> int:
+        """``send_messages()`` for asyncio code. Cancelling the task drops the
+        connection at once: the server never gets the end of a half-sent message."""
+        if self.connections > 1 and len(email_messages) > 1:
+            return await self._asend_parallel(email_messages)
+        if self._async_lock is None:
+            self._async_lock = asyncio.Lock()
+        async with self._async_lock:
+            batch = _Batch(email_messages, self.fail_silently)
+            item = next(batch.envelopes, None)
+            if item is None:
+                return batch.result()
+            opened = await self.aopen()
+            if self.aconnection is None:
+                return 0
+            try:
+                try:
+                    while item is not None:
+                        batch.record(await atransport.send_envelope(self.aconnection, *item))
+                        item = next(batch.envelopes, None) if batch.going() else None
+                except _DELIVERY_ERRORS as exc:
+                    self._aabort()
+                    batch.broken(exc)
+                except asyncio.CancelledError:
+                    self._aabort()
+                    raise
+                return batch.result()
+            finally:
+                if opened:
+                    await self.aclose()
+
+    def _bulk_options(self) -> dict[str, Any]:
+        """This backend's configuration, for its siblings in a parallel send."""
+        return {
+            "backend": type(self),
+            "host": self.host,
+            "port": self.port,
+            "username": self.username,
+            "password": self.password,
+            "use_tls": self.use_tls,
+            "use_ssl": self.use_ssl,
+            "timeout": self.timeout,
+            "ssl_keyfile": self.ssl_keyfile,
+            "ssl_certfile": self.ssl_certfile,
+            "ssl_cafile": self.ssl_cafile,
+            "ssl_context": self._ssl_context,
+            "pipelining": self.pipelining,
+        }
+
+    async def _asend_parallel(self, email_messages: Sequence[EmailMessage]) -> int:
+        from ..bulk import asend_bulk
+
+        result = await asend_bulk(email_messages, self.connections, **self._bulk_options())
+        return self._parallel_outcome(result)
+
+    def _parallel_outcome(self, result: BulkResult) -> int:
+        if result.failed and not self.fail_silently:
+            first = result.failed[0]
+            raise first.error or smtplib.SMTPException(first.reason)
+        return result.sent
+
+
+class _Batch:
+    """The rules of one ``send_messages`` call, shared by the sync and async paths:
+    compose lazily, stop at the first error (unless failing silently), count."""
+
+    def __init__(self, email_messages: Sequence[EmailMessage], fail_silently: bool) -> None:
+        self.messages = email_messages
+        self.fail_silently = fail_silently
+        self.stop: list[BaseException] = []  # the first error; no transaction after it
+        self.sent = 0
+        self.envelopes = self._compose()
+
+    def _compose(self) -> Iterator[tuple[int, Envelope]]:
+        for index, message in enumerate(self.messages):
+            if self.stop:
                 return
             message.delivery = None
             try:
                 envelope = message.envelope()
             except Exception as exc:
-                stop.append(exc)
+                self.stop.append(exc)
                 return
             if envelope.recipients:  # a message without recipients is not sent
                 yield index, envelope
 
-    def _run(
-        self,
-        email_messages: Sequence[EmailMessage],
-        envelopes: Iterator[tuple[int, Envelope]],
-        stop: list[BaseException],
-    ) -> int:
-        assert self.connection is not None
-        sent = 0
-        try:
-            for outcome in run_transactions(
-                self.connection, envelopes, pipelining=self.pipelining, proceed=lambda: not stop
-            ):
-                email_messages[outcome.index].delivery = outcome.delivery
-                if outcome.error is None:
-                    sent += 1
-                elif not self.fail_silently and not stop:
-                    stop.append(outcome.error)
-        except _DELIVERY_ERRORS as exc:
-            self._abort()
-            if not stop:
-                stop.append(exc)
-        if stop:
-            error = stop[0]
-            if self.fail_silently and isinstance(error, _DELIVERY_ERRORS):
-                return sent
-            raise error
-        return sent
+    def going(self) -> bool:
+        return not self.stop
 
-    def _send_parallel(self, email_messages: Sequence[EmailMessage]) -> int:
-        from ..bulk import send_bulk
+    def record(self, outcome: Outcome) -> None:
+        self.messages[outcome.index].delivery = outcome.delivery
+        if outcome.error is None:
+            self.sent += 1
+        elif not self.fail_silently and not self.stop:
+            self.stop.append(outcome.error)
 
-        result = send_bulk(
-            email_messages,
-            connections=self.connections,
-            backend=type(self),
-            host=self.host,
-            port=self.port,
-            username=self.username,
-            password=self.password,
-            use_tls=self.use_tls,
-            use_ssl=self.use_ssl,
-            timeout=self.timeout,
-            ssl_keyfile=self.ssl_keyfile,
-            ssl_certfile=self.ssl_certfile,
-            ssl_cafile=self.ssl_cafile,
-            ssl_context=self._ssl_context,
-            pipelining=self.pipelining,
-        )
-        if result.failed and not self.fail_silently:
-            first = result.failed[0]
-            raise first.error or smtplib.SMTPException(first.reason)
-        return result.sent
+    def broken(self, exc: BaseException) -> None:
+        if not self.stop:
+            self.stop.append(exc)
+
+    def result(self) -> int:
+        if self.stop:
+            error = self.stop[0]
+            if not (self.fail_silently and isinstance(error, _DELIVERY_ERRORS)):
+                raise error
+        return self.sent
