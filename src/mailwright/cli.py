@@ -19,7 +19,6 @@ __all__ = ["main"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
-EXIT_USAGE = 2
 
 
 def _fail(command: str, reason: str, code: int = EXIT_FAILED) -> int:

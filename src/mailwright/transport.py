@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from .exceptions import SMTPUTF8NotSupportedError
 from .message import Delivery, Envelope
 
-__all__ = ["Outcome", "run_transactions"]
+__all__ = ["Outcome", "dot_stuffed", "failed_outcome", "run_transactions"]
 
 _LEADING_DOT = re.compile(rb"(?m)^\.")
 _MAX_REPLY_LINE = 8192  # as smtplib: far above RFC 5321's 512
