@@ -437,3 +437,14 @@ def test_backend_connections_option_async(smtp_server: SMTPTestServer) -> None:
     assert run(connection.asend_messages(batch)) == 30
     smtp_server.wait_for(30)
     assert smtp_server.connections == 3
+
+
+def test_asend_bulk_misconfigured_tls_fails_every_message(
+    smtp_server: SMTPTestServer, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    missing = str(tmp_path / "missing-ca.pem")
+    batch = [EmailMessage(f"X{i}", "b", "a@example.com", [f"u{i}@example.com"]) for i in range(4)]
+    result = run(asend_bulk(batch, connections=2, use_tls=True, ssl_cafile=missing))
+    assert result.sent == 0
+    assert all("EMAIL_SSL_CAFILE" in f.reason for f in result.failed)
+    assert len(result.failed) == 4

@@ -195,3 +195,13 @@ def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match="rate_limit"):
         send_bulk(messages(1), rate_limit=-5, backend="dummy")
     assert send_bulk([], backend="dummy").ok
+
+
+def test_misconfigured_tls_fails_every_message_without_hanging(
+    smtp_server: SMTPTestServer, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    missing = str(tmp_path / "missing-ca.pem")
+    result = send_bulk(messages(6), connections=2, use_tls=True, ssl_cafile=missing)
+    assert result.sent == 0
+    assert sorted(f.index for f in result.failed) == list(range(6))
+    assert all("EMAIL_SSL_CAFILE" in f.reason for f in result.failed)

@@ -346,7 +346,7 @@ class _SMTPWorker(_Connection):
             try:
                 self.backend.open()
                 return True
-            except (smtplib.SMTPException, OSError) as exc:
+            except Exception as exc:  # refused, unreachable, or misconfigured (CA file)
                 error = exc
                 time.sleep(_backoff(attempt))
         assert error is not None
@@ -380,7 +380,7 @@ class _SMTPWorker(_Connection):
                 job = in_flight.pop(outcome.index)
                 self._settle(job, outcome.delivery, outcome.error)
                 self.work.done()
-        except (smtplib.SMTPException, OSError) as exc:
+        except Exception as exc:  # the connection broke (or worse): retry what was in flight
             self.backend._abort()
             self._broken(in_flight, exc)
             return
@@ -425,7 +425,7 @@ class _AsyncSMTPWorker(_Connection):
             try:
                 await self.backend.aopen()
                 return True
-            except (smtplib.SMTPException, OSError) as exc:
+            except Exception as exc:  # refused, unreachable, or misconfigured (CA file)
                 error = exc
                 await asyncio.sleep(_backoff(attempt))
         assert error is not None
@@ -446,7 +446,7 @@ class _AsyncSMTPWorker(_Connection):
         in_flight = {job.index: job}
         try:
             outcome = await atransport.send_envelope(connection, job.index, envelope)
-        except (smtplib.SMTPException, OSError) as exc:
+        except Exception as exc:  # the connection broke (or worse): retry what was in flight
             self.backend._aabort()
             self._broken(in_flight, exc)
             return
