@@ -12,6 +12,7 @@ accepts it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import smtplib
 import ssl
@@ -23,7 +24,7 @@ from .exceptions import SMTPUTF8NotSupportedError
 from .message import Delivery, Envelope
 from .transport import Outcome, failed_outcome
 
-__all__ = ["abort", "open_session", "send_envelope", "translate"]
+__all__ = ["abort", "close_session", "open_session", "send_envelope", "translate"]
 
 
 def _bytes(message: str) -> bytes:
@@ -105,6 +106,21 @@ async def open_session(
             raise translate(exc) from exc
         raise
     return smtp
+
+
+async def close_session(smtp: aiosmtplib.SMTP, fail_silently: bool) -> None:
+    """QUIT and close; a connection that is already broken is just dropped."""
+    try:
+        await smtp.quit()
+    except asyncio.CancelledError:
+        abort(smtp)
+        raise
+    except (aiosmtplib.SMTPServerDisconnected, OSError):
+        smtp.close()
+    except aiosmtplib.SMTPException as exc:
+        smtp.close()
+        if not fail_silently:
+            raise translate(exc) from exc
 
 
 async def _reset(smtp: aiosmtplib.SMTP) -> None:

@@ -28,7 +28,6 @@ from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from . import atransport
 from .message import Delivery, Envelope
 from .transport import run_transactions
 
@@ -433,6 +432,8 @@ class _AsyncSMTPWorker(_Connection):
         return False
 
     async def _send(self, job: _Job) -> None:
+        from .atransport import send_envelope  # aiosmtplib loads on first async use
+
         envelope = self._compose(job)
         if envelope is None:
             return
@@ -445,7 +446,7 @@ class _AsyncSMTPWorker(_Connection):
         assert connection is not None
         in_flight = {job.index: job}
         try:
-            outcome = await atransport.send_envelope(connection, job.index, envelope)
+            outcome = await send_envelope(connection, job.index, envelope)
         except Exception as exc:  # the connection broke (or worse): retry what was in flight
             self.backend._aabort()
             self._broken(in_flight, exc)

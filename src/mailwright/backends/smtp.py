@@ -12,9 +12,6 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-import aiosmtplib
-
-from .. import atransport
 from ..conf import clean_setting, settings
 from ..exceptions import ImproperlyConfigured
 from ..tls import client_context
@@ -22,6 +19,8 @@ from ..transport import Outcome, run_transactions
 from .base import BaseEmailBackend
 
 if TYPE_CHECKING:
+    import aiosmtplib
+
     from ..bulk import BulkResult
     from ..message import EmailMessage, Envelope
 
@@ -218,10 +217,13 @@ class EmailBackend(BaseEmailBackend):
         result = send_bulk(email_messages, self.connections, **self._bulk_options())
         return self._parallel_outcome(result)
 
-    # --- asyncio (native, on aiosmtplib) ---
+    # --- asyncio (native, on aiosmtplib; imported on first use, so sync-only
+    # programs never pay for loading it) ---
 
     async def aopen(self) -> bool | None:
         """``open()`` for asyncio code: the same TLS, AUTH and timeout rules."""
+        from .. import atransport
+
         if self.aconnection is not None:
             return False
         tls = self.use_ssl or self.use_tls
@@ -244,22 +246,15 @@ class EmailBackend(BaseEmailBackend):
         return True
 
     async def aclose(self) -> None:
+        from .. import atransport
+
         connection, self.aconnection = self.aconnection, None
-        if connection is None:
-            return
-        try:
-            await connection.quit()
-        except asyncio.CancelledError:
-            atransport.abort(connection)
-            raise
-        except (aiosmtplib.SMTPServerDisconnected, OSError):
-            connection.close()
-        except aiosmtplib.SMTPException as exc:
-            connection.close()
-            if not self.fail_silently:
-                raise atransport.translate(exc) from exc
+        if connection is not None:
+            await atransport.close_session(connection, self.fail_silently)
 
     def _aabort(self) -> None:
+        from .. import atransport
+
         connection, self.aconnection = self.aconnection, None
         if connection is not None:
             atransport.abort(connection)
@@ -267,6 +262,8 @@ class EmailBackend(BaseEmailBackend):
     async def asend_messages(self, email_messages: Sequence[EmailMessage]) -> int:
         """``send_messages()`` for asyncio code. Cancelling the task drops the
         connection at once: the server never gets the end of a half-sent message."""
+        from .. import atransport
+
         if self.connections > 1 and len(email_messages) > 1:
             return await self._asend_parallel(email_messages)
         if self._async_lock is None:
