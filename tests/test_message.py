@@ -546,3 +546,23 @@ def test_unparsable_address_is_value_error_naming_it(address: str) -> None:
 def test_bad_from_address_is_value_error() -> None:
     with pytest.raises(ValueError, match="from_email"):
         EmailMessage("s", "b", "nobody", ["b@example.com"]).as_bytes()
+
+
+def test_message_ids_differ_in_a_forked_child() -> None:
+    import os
+
+    def random_part(message_id: str) -> str:
+        return message_id.split(".", 1)[1].split("@", 1)[0][:12]
+
+    parent = parse(EmailMessage(to=["a@b.c"]).as_bytes())["Message-ID"]
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report one Message-ID and leave at once
+        child = parse(EmailMessage(to=["a@b.c"]).as_bytes())["Message-ID"]
+        os.write(write_end, child.encode())
+        os._exit(0)
+    os.close(write_end)
+    child = os.read(read_end, 1000).decode()
+    os.close(read_end)
+    os.waitpid(pid, 0)
+    assert random_part(child) != random_part(parent)

@@ -124,9 +124,19 @@ def _now_date() -> str:
 
 
 # Message-IDs: time, a per-process random part and a counter make each one unique
-# without a system call per message.
-_id_prefix = os.urandom(6).hex()
+# without a system call per message. A forked child (prefork servers, task-queue
+# workers) draws its own random part, or parent and children would share it.
+_id_prefix = ""
 _id_counter = itertools.count()
+
+
+def _new_id_prefix() -> None:
+    global _id_prefix
+    _id_prefix = os.urandom(6).hex()
+
+
+_new_id_prefix()
+os.register_at_fork(after_in_child=_new_id_prefix)
 
 
 def _make_message_id(domain: str) -> str:
