@@ -566,3 +566,14 @@ def test_message_ids_differ_in_a_forked_child() -> None:
     os.close(read_end)
     os.waitpid(pid, 0)
     assert random_part(child) != random_part(parent)
+
+
+def test_filenames_with_unicode_line_separators_work_in_message_too() -> None:
+    # str.splitlines() breaks on these; the stdlib's set_param refuses them, RFC 2231
+    # encodes them fine. Found by the differential Hypothesis test.
+    names = ["vertical\x0btab.txt", "para\u2028sep.pdf", "file\x1cx.bin"]
+    msg = EmailMessage("s", "b", "a@example.com", ["b@example.com"])
+    for name in names:
+        msg.attach(name, b"data", "application/octet-stream")
+    for parsed in both(msg):
+        assert [part.get_filename() for part in parsed.iter_attachments()] == names

@@ -27,6 +27,7 @@ __all__ = [
     "check_name",
     "check_value",
     "content_value",
+    "disposition_fields",
     "unstructured_value",
 ]
 
@@ -322,3 +323,22 @@ def content_value(name: str, value: str, params: Sequence[tuple[str, str]] = ())
             atoms.append(extra + ";")
         atoms.append(param_atoms[-1])
     return fold(name, atoms)
+
+
+def disposition_fields(
+    disposition: str | None, filename: str | None, content_id: str | None
+) -> list[tuple[str, str]]:
+    """Content-Disposition (with an RFC 2231 file name) and Content-ID of a part, as
+    (name, folded value) pairs, for both serialisers."""
+    fields = []
+    if disposition is not None:
+        params = [("filename", filename)] if filename is not None else []
+        fields.append(
+            (
+                "Content-Disposition",
+                content_value("Content-Disposition", disposition, params),
+            )
+        )
+    if content_id is not None:
+        fields.append(("Content-ID", f"<{content_id}>"))
+    return fields

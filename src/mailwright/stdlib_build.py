@@ -12,6 +12,7 @@ import email.policy
 from email import message_from_bytes
 from email.message import EmailMessage, MIMEPart
 
+from .headers import disposition_fields
 from .mime import BinaryPart, ForeignPart, MessagePart, Multipart, Part, TextPart
 
 __all__ = ["POLICY", "POLICY_UTF8", "build"]
@@ -21,31 +22,27 @@ POLICY = email.policy.SMTP.clone(refold_source="none")
 POLICY_UTF8 = email.policy.SMTPUTF8.clone(refold_source="none")
 
 
+def _add_disposition(
+    target: MIMEPart, disposition: str | None, filename: str | None, content_id: str | None
+) -> None:
+    # Written by mailwright's own encoder, as on the wire: the stdlib's set_param
+    # refuses file names holding characters str.splitlines() breaks on (\x0b,
+    # \x1c, U+2028...), which RFC 2231 encodes without trouble.
+    for name, value in disposition_fields(disposition, filename, content_id):
+        target.set_raw(name, value)
+
+
 def _fill(target: MIMEPart, part: Part, policy: email.policy.Policy) -> None:
     if isinstance(part, TextPart):
-        target.set_content(
-            part.text,
-            subtype=part.subtype,
-            charset=part.charset,
-            cte=part.cte,
-            disposition=part.disposition,
-            filename=part.filename,
-            cid=f"<{part.content_id}>" if part.content_id else None,
-        )
+        target.set_content(part.text, subtype=part.subtype, charset=part.charset, cte=part.cte)
+        _add_disposition(target, part.disposition, part.filename, part.content_id)
     elif isinstance(part, BinaryPart):
-        target.set_content(
-            part.data,
-            part.maintype,
-            part.subtype,
-            disposition=part.disposition,
-            filename=part.filename,
-            cid=f"<{part.content_id}>" if part.content_id else None,
-        )
+        target.set_content(part.data, part.maintype, part.subtype)
+        _add_disposition(target, part.disposition, part.filename, part.content_id)
     elif isinstance(part, MessagePart):
         inner = message_from_bytes(part.data, _class=EmailMessage, policy=policy)
-        target.set_content(
-            inner, cte=part.cte, disposition=part.disposition, filename=part.filename
-        )
+        target.set_content(inner, cte=part.cte)
+        _add_disposition(target, part.disposition, part.filename, None)
     elif isinstance(part, Multipart):
         target["Content-Type"] = f"multipart/{part.subtype}"
         children = []

@@ -63,23 +63,11 @@ def _base64_lines(data: bytes) -> bytes:
 _base64_cache = _Base64Cache()
 
 
-def _field(name: str, value: str) -> bytes:
-    return f"{name}: {value}\r\n".encode("ascii")
-
-
 def _disposition_fields(
     out: list[bytes], disposition: str | None, filename: str | None, content_id: str | None
 ) -> None:
-    if disposition is not None:
-        params = [("filename", filename)] if filename is not None else []
-        out.append(
-            _field(
-                "Content-Disposition",
-                headers.content_value("Content-Disposition", disposition, params),
-            )
-        )
-    if content_id is not None:
-        out.append(_field("Content-ID", f"<{content_id}>"))
+    for name, value in headers.disposition_fields(disposition, filename, content_id):
+        out.append(f"{name}: {value}\r\n".encode("ascii"))
 
 
 @functools.lru_cache(maxsize=256)
