@@ -33,6 +33,7 @@ from .message import (
     EmailMessage,
     EmailMultiAlternatives,
     InlineAttachment,
+    RawMessage,
 )
 
 __version__ = "0.1.0"
@@ -53,6 +54,7 @@ __all__ = [
     "ImproperlyConfigured",
     "InlineAttachment",
     "Mailbox",
+    "RawMessage",
     "Refusal",
     "SMTPUTF8NotSupportedError",
     "amail_admins",
