@@ -19,6 +19,7 @@ but before the server's reply arrived is sent again.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import heapq
 import itertools
 import smtplib
@@ -562,8 +563,15 @@ def send_bulk(
             return _SMTPWorker(plan.work, instance, plan.limiter).run
         return lambda: _generic_worker(plan.work, instance, plan.limiter)
 
+    # Each thread runs in a copy of the caller's context, so override_settings
+    # active here holds there too (composing a message reads settings).
     threads = [
-        threading.Thread(target=runner(instance), name=f"mailwright-bulk-{number}", daemon=True)
+        threading.Thread(
+            target=contextvars.copy_context().run,
+            args=(runner(instance),),
+            name=f"mailwright-bulk-{number}",
+            daemon=True,
+        )
         for number, instance in enumerate(plan.backends)
     ]
     for thread in threads:
