@@ -1,0 +1,232 @@
+"""The Celery task that delivers a chunk of messages: ``mailwright.deliver_messages``.
+
+Registered with ``shared_task``, so it belongs to whatever Celery app the worker runs;
+import this module in the worker (``include=["mailwright.celery.tasks"]`` or
+``app.autodiscover_tasks(["mailwright.celery"])``).
+
+* The payload is JSON (never pickle) and holds only the messages in wire form; an
+  invalid one is rejected with a logged error and never retried.
+* A chunk goes out with ``EMAIL_CELERY_RELAY_BACKEND`` (the SMTP backend by default)
+  over one connection, configured by the worker's own settings (credentials stay on
+  the workers).
+* Temporary failures (4xx, a broken connection, messages the batch never reached) are
+  retried with back-off, only for the recipients that still need it: a recipient the
+  server accepted is never sent the message again. Permanent failures (5xx) are
+  logged with the server's reply and not retried.
+* ``acks_late`` and ``reject_on_worker_lost``: a chunk whose worker dies is delivered
+  again by another, so delivery is at least once (the chunks in flight may arrive twice).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from celery import Task, shared_task
+from celery.exceptions import Reject
+from celery.utils.log import get_task_logger
+
+from ..api import get_connection
+from ..backends.base import BaseEmailBackend
+from ..bulk import RateLimiter
+from ..conf import settings
+from ..errors import describe
+from ..exceptions import ImproperlyConfigured
+from ..message import RawMessage
+from .payload import dump_chunk, load_chunk
+from .policy import Verdict, backoff, classify, classify_error
+
+__all__ = ["TASK_NAME", "ChunkReport", "deliver_chunk", "deliver_messages"]
+
+TASK_NAME = "mailwright.deliver_messages"
+
+logger = get_task_logger(__name__)
+
+_MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(<[^>\r\n]{1,250}>)", re.IGNORECASE | re.MULTILINE)
+
+
+def message_label(message: RawMessage) -> str:
+    """How a message is named in the log: its Message-ID (or its subject)."""
+    header_end = message.data.find(b"\r\n\r\n")
+    end = header_end if header_end >= 0 else len(message.data)
+    match = _MESSAGE_ID.search(message.data, 0, end)
+    if match:
+        return match[1].decode("ascii", "replace")
+    return f"(no Message-ID, subject {message.subject!r})"
+
+
+@dataclass
+class ChunkReport:
+    """What became of a chunk: who got each message, what is left to retry, and what
+    was refused for good (``refused``: label, address, reply)."""
+
+    delivered: int = 0  # messages accepted for at least one recipient
+    accepted: int = 0  # recipients that accepted a message
+    retry: list[tuple[RawMessage, str]] = field(default_factory=list)  # and why
+    refused: list[tuple[str, str, str]] = field(default_factory=list)
+
+    @property
+    def retry_recipients(self) -> int:
+        return sum(len(message.to) for message, _ in self.retry)
+
+
+_limiters: dict[float, RateLimiter] = {}
+
+
+def _limiter(rate: float) -> RateLimiter:
+    """This process's pace keeper for ``rate`` messages per second."""
+    limiter = _limiters.get(rate)
+    if limiter is None:
+        limiter = _limiters[rate] = RateLimiter(rate)
+    return limiter
+
+
+def _relay() -> BaseEmailBackend:
+    from ..backends.celery import EmailBackend as CeleryBackend
+
+    relay = get_connection(settings.EMAIL_CELERY_RELAY_BACKEND, fail_silently=True)
+    if isinstance(relay, CeleryBackend):
+        raise ImproperlyConfigured(
+            "EMAIL_CELERY_RELAY_BACKEND is the Celery backend: the worker would enqueue "
+            "the messages again instead of sending them (use the SMTP backend there)"
+        )
+    return relay
+
+
+def _send(messages: list[RawMessage]) -> bool:
+    """Send the chunk over one connection; True when every message was sent and the
+    relay reported nothing per message (a relay other than SMTP may not)."""
+    relay = _relay()
+    rate = settings.EMAIL_CELERY_RATE_LIMIT
+    if rate is None:
+        sent = relay.send_messages(messages)
+    else:
+        limiter = _limiter(rate)
+        sent = 0
+        relay.open()
+        try:
+            for message in messages:
+                limiter.wait()
+                sent += relay.send_messages([message])
+        finally:
+            relay.close()
+    return sent == len(messages) and all(message.delivery is None for message in messages)
+
+
+def deliver_chunk(messages: list[RawMessage]) -> ChunkReport:
+    """Send ``messages`` with the relay backend and sort out every recipient:
+    accepted, to retry, or refused for good. Never raises for a delivery problem."""
+    for message in messages:
+        message.delivery = None
+    report = ChunkReport()
+    try:
+        trusted = _send(messages)
+    except Exception as exc:  # the relay is misconfigured or broke: retry what is unknown
+        logger.error("mailwright: the relay backend failed: %s", describe(exc))
+        trusted = False
+    for message in messages:
+        _sort(message, trusted, report)
+    return report
+
+
+def _sort(message: RawMessage, trusted: bool, report: ChunkReport) -> None:
+    label = message_label(message)
+    delivery = message.delivery
+    if delivery is None:
+        if trusted:
+            report.delivered += 1
+            report.accepted += len(message.to)
+        else:
+            report.retry.append((message, "not sent (the batch stopped before it)"))
+        return
+    accepted = set(delivery.accepted)
+    retry: list[str] = []
+    reasons: list[str] = []
+    for address in message.to:
+        if address in accepted:
+            continue
+        refusal = delivery.refused.get(address)
+        if refusal is not None and refusal[0] > 0:
+            code, text = refusal
+            verdict = classify(code)
+            reason = f"{code} {' '.join(text.split())}"
+        else:
+            verdict = classify_error(delivery.error)
+            if refusal is not None:
+                reason = describe(delivery.error) if delivery.error else refusal[1]
+            elif delivery.error is not None:
+                reason = f"not sent: {describe(delivery.error)}"
+            else:
+                reason = "not sent"
+        if verdict is Verdict.PERMANENT:
+            report.refused.append((label, address, reason))
+        else:
+            retry.append(address)
+            reasons.append(f"{address}: {reason}")
+    if accepted:
+        report.delivered += 1
+        report.accepted += len(accepted & set(message.to))
+    if retry:
+        remaining = RawMessage(message.data, message.from_email, retry)
+        report.retry.append((remaining, "; ".join(reasons)))
+
+
+@shared_task(
+    bind=True,
+    name=TASK_NAME,
+    serializer="json",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=None,  # counted against EMAIL_CELERY_MAX_RETRIES below
+)
+def deliver_messages(self: Task[Any, Any], payload: Any) -> dict[str, int]:
+    """Deliver one chunk (a payload made by ``payload.dump_chunk``)."""
+    task_id = self.request.id
+    try:
+        messages = load_chunk(payload)
+    except ValueError as exc:
+        logger.error(
+            "mailwright: task %s rejected, invalid payload: %s (not retried)", task_id, exc
+        )
+        raise Reject(f"invalid mailwright payload: {exc}", requeue=False) from None
+
+    report = deliver_chunk(messages)
+    for label, address, reason in report.refused:
+        logger.error(
+            "mailwright: %s to %s refused for good: %s (not retried)", label, address, reason
+        )
+
+    gave_up = 0
+    if report.retry:
+        attempt = self.request.retries + 1  # the attempt that just failed
+        limit = settings.EMAIL_CELERY_MAX_RETRIES
+        if self.request.retries < limit:
+            delay = backoff(attempt, settings.EMAIL_CELERY_RETRY_DELAY)
+            logger.warning(
+                "mailwright: %d recipient(s) of %d message(s) not delivered yet, retry %d of "
+                "%d in %.1fs: %s",
+                report.retry_recipients,
+                len(report.retry),
+                attempt,
+                limit,
+                delay,
+                " | ".join(f"{message_label(message)}: {why}" for message, why in report.retry),
+            )
+            retry = dump_chunk(message for message, _ in report.retry)
+            raise self.retry(args=(retry,), kwargs={}, countdown=delay)
+        for message, why in report.retry:
+            logger.error(
+                "mailwright: %s to %s not delivered, gave up after %d attempts: %s",
+                message_label(message),
+                ", ".join(message.to),
+                attempt,
+                why,
+            )
+        gave_up = report.retry_recipients
+    return {
+        "delivered": report.delivered,
+        "accepted": report.accepted,
+        "refused": len(report.refused),
+        "gave_up": gave_up,
+    }
