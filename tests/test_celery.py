@@ -32,7 +32,7 @@ from celeryworker import (
 )
 from mailwright import EmailMessage, EmailMultiAlternatives, ImproperlyConfigured, RawMessage
 from mailwright.backends.celery import EmailBackend
-from mailwright.celery.payload import PAYLOAD_VERSION, dump_chunk, load_chunk
+from mailwright.celery.payload import PAYLOAD_VERSION, dump_chunk, load_chunk, wire_form
 from mailwright.celery.policy import Verdict, backoff, classify, classify_error
 from mailwright.celery.tasks import TASK_NAME, deliver_chunk
 
@@ -242,6 +242,28 @@ def test_payload_round_trip_and_every_bad_shape_named() -> None:
             load_chunk(bad)
 
 
+def test_the_backend_payload_is_raw_message_serialisation() -> None:
+    """The backend writes ``RawMessage(...).to_dict()`` of each envelope itself (it
+    skips checking again what composing just checked): the same form, every kind."""
+    messages: list[EmailMessage] = [
+        EmailMessage("plain", "body\n", "a@example.com", ["b@example.com"]),
+        EmailMessage("Grüße ✓", "Ünïcode\r\nbody", "Jörg <j@bücher.example>", ["x@bücher.example"]),
+        EmailMessage("utf8 local", "b", "a@example.com", ["jöran@example.com"], cc=["c@x.org"],
+                     bcc=["d@x.org"], reply_to=["r@x.org"]),
+        RawMessage(b"Subject: raw\nX: y\n\nline\n", "s@example.com", ["t@example.com"]),
+    ]  # fmt: skip
+    alternative = EmailMultiAlternatives("alt", "text", "a@example.com", ["b@example.com"])
+    alternative.attach_alternative("<p>html</p>", "text/html")
+    alternative.attach("f.bin", ATTACHMENT, "application/octet-stream")
+    messages.append(alternative)
+    for message in messages:
+        envelope = message.envelope()
+        message.envelope = lambda envelope=envelope: envelope  # type: ignore[method-assign]
+        expected = RawMessage(envelope.data, envelope.sender, envelope.recipients).to_dict()
+        assert wire_form(message) == expected
+    assert wire_form(EmailMessage("nobody", "b", "a@example.com", [])) is None
+
+
 def test_policy_sorts_replies_and_backs_off() -> None:
     assert classify(250) is Verdict.DELIVERED
     assert [classify(code) for code in (421, 451, 454)] == [Verdict.THROTTLED] * 3
@@ -414,6 +436,7 @@ def test_payload_is_json_holds_no_secret_and_tampering_is_rejected(
         envelope = json.loads(raw)
         assert envelope["content-type"] == "application/json"
         assert envelope["headers"]["task"] == TASK_NAME
+        assert envelope["headers"]["argsrepr"] in ("(<2 messages>,)", "(<1 messages>,)")
         body = base64.b64decode(envelope["body"])
         assert b"hunter2-very-secret" not in body
         args, kwargs, _ = json.loads(body)
@@ -451,6 +474,23 @@ def test_payload_is_json_holds_no_secret_and_tampering_is_rejected(
         "json 2",
     ]
     assert all(r.rcpt_tos != ["evil@example.com"] for r in server.messages)
+
+
+def test_a_bad_message_stops_the_batch_after_the_ones_before_it(broker: str) -> None:
+    import redis
+
+    batch = [
+        *numbered(3, "ok"),
+        EmailMessage("bad\nBcc: x@evil.example", "b", "a@x.org", ["b@x.org"]),
+    ]
+    batch += numbered(2, "after")
+    backend = EmailBackend(app=make_app(broker), queue="mail-bad", chunk=2)
+    with pytest.raises(mailwright.BadHeaderError):
+        backend.send_messages(batch)
+    queued = redis.Redis.from_url(broker).lrange("mail-bad", 0, -1)
+    payloads = [json.loads(base64.b64decode(json.loads(raw)["body"]))[0][0] for raw in queued]
+    subjects = sorted(m.subject for p in payloads for m in load_chunk(p))
+    assert subjects == ["ok 0", "ok 1", "ok 2"]  # both chunks, nothing of the rest
 
 
 @with_workers

@@ -27,7 +27,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 if TYPE_CHECKING:
-    from ..message import EmailMessage, RawMessage
+    from ..message import EmailMessage
 
 __all__ = ["EmailBackend"]
 
@@ -80,34 +80,37 @@ class EmailBackend(BaseEmailBackend):
         messages before it were enqueued, as the SMTP backend does. A broker that
         cannot be reached raises, or with ``fail_silently`` ends the batch there.
         """
-        from ..celery.payload import dump_chunk, to_raw
+        from ..celery.payload import dump_chunk, wire_form
         from ..celery.tasks import TASK_NAME
 
         app = self.app or current_app
         task = app.tasks[TASK_NAME]
-        options: dict[str, Any] = {"serializer": "json"}
+        # argsrepr: monitoring tools and logs show a count, not the messages (and
+        # Celery is spared a repr of the whole payload for each task).
+        options: dict[str, Any] = {"serializer": "json", "kwargsrepr": "{}"}
         if self.queue is not None:
             options["queue"] = self.queue
         enqueued = 0
-        chunk: list[RawMessage] = []
+        chunk: list[dict[str, Any]] = []
         try:
             with app.producer_or_acquire() as producer:
 
                 def flush() -> None:
                     nonlocal enqueued
                     if chunk:
+                        options["argsrepr"] = f"(<{len(chunk)} messages>,)"
                         task.apply_async((dump_chunk(chunk),), producer=producer, **options)
                         enqueued += len(chunk)
                         chunk.clear()
 
                 for message in email_messages:
                     try:
-                        raw = to_raw(message)
+                        form = wire_form(message)
                     except Exception:
                         flush()  # the messages before it go, as with the SMTP backend
                         raise
-                    if raw is not None:
-                        chunk.append(raw)
+                    if form is not None:
+                        chunk.append(form)
                         if len(chunk) >= self.chunk:
                             flush()
                 flush()

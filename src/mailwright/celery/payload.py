@@ -7,27 +7,46 @@ The worker delivers with its own configuration.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..message import EmailMessage, RawMessage
 
-__all__ = ["MAX_MESSAGES", "PAYLOAD_VERSION", "dump_chunk", "load_chunk", "to_raw"]
+__all__ = ["MAX_MESSAGES", "PAYLOAD_VERSION", "dump_chunk", "load_chunk", "wire_form"]
 
 PAYLOAD_VERSION = 1
 MAX_MESSAGES = 10_000  # the largest EMAIL_CELERY_CHUNK
 
 
-def to_raw(message: EmailMessage) -> RawMessage | None:
-    """The message in wire form, or None when it has no recipients (not sent)."""
+def wire_form(message: EmailMessage) -> dict[str, Any] | None:
+    """``RawMessage(data, sender, recipients).to_dict()`` of the message's envelope, or
+    None when it has no recipients (not sent).
+
+    Written out rather than built through ``RawMessage``: composing the envelope has
+    just checked every address and made the CRLF bytes, and checking them again cost
+    28 of the 90 us a message takes in ``send_messages`` (measured, 10,000 plain
+    messages). The form is the same (the tests compare them); the worker rebuilds a
+    ``RawMessage`` from it with ``from_dict``, which checks everything again there.
+    """
+    if isinstance(message, RawMessage):
+        return message.to_dict() if message.to else None
     envelope = message.envelope()
     if not envelope.recipients:
         return None
-    return RawMessage(envelope.data, envelope.sender, envelope.recipients)
+    return {
+        "sender": envelope.sender,
+        "recipients": list(envelope.recipients),
+        "data": base64.b64encode(envelope.data).decode("ascii"),
+    }
 
 
-def dump_chunk(messages: Iterable[RawMessage]) -> dict[str, Any]:
-    return {"version": PAYLOAD_VERSION, "messages": [message.to_dict() for message in messages]}
+def dump_chunk(messages: Iterable[RawMessage | dict[str, Any]]) -> dict[str, Any]:
+    """The payload of a chunk: RawMessages, or their ``to_dict()`` forms."""
+    return {
+        "version": PAYLOAD_VERSION,
+        "messages": [m if isinstance(m, dict) else m.to_dict() for m in messages],
+    }
 
 
 def load_chunk(payload: Any) -> list[RawMessage]:

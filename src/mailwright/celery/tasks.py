@@ -131,7 +131,6 @@ def deliver_chunk(messages: list[RawMessage]) -> ChunkReport:
 
 
 def _sort(message: RawMessage, trusted: bool, report: ChunkReport) -> None:
-    label = message_label(message)
     delivery = message.delivery
     if delivery is None:
         if trusted:
@@ -160,7 +159,7 @@ def _sort(message: RawMessage, trusted: bool, report: ChunkReport) -> None:
             else:
                 reason = "not sent"
         if verdict is Verdict.PERMANENT:
-            report.refused.append((label, address, reason))
+            report.refused.append((message_label(message), address, reason))
         else:
             retry.append(address)
             reasons.append(f"{address}: {reason}")
@@ -214,7 +213,8 @@ def deliver_messages(self: Task[Any, Any], payload: Any) -> dict[str, int]:
                 " | ".join(f"{message_label(message)}: {why}" for message, why in report.retry),
             )
             retry = dump_chunk(message for message, _ in report.retry)
-            raise self.retry(args=(retry,), kwargs={}, countdown=delay)
+            shown: dict[str, Any] = {"argsrepr": f"(<{len(report.retry)} messages>,)"}
+            raise self.retry(args=(retry,), kwargs={}, countdown=delay, **shown)
         for message, why in report.retry:
             logger.error(
                 "mailwright: %s to %s not delivered, gave up after %d attempts: %s",
