@@ -13,7 +13,6 @@ import itertools
 import json
 import os
 import signal
-import smtplib
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -33,8 +32,7 @@ from celeryworker import (
 from mailwright import EmailMessage, EmailMultiAlternatives, ImproperlyConfigured, RawMessage
 from mailwright.backends.celery import EmailBackend
 from mailwright.celery.payload import PAYLOAD_VERSION, dump_chunk, load_chunk, wire_form
-from mailwright.celery.policy import Verdict, backoff, classify, classify_error
-from mailwright.celery.tasks import TASK_NAME, deliver_chunk
+from mailwright.celery.tasks import TASK_NAME, deliver_chunk, retry_policy
 
 ATTACHMENT = bytes(range(256)) * 8
 
@@ -264,20 +262,16 @@ def test_the_backend_payload_is_raw_message_serialisation() -> None:
     assert wire_form(EmailMessage("nobody", "b", "a@example.com", [])) is None
 
 
-def test_policy_sorts_replies_and_backs_off() -> None:
-    assert classify(250) is Verdict.DELIVERED
-    assert [classify(code) for code in (421, 451, 454)] == [Verdict.THROTTLED] * 3
-    assert classify(450) is Verdict.TEMPORARY and classify(450).retry
-    assert classify(550) is Verdict.PERMANENT and not classify(554).retry
-    assert classify_error(None) is Verdict.TEMPORARY
-    assert classify_error(ConnectionResetError()) is Verdict.TEMPORARY
-    assert classify_error(smtplib.SMTPServerDisconnected()) is Verdict.TEMPORARY
-    assert classify_error(smtplib.SMTPDataError(452, b"full")) is Verdict.TEMPORARY
-    assert classify_error(smtplib.SMTPDataError(554, b"no")) is Verdict.PERMANENT
-    assert classify_error(mailwright.SMTPUTF8NotSupportedError("no")) is Verdict.PERMANENT
-    delays = [backoff(n, 10.0) for n in range(1, 10)]
-    assert all(10.0 * 2 ** (n - 1) <= d <= 12.5 * 2 ** (n - 1) for n, d in enumerate(delays[:6], 1))
-    assert max(delays) <= 900.0
+def test_retry_policy_follows_the_worker_settings() -> None:
+    mailwright.configure(EMAIL_CELERY_RETRY_DELAY=10, EMAIL_CELERY_MAX_RETRIES=8)
+    policy = retry_policy()
+    assert [policy.can_retry(attempt) for attempt in (1, 8, 9)] == [True, True, False]
+    delays = [policy.delay(attempt) for attempt in range(1, 10)]
+    for attempt, delay in enumerate(delays[:6], 1):  # 10 s doubled, spread by 20 %
+        assert 0.8 * 10 * 2 ** (attempt - 1) <= delay <= 1.2 * 10 * 2 ** (attempt - 1)
+    assert max(delays) <= 900  # 15 minutes: under the brokers' timeouts (README)
+    mailwright.configure(EMAIL_CELERY_MAX_RETRIES=0)
+    assert not retry_policy().can_retry(1)
 
 
 def test_deliver_chunk_sorts_every_recipient(chaos_server: Callable[..., ChaosServer]) -> None:

@@ -4,7 +4,7 @@
   JSON payloads and enqueues them;
 * ``mailwright.celery.tasks`` holds the task the workers run (import it in the
   worker: ``Celery(..., include=["mailwright.celery.tasks"])``);
-* ``payload`` is the payload format, ``policy`` the retry rules.
+* ``payload`` is the payload format; the retry rules are ``mailwright.bulk.policy``.
 
 Needs the ``celery`` extra: ``pip install 'mailwright[celery]'``.
 """

@@ -29,17 +29,20 @@ from celery.utils.log import get_task_logger
 
 from ..api import get_connection
 from ..backends.base import BaseEmailBackend
-from ..bulk import RateLimiter
+from ..bulk.policy import RetryPolicy, is_temporary, is_temporary_code
+from ..bulk.rate import RateLimiter
 from ..conf import settings
-from ..errors import describe
+from ..describe import describe
 from ..exceptions import ImproperlyConfigured
 from ..message import RawMessage
 from .payload import dump_chunk, load_chunk
-from .policy import Verdict, backoff, classify, classify_error
 
-__all__ = ["TASK_NAME", "ChunkReport", "deliver_chunk", "deliver_messages"]
+__all__ = ["TASK_NAME", "ChunkReport", "deliver_chunk", "deliver_messages", "retry_policy"]
 
 TASK_NAME = "mailwright.deliver_messages"
+# Seconds; with the 20 % spread no retry waits over 15 minutes, under the brokers'
+# visibility timeout (Celery's default: an hour) and RabbitMQ's consumer_timeout (30 min).
+RETRY_DELAY_CAP = 750.0
 
 logger = get_task_logger(__name__)
 
@@ -80,6 +83,18 @@ def _limiter(rate: float) -> RateLimiter:
     if limiter is None:
         limiter = _limiters[rate] = RateLimiter(rate)
     return limiter
+
+
+def retry_policy() -> RetryPolicy:
+    """mailwright's retry policy with the worker's settings: EMAIL_CELERY_RETRY_DELAY
+    doubled on each retry, spread by 20 %, 15 minutes at most; one first attempt and
+    EMAIL_CELERY_MAX_RETRIES more."""
+    return RetryPolicy(
+        max_attempts=settings.EMAIL_CELERY_MAX_RETRIES + 1,
+        base=settings.EMAIL_CELERY_RETRY_DELAY,
+        cap=RETRY_DELAY_CAP,
+        jitter=0.2,
+    )
 
 
 def _relay() -> BaseEmailBackend:
@@ -146,23 +161,21 @@ def _sort(message: RawMessage, trusted: bool, report: ChunkReport) -> None:
         if address in accepted:
             continue
         refusal = delivery.refused.get(address)
-        if refusal is not None and refusal[0] > 0:
+        if refusal is not None and refusal[0] > 0:  # the server's own reply
             code, text = refusal
-            verdict = classify(code)
+            temporary = is_temporary_code(code)
             reason = f"{code} {' '.join(text.split())}"
-        else:
-            verdict = classify_error(delivery.error)
-            if refusal is not None:
-                reason = describe(delivery.error) if delivery.error else refusal[1]
-            elif delivery.error is not None:
-                reason = f"not sent: {describe(delivery.error)}"
-            else:
-                reason = "not sent"
-        if verdict is Verdict.PERMANENT:
-            report.refused.append((message_label(message), address, reason))
-        else:
+        elif refusal is not None:  # no reply code: the error says why
+            temporary = is_temporary(delivery.error)
+            reason = describe(delivery.error) if delivery.error else refusal[1]
+        else:  # never tried (the batch stopped before it)
+            temporary = True
+            reason = f"not sent: {describe(delivery.error)}" if delivery.error else "not sent"
+        if temporary:
             retry.append(address)
             reasons.append(f"{address}: {reason}")
+        else:
+            report.refused.append((message_label(message), address, reason))
     if accepted:
         report.delivered += 1
         report.accepted += len(accepted & set(message.to))
@@ -199,16 +212,16 @@ def deliver_messages(self: Task[Any, Any], payload: Any) -> dict[str, int]:
     gave_up = 0
     if report.retry:
         attempt = self.request.retries + 1  # the attempt that just failed
-        limit = settings.EMAIL_CELERY_MAX_RETRIES
-        if self.request.retries < limit:
-            delay = backoff(attempt, settings.EMAIL_CELERY_RETRY_DELAY)
+        policy = retry_policy()
+        if policy.can_retry(attempt):
+            delay = policy.delay(attempt)
             logger.warning(
                 "mailwright: %d recipient(s) of %d message(s) not delivered yet, retry %d of "
                 "%d in %.1fs: %s",
                 report.retry_recipients,
                 len(report.retry),
                 attempt,
-                limit,
+                policy.max_attempts - 1,
                 delay,
                 " | ".join(f"{message_label(message)}: {why}" for message, why in report.retry),
             )
