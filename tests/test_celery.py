@@ -9,6 +9,7 @@ never a fixed sleep.
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
 import json
 import os
@@ -332,6 +333,58 @@ def test_deliver_chunk_with_no_server_or_a_looping_relay_retries_everything(
     report = deliver_chunk([message])
     assert len(report.retry) == 1
     assert "EMAIL_CELERY_RELAY_BACKEND is the Celery backend" in caplog.text
+
+
+def test_rate_limit_paces_a_chunk_over_one_connection(
+    chaos_server: Callable[..., ChaosServer],
+) -> None:
+    server = chaos_server()
+    rate, count = 40.0, 21
+    mailwright.configure(
+        EMAIL_HOST=server.host, EMAIL_PORT=server.port, EMAIL_CELERY_RATE_LIMIT=rate
+    )
+    chunk = [
+        RawMessage(b"Subject: %d\r\n\r\nx\r\n" % i, "a@example.com", [f"u{i}@example.com"])
+        for i in range(count)
+    ]
+    report = deliver_chunk(chunk)
+    assert report.accepted == count and not report.retry
+    assert server.connections == 1
+    arrivals = [received.at for received in server.wait_for(count)]
+    assert arrivals[-1] - arrivals[0] >= (count - 1) / rate * 0.9  # never faster
+
+
+def test_rate_limited_chunk_stops_at_a_silent_server() -> None:
+    """A server that takes the connection and never answers: the paced chunk gives up
+    on the rest after the first timeout instead of waiting one timeout per message."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                accepted.append(listener.accept()[0])
+
+    threading.Thread(target=accept, daemon=True).start()
+    port = listener.getsockname()[1]
+    mailwright.configure(
+        EMAIL_HOST="127.0.0.1", EMAIL_PORT=port, EMAIL_TIMEOUT=0.3, EMAIL_CELERY_RATE_LIMIT=1000
+    )
+    chunk = [
+        RawMessage(b"Subject: x\r\n\r\nx\r\n", "a@example.com", [f"b{i}@example.com"])
+        for i in range(6)
+    ]
+    try:
+        report = deliver_chunk(chunk)
+    finally:
+        listener.close()
+        for connection in accepted:
+            connection.close()
+    assert len(report.retry) == 6 and not report.refused
+    assert len(accepted) <= 2  # open(), and the first message's own try
 
 
 def test_unreachable_broker_raises_or_fails_silently() -> None:

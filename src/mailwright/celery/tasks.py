@@ -29,7 +29,7 @@ from celery.utils.log import get_task_logger
 
 from ..api import get_connection
 from ..backends.base import BaseEmailBackend
-from ..bulk.policy import RetryPolicy, is_temporary, is_temporary_code
+from ..bulk.policy import RetryPolicy, error_code, is_temporary, is_temporary_code
 from ..bulk.rate import RateLimiter
 from ..conf import settings
 from ..describe import describe
@@ -124,9 +124,18 @@ def _send(messages: list[RawMessage]) -> bool:
             for message in messages:
                 limiter.wait()
                 sent += relay.send_messages([message])
+                if _connection_lost(message):
+                    break  # the rest waits for a retry, not for one timeout each
         finally:
             relay.close()
     return sent == len(messages) and all(message.delivery is None for message in messages)
+
+
+def _connection_lost(message: RawMessage) -> bool:
+    """Did this message fail for want of a connection (no reply from a server)?"""
+    delivery = message.delivery
+    error = delivery.error if delivery is not None else None
+    return error is not None and error_code(error) is None and is_temporary(error)
 
 
 def deliver_chunk(messages: list[RawMessage]) -> ChunkReport:
