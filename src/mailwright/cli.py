@@ -26,28 +26,14 @@ def _fail(command: str, reason: str, code: int = EXIT_FAILED) -> int:
     return code
 
 
-def _need_devserver(command: str) -> int | None:
-    try:
-        import aiohttp  # noqa: F401
-        import aiosmtpd  # noqa: F401
-    except ImportError as exc:
-        return _fail(
-            command,
-            f"{exc.name} is not installed; install the catcher with: "
-            "pip install 'mailwright[devserver]'",
-        )
-    return None
-
-
 # --- smtpd ---
 
 
 def _cmd_smtpd(args: argparse.Namespace) -> int:
-    missing = _need_devserver("smtpd")
-    if missing is not None:
-        return missing
-    from .devserver import DevServer
+    from .devserver import DevServer, MaildirError, TLSSetupError
 
+    if args.tls_key and not args.tls_cert:
+        return _fail("smtpd", "--tls-key needs --tls-cert")
     try:
         server = DevServer(
             args.host,
@@ -56,8 +42,17 @@ def _cmd_smtpd(args: argparse.Namespace) -> int:
             maildir=args.maildir,
             max_size=args.max_size,
             quiet=args.quiet,
+            tls=args.tls,
+            tls_dir=args.tls_dir,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            web_host_allow=args.web_host_allow,
         )
         server.run()
+    except MaildirError as exc:
+        return _fail("smtpd", f"--maildir: {exc}")
+    except TLSSetupError as exc:
+        return _fail("smtpd", str(exc))
     except OSError as exc:
         return _fail("smtpd", exc.strerror or str(exc))
     return EXIT_OK
@@ -131,9 +126,6 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    missing = _need_devserver("demo")
-    if missing is not None:
-        return missing
     from .demo import run_demo
 
     return run_demo(keep=args.keep)
@@ -176,6 +168,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="largest message accepted, in bytes (33554432)",
     )
     smtpd.add_argument("--quiet", action="store_true", help="do not print messages")
+    smtpd.add_argument(
+        "--tls",
+        action="store_true",
+        help="offer STARTTLS with a certificate from a local CA made once in --tls-dir "
+        "(its path is printed: give it to clients as EMAIL_SSL_CAFILE)",
+    )
+    smtpd.add_argument(
+        "--tls-dir",
+        metavar="DIR",
+        help="where the CA and certificate are kept (a user cache folder)",
+    )
+    smtpd.add_argument(
+        "--tls-cert", metavar="FILE", help="your own certificate (PEM); implies --tls"
+    )
+    smtpd.add_argument("--tls-key", metavar="FILE", help="its private key, when not in --tls-cert")
+    smtpd.add_argument(
+        "--web-host-allow",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also serve the inbox to requests for this host name (repeatable)",
+    )
     smtpd.set_defaults(handler=_cmd_smtpd)
 
     send = commands.add_parser(
