@@ -186,8 +186,8 @@ def _decode_payload(part: Message) -> str:
 
 
 def body_text(raw: bytes) -> str:
-    """The message's readable text for search: the text/plain parts, else the HTML
-    parts without tags. Never raises."""
+    """The message's readable text for search: the text/plain parts and the HTML parts
+    without tags. Never raises."""
     try:
         message = _compat_parser.parsebytes(raw)
         plain, html = [], []
@@ -200,9 +200,8 @@ def body_text(raw: bytes) -> str:
                 plain.append(_decode_payload(part))
             elif part.get_content_subtype() == "html":
                 html.append(_decode_payload(part))
-        if plain:
-            return "\n".join(plain)
-        return unescape(_TAG.sub(" ", _STYLE_SCRIPT.sub(" ", "\n".join(html))))
+        stripped = unescape(_TAG.sub(" ", _STYLE_SCRIPT.sub(" ", "\n".join(html))))
+        return "\n".join([*plain, stripped])
     except Exception:
         end = raw.find(b"\r\n\r\n")
         return raw[end + 4 :].decode("utf-8", "replace") if end >= 0 else ""
