@@ -267,7 +267,7 @@ def test_restart_lists_unparsable_and_skips_unreadable_files(tmp_path: Path) -> 
         first_message = listing[1]
         assert first_message["mail_from"] == "a@example.com"  # the envelope survives
         assert first_message["rcpt_tos"] == ["b@example.com"]
-        status, _, raw = http(second, f"/api/messages/{first_message['id']}/raw")
+        _, _, raw = http(second, f"/api/messages/{first_message['id']}/raw")
         assert raw == UNPARSABLE[0]  # as received: the stored envelope line is taken off
     finally:
         second.stop_thread()

@@ -271,10 +271,11 @@ def server_context(files: TLSFiles) -> ssl.SSLContext:
     """A server-side context with the certificate; TLS 1.2 at least."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    for path in (files.cert, files.key):
+        if path is not None and not path.is_file():
+            raise TLSSetupError(f"TLS file not found: {path}")
     try:
         context.load_cert_chain(files.cert, files.key)
-    except FileNotFoundError as exc:
-        raise TLSSetupError(f"TLS certificate file not found: {exc.filename}") from exc
     except (ssl.SSLError, OSError) as exc:
         where = f"{files.cert}" + (f" / {files.key}" if files.key else "")
         reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or str(exc)

@@ -205,9 +205,11 @@ def content_disposition(filename: str, kind: str = "attachment") -> str:
     decomposed = unicodedata.normalize("NFKD", cleaned)
     ascii_name = "".join(char for char in decomposed if not unicodedata.combining(char))
     ascii_name = re.sub(r"[^A-Za-z0-9 !#$&+,.;=@^_`{}~()\[\]-]", "_", ascii_name)
-    if not ascii_name.strip("_ ."):
-        suffix = re.sub(r"[^A-Za-z0-9.]", "", cleaned.rpartition(".")[2])[:10]
-        ascii_name = f"download.{suffix}" if "." in cleaned and suffix else "download"
+    stem, dot, suffix = ascii_name.rpartition(".")
+    if not re.search(r"[A-Za-z0-9]", ascii_name):
+        ascii_name = "download"
+    elif dot and not re.search(r"[A-Za-z0-9]", stem) and suffix.isalnum() and len(suffix) <= 10:
+        ascii_name = f"download.{suffix}"  # "日本語.txt": keep the type at least
     encoded = quote(cleaned, safe="!#$&+-.^_`|~")
     return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{encoded}"
 
@@ -445,7 +447,8 @@ async def api_raw(request: web.Request) -> web.StreamResponse:
     response.headers["Content-Disposition"] = content_disposition(
         f"{name or 'message'}.eml", "inline" if not request.query.get("download") else "attachment"
     )
-    return _sandboxed(response)
+    response.headers["Content-Security-Policy"] = API_CSP
+    return response
 
 
 async def api_delete_all(request: web.Request) -> web.Response:
