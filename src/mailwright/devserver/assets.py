@@ -28,13 +28,14 @@ table.messages th, table.messages td { text-align: left; padding: .4em .6em; ver
        white-space: nowrap; }
 table.messages th:nth-child(1) { width: 38%; }
 table.messages th:nth-child(2), table.messages th:nth-child(3) { width: 20%; }
-table.messages th:nth-child(4) { width: 11em; }
+table.messages th:nth-child(4) { width: 12.5em; }
 table.messages th:nth-child(5) { width: 5.5em; }
 table.messages th:nth-child(6) { width: 2.5em; }
 tr.message:hover { background: #f3f6fb; }
 td.subject a { text-decoration: none; font-weight: 500; }
 a.unparsable { color: #a40e26; font-style: italic; }
-button.delete { border: 0; background: none; color: #6e7781; font-size: 1.2em; line-height: 1;
+td.actions { padding-top: .2em; padding-bottom: .2em; text-align: center; }
+button.delete { border: 0; background: none; color: #6e7781; font-size: 1.2em; line-height: 1.2;
        padding: 0 .3em; }
 button.delete:hover { color: #a40e26; }
 .empty { color: #6e7781; padding: 2em 0; }
@@ -48,7 +49,7 @@ dl.facts dd { margin: 0; overflow-wrap: anywhere; }
 .actions { display: flex; flex-wrap: wrap; gap: .5em 1em; align-items: center; margin-bottom: 1em; }
 .error { background: #fff1f0; border: 1px solid #f5c2c0; padding: .6em .8em; border-radius: 4px; }
 .tabs { display: flex; gap: .25em; border-bottom: 1px solid #d0d7de; margin-bottom: .8em;
-       overflow-x: auto; }
+       overflow-x: auto; overflow-y: hidden; }
 .tab { padding: .45em .9em; text-decoration: none; border: 1px solid transparent;
        border-bottom: 0; border-radius: 4px 4px 0 0; color: #1f2328; white-space: nowrap; }
 .tab.active { border-color: #d0d7de; background: #fff; margin-bottom: -1px; font-weight: 600; }

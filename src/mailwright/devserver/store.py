@@ -21,6 +21,7 @@ import json
 import os
 import queue
 import re
+import secrets
 import socket
 import threading
 import time
@@ -460,7 +461,9 @@ class MessageStore:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._counter = itertools.count(1)
-        self._prefix = f"{int(time.time())}.P{os.getpid()}Q"
+        # Ids name Maildir files and appear in URLs: unique, and not guessable by a
+        # page on another site.
+        self._prefix = f"{int(time.time())}.{secrets.token_hex(6)}Q"
         self._listeners: list[Callable[[str, StoredMessage | None], None]] = []
         self._writer: _MaildirWriter | None = None
         self.maildir_path: Path | None = None

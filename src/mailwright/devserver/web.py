@@ -396,6 +396,10 @@ async def part_content(request: web.Request) -> web.StreamResponse:
     response = web.Response(body=data, content_type=content_type)
     if request.query.get("download") or content_type not in _INLINE_TYPES:
         response.headers["Content-Disposition"] = content_disposition(filename)
+    else:
+        # An inline image is loaded by the HTML part, whose sandbox gives it an opaque
+        # origin: same-origin CORP would block it.
+        response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
     return _sandboxed(response)
 
 
