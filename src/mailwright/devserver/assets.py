@@ -23,9 +23,9 @@ button { font: inherit; cursor: pointer; }
 #delete-all { margin-left: auto; }
 main { padding: 1em; max-width: 100%; }
 table.messages { border-collapse: collapse; width: 100%; table-layout: fixed; }
-table.messages th, table.messages td { text-align: left; padding: .4em .6em; vertical-align: top;
-       border-bottom: 1px solid #e3e6ea; overflow: hidden; text-overflow: ellipsis;
-       white-space: nowrap; }
+table.messages th, table.messages td { text-align: left; padding: .4em .6em;
+       vertical-align: middle; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+table.messages tr { border-bottom: 1px solid #e3e6ea; }
 table.messages th:nth-child(1) { width: 38%; }
 table.messages th:nth-child(2), table.messages th:nth-child(3) { width: 20%; }
 table.messages th:nth-child(4) { width: 12.5em; }
@@ -77,12 +77,13 @@ details.release summary { cursor: pointer; font-weight: 600; }
        grid-template-areas: "subject actions" "from received" "to size";
        border-bottom: 1px solid #e3e6ea; padding: .45em 0; }
   table.messages td { display: block; border: 0; padding: .05em .2em; }
-  td.subject { grid-area: subject; white-space: normal; overflow-wrap: anywhere; }
-  td.from { grid-area: from; color: #57606a; }
-  td.to { grid-area: to; color: #57606a; }
-  td.received { grid-area: received; color: #57606a; font-size: .9em; text-align: right; }
-  td.size { grid-area: size; color: #57606a; font-size: .9em; text-align: right; }
-  td.actions { grid-area: actions; }
+  table.messages td.subject { grid-area: subject; white-space: normal; overflow-wrap: anywhere; }
+  table.messages td.from { grid-area: from; color: #57606a; }
+  table.messages td.to { grid-area: to; color: #57606a; }
+  table.messages td.received { grid-area: received; color: #57606a; font-size: .9em;
+       text-align: right; }
+  table.messages td.size { grid-area: size; color: #57606a; font-size: .9em; text-align: right; }
+  table.messages td.actions { grid-area: actions; }
   iframe { height: 420px; }
 }
 """
