@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import policy
+from email.header import decode_header, make_header
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from html import unescape
@@ -98,9 +99,35 @@ def _all(fields: list[tuple[str, str]], name: str) -> list[str]:
     return [value for key, value in fields if key.lower() == lowered]
 
 
+# Values policy.default would give back unchanged: plain text, or plain addresses with
+# an optional word-only display name. Skipping its header parser for them makes the
+# first view of an inbox page about 5x faster (its address parser costs ~110 µs).
+_PLAIN_TEXT = re.compile(r"[\x20-\x7e]*")
+_ADDRESS = (
+    r"(?:[A-Za-z0-9]+(?: [A-Za-z0-9]+)* <[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*@[A-Za-z0-9-]+"
+    r"(?:\.[A-Za-z0-9-]+)*>|[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)"
+)
+_PLAIN_ADDRESSES = re.compile(f"{_ADDRESS}(?:, {_ADDRESS})*")
+
+
 def decoded_header(name: str, value: str) -> str:
     """What the stdlib parser (policy.default) makes of one header; may raise."""
+    if "=?" not in value:
+        if name == "Subject" and _PLAIN_TEXT.fullmatch(value):
+            return value
+        if name in ("From", "To") and _PLAIN_ADDRESSES.fullmatch(value):
+            return value
     return str(_header_factory(name, value))
+
+
+def quick_decode(value: str) -> str:
+    """RFC 2047 decoding without policy.default's parser (for the search text)."""
+    if "=?" not in value:
+        return value
+    try:
+        return str(make_header(decode_header(value)))
+    except Exception:
+        return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,9 +213,32 @@ def _decode_payload(part: Message) -> str:
         return payload.decode("utf-8", "replace")
 
 
+_SIMPLE_TYPE = re.compile(r"text/plain\s*(?:;\s*charset=\"?([A-Za-z0-9_.:-]+)\"?\s*)?", re.I)
+
+
+def _simple_body(raw: bytes) -> str | None:
+    """The body of a single-part, unencoded text/plain message without the parser (the
+    common case, about 10x faster); None for anything else."""
+    fields = header_fields(raw)
+    content_type = _first(fields, "Content-Type") or "text/plain"
+    encoding = (_first(fields, "Content-Transfer-Encoding") or "7bit").lower()
+    match = _SIMPLE_TYPE.fullmatch(content_type.strip())
+    if match is None or encoding not in ("7bit", "8bit", "binary"):
+        return None
+    end = raw.find(b"\r\n\r\n")
+    body = raw[end + 4 :] if end >= 0 else b""
+    try:
+        return body.decode(match[1] or "utf-8", "replace")
+    except LookupError:
+        return body.decode("utf-8", "replace")
+
+
 def body_text(raw: bytes) -> str:
     """The message's readable text for search: the text/plain parts and the HTML parts
     without tags. Never raises."""
+    simple = _simple_body(raw)
+    if simple is not None:
+        return simple
     try:
         message = _compat_parser.parsebytes(raw)
         plain, html = [], []
@@ -256,17 +306,16 @@ class StoredMessage:
     @property
     def search_text(self) -> str:
         if self._search is None:
-            summary = self.summary
             fields = header_fields(self.raw)
             self._search = "\n".join(
                 [
-                    summary.subject,
-                    summary.from_header,
-                    summary.to_header,
-                    *_all(fields, "Cc"),
+                    *(
+                        quick_decode(value)
+                        for name, value in fields
+                        if name.lower() in ("subject", "from", "to", "cc")
+                    ),
                     self.mail_from,
                     *self.rcpt_tos,
-                    _first(fields, "Subject") if summary.parse_error else "",
                     body_text(self.raw)[:SEARCH_TEXT_LIMIT],
                 ]
             ).casefold()
@@ -378,9 +427,13 @@ _hostname = socket.gethostname().replace("/", r"\057").replace(":", r"\072")
 
 
 class _MaildirWriter:
-    """One thread that writes queued messages to a Maildir, in batches: each batch's
+    """Threads that write queued messages to a Maildir, in batches: each batch's
     completion callbacks are handed back together (one wake-up of the event loop per
-    batch instead of one per message)."""
+    batch instead of one per message). Several threads, because file creation waits
+    on the disk (and releases the GIL): on the shared 2-core machine 4 threads create
+    files several times faster than one."""
+
+    threads = 4
 
     def __init__(
         self,
@@ -394,15 +447,21 @@ class _MaildirWriter:
         self._queue: queue.SimpleQueue[
             tuple[StoredMessage, Callable[[BaseException | None], None]] | None
         ] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="mailwright-maildir", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._run, name=f"mailwright-maildir-{n}", daemon=True)
+            for n in range(self.threads)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def submit(self, stored: StoredMessage, done: Callable[[BaseException | None], None]) -> None:
         self._queue.put((stored, done))
 
     def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join(30)
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join(30)
 
     def _run(self) -> None:
         while True:
@@ -411,7 +470,7 @@ class _MaildirWriter:
             stop = item is None
             if item is not None:
                 batch.append(item)
-            while not stop and len(batch) < 256:
+            while not stop and len(batch) < 64:
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
@@ -435,15 +494,20 @@ class _MaildirWriter:
 
 def write_maildir_file(folder: Path, stored: StoredMessage) -> None:
     """Write to tmp/ and rename into new/, as the Maildir convention asks."""
-    tmp = folder / "tmp" / stored.id
+    base = os.fspath(folder)
+    tmp = f"{base}/tmp/{stored.id}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(_envelope_line(stored))
-            file.write(stored.raw)
-        os.rename(tmp, folder / "new" / stored.id)
+        try:
+            data = memoryview(_envelope_line(stored) + stored.raw)
+            while data:
+                data = data[os.write(fd, data) :]
+        finally:
+            os.close(fd)
+        os.rename(tmp, f"{base}/new/{stored.id}")
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
         raise
 
 
@@ -465,6 +529,9 @@ class MessageStore:
         # page on another site.
         self._prefix = f"{int(time.time())}.{secrets.token_hex(6)}Q"
         self._listeners: list[Callable[[str, StoredMessage | None], None]] = []
+        self._version = 0  # counts deletions: the search text cache is valid within one
+        self._texts: list[str] = []
+        self._texts_version = -1
         self._writer: _MaildirWriter | None = None
         self.maildir_path: Path | None = None
         if maildir is not None:
@@ -625,15 +692,22 @@ class MessageStore:
             return total, self.newest_first(offset, limit)
         with self._lock:
             messages = list(self._messages)
-        total = 0
-        page: list[StoredMessage] = []
-        for stored in reversed(messages):
-            text = stored.search_text
-            if all(word in text for word in words):
-                if offset <= total < offset + limit:
-                    page.append(stored)
-                total += 1
-        return total, page
+            version = self._version
+        texts = self._texts
+        if self._texts_version != version or len(texts) > len(messages):
+            texts = []
+        # (between two deletions, messages are only ever appended)
+        texts += [stored.search_text for stored in messages[len(texts) :]]
+        self._texts, self._texts_version = texts, version
+        # One tight comprehension per word, the longest (likely the rarest) first:
+        # about 15 ms for 100,000 messages.
+        first, *others = sorted(words, key=len, reverse=True)
+        matches = [index for index, text in enumerate(texts) if first in text]
+        for word in others:
+            matches = [index for index in matches if word in texts[index]]
+        total = len(matches)
+        newest = matches[::-1][offset : offset + limit]
+        return total, [messages[index] for index in newest]
 
     def wait_for_count(self, count: int, timeout: float | None = None) -> bool:
         """Block until at least ``count`` messages are stored; False on timeout."""
@@ -663,6 +737,7 @@ class MessageStore:
             if stored is None:
                 return False
             self._messages.remove(stored)
+            self._version += 1
         self._unlink([message_id])
         for listener in self._listeners:
             listener("deleted", stored)
@@ -673,6 +748,7 @@ class MessageStore:
             ids = list(self._by_id)
             self._messages.clear()
             self._by_id.clear()
+            self._version += 1
         self._unlink(ids)
         for listener in self._listeners:
             listener("cleared", None)
