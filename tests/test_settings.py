@@ -17,7 +17,8 @@ DEFAULTS = {
     "EMAIL_HOST_PASSWORD": "",
     "EMAIL_USE_TLS": False,
     "EMAIL_USE_SSL": False,
-    "EMAIL_TIMEOUT": None,
+    "EMAIL_USE_LOCALTIME": False,
+    "EMAIL_TIMEOUT": 60,
     "EMAIL_SSL_KEYFILE": None,
     "EMAIL_SSL_CERTFILE": None,
     "EMAIL_SSL_CAFILE": None,
@@ -286,3 +287,76 @@ def test_tls_and_ssl_together_is_a_configuration_error() -> None:
         mailwright.get_connection()
     with pytest.raises(ImproperlyConfigured, match="EMAIL_USE_SSL"):
         mailwright.get_connection("smtp", use_tls=True, use_ssl=True)
+
+
+# --- overrides are per context; sources ---
+
+
+def test_concurrent_tasks_each_see_their_own_override() -> None:
+    async def read_under(host: str, entered: asyncio.Event, other: asyncio.Event) -> str:
+        with override_settings(EMAIL_HOST=host):
+            entered.set()
+            await other.wait()  # both overrides are active now
+            return str(settings.EMAIL_HOST)
+
+    async def main() -> list[str]:
+        a, b = asyncio.Event(), asyncio.Event()
+        return list(await asyncio.gather(read_under("a.example", a, b), read_under("b", b, a)))
+
+    assert asyncio.run(main()) == ["a.example", "b"]
+    assert settings.EMAIL_HOST == "localhost"
+
+
+def test_threads_each_see_their_own_override() -> None:
+    import threading
+
+    barrier = threading.Barrier(2)
+    seen: dict[str, str] = {}
+
+    def run(host: str) -> None:
+        with override_settings(EMAIL_HOST=host):
+            barrier.wait()
+            seen[host] = settings.EMAIL_HOST
+            barrier.wait()
+
+    threads = [threading.Thread(target=run, args=(host,)) for host in ("one", "two")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert seen == {"one": "one", "two": "two"}
+
+
+def test_to_thread_carries_the_override() -> None:
+    async def main() -> str:
+        with override_settings(EMAIL_HOST="carried"):
+            return await asyncio.to_thread(lambda: str(settings.EMAIL_HOST))
+
+    assert asyncio.run(main()) == "carried"
+
+
+def test_a_source_sits_between_configure_and_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mailwright.conf import MISSING
+
+    values = {"EMAIL_HOST": "from-source", "EMAIL_PORT": "2525"}
+
+    def source(name: str) -> object:
+        return values.get(name, MISSING)
+
+    monkeypatch.setenv("EMAIL_HOST", "from-env")
+    monkeypatch.setenv("EMAIL_USE_TLS", "1")
+    settings.add_source(source)
+    try:
+        assert settings.EMAIL_HOST == "from-source"
+        assert settings.EMAIL_PORT == 2525  # parsed like any other value
+        assert settings.EMAIL_USE_TLS is True  # not in the source: the environment
+        configure(EMAIL_HOST="configured")
+        assert settings.EMAIL_HOST == "configured"
+        values["EMAIL_PORT"] = "not a port"
+        with pytest.raises(ImproperlyConfigured, match="EMAIL_PORT"):
+            _ = settings.EMAIL_PORT
+    finally:
+        settings.remove_source(source)
+    assert settings.EMAIL_PORT == 25

@@ -1,0 +1,41 @@
+"""The ``mailwright`` command line (also ``python -m mailwright``).
+
+mailwright smtpd   development SMTP server and web inbox (the mail catcher)
+mailwright send    send one message with the configured settings
+mailwright check   connect to the configured SMTP server, send nothing
+mailwright demo    send sample messages to an embedded catcher and show them
+
+Each command lives in its own module with a ``register(commands)`` function that adds
+its sub-parser; the handler it sets receives the parsed arguments and returns the exit
+status.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from .. import __version__
+from . import check, demo, send, smtpd
+
+__all__ = ["build_parser", "main"]
+
+COMMANDS = (smtpd, send, check, demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mailwright",
+        description="Send email, and catch it during development.",
+    )
+    parser.add_argument("--version", action="version", version=f"mailwright {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+    for command in COMMANDS:
+        command.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.handler(args))

@@ -1,0 +1,95 @@
+"""``mailwright smtpd``: the development mail catcher."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from .common import EXIT_OK, fail
+
+__all__ = ["register"]
+
+
+def _cmd_smtpd(args: argparse.Namespace) -> int:
+    # The SMTP side needs only the standard library; without aiohttp the web inbox is
+    # skipped with a one-line note (printed with the banner).
+    from ..devserver import DevServer, MaildirError, TLSSetupError
+
+    if args.tls_key and not args.tls_cert:
+        return fail("smtpd", "--tls-key needs --tls-cert")
+    try:
+        server = DevServer(
+            args.host,
+            args.port,
+            None if args.no_web else args.web_port,
+            maildir=args.maildir,
+            max_size=args.max_size,
+            quiet=args.quiet,
+            tls=args.tls,
+            tls_dir=args.tls_dir,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            web_host_allow=args.web_host_allow,
+        )
+        server.run()
+    except MaildirError as exc:
+        return fail("smtpd", f"--maildir: {exc}")
+    except TLSSetupError as exc:
+        return fail("smtpd", str(exc))
+    except OSError as exc:
+        return fail("smtpd", exc.strerror or str(exc))
+    return EXIT_OK
+
+
+def _positive_size(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of bytes") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("the size must be positive")
+    return value
+
+
+def register(commands: Any) -> None:
+    smtpd = commands.add_parser(
+        "smtpd",
+        help="development SMTP server with a web inbox",
+        description="Accept every message, print it, keep it for the web inbox. "
+        "The modern replacement for `python -m smtpd -n -c DebuggingServer`.",
+    )
+    smtpd.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    smtpd.add_argument("--port", type=int, default=1025, help="SMTP port (1025)")
+    smtpd.add_argument("--web-port", type=int, default=8025, help="web inbox port (8025)")
+    smtpd.add_argument("--no-web", action="store_true", help="do not serve the web inbox")
+    smtpd.add_argument("--maildir", help="also store every message in this Maildir")
+    smtpd.add_argument(
+        "--max-size",
+        type=_positive_size,
+        default=32 * 1024 * 1024,
+        help="largest message accepted, in bytes (33554432)",
+    )
+    smtpd.add_argument("--quiet", action="store_true", help="do not print messages")
+    smtpd.add_argument(
+        "--tls",
+        action="store_true",
+        help="offer STARTTLS with a certificate from a local CA made once in --tls-dir "
+        "(its path is printed: give it to clients as EMAIL_SSL_CAFILE)",
+    )
+    smtpd.add_argument(
+        "--tls-dir",
+        metavar="DIR",
+        help="where the CA and certificate are kept (a per-user cache folder)",
+    )
+    smtpd.add_argument(
+        "--tls-cert", metavar="FILE", help="your own certificate (PEM); implies --tls"
+    )
+    smtpd.add_argument("--tls-key", metavar="FILE", help="its private key, when not in --tls-cert")
+    smtpd.add_argument(
+        "--web-host-allow",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also serve the inbox to requests for this host name (repeatable)",
+    )
+    smtpd.set_defaults(handler=_cmd_smtpd)

@@ -1,0 +1,183 @@
+"""The settings mailwright knows: each name's default and the parser that checks a value.
+
+Every value, wherever it comes from (``configure()``, an override, the environment,
+``EMAIL_URL``, a backend argument), passes its setting's parser, which returns the clean
+value or raises ``ImproperlyConfigured`` naming the setting.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.utils import getaddresses
+from typing import Any
+
+from ..exceptions import ImproperlyConfigured
+
+__all__ = ["SETTINGS", "SETTING_NAMES", "Setting", "bad_value", "clean_setting", "default"]
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+# --- value parsers: each takes (setting name, raw value) and returns the clean value ---
+
+
+def bad_value(name: str, value: Any, expected: str) -> ImproperlyConfigured:
+    return ImproperlyConfigured(f"{name}: {value!r} is not {expected}")
+
+
+def _parse_str(name: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise bad_value(name, value, "a string")
+    return value
+
+
+def _parse_secret(name: str, value: Any) -> str:
+    # Never echo a password back in an error message.
+    if not isinstance(value, str):
+        raise ImproperlyConfigured(f"{name} must be a string (got {type(value).__name__})")
+    return value
+
+
+def _parse_port(name: str, value: Any) -> int:
+    if isinstance(value, bool):
+        raise bad_value(name, value, "an integer port")
+    if isinstance(value, str):
+        text = value.strip()
+        if not text.isdigit():
+            raise bad_value(name, value, "an integer port")
+        value = int(text)
+    if not isinstance(value, int) or not 0 <= value <= 65535:
+        raise bad_value(name, value, "an integer port between 0 and 65535")
+    return value
+
+
+def _parse_bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+    raise bad_value(name, value, "a boolean (1/true/yes/on or 0/false/no/off)")
+
+
+def _parse_timeout(name: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() in ("", "none"):
+            return None
+        try:
+            value = float(text)
+        except ValueError:
+            raise bad_value(name, value, "a number of seconds") from None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise bad_value(name, value, "a positive number of seconds or None")
+    return value
+
+
+def _parse_optional_path(name: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str):
+        raise bad_value(name, value, "a path or None")
+    return value or None
+
+
+def _parse_charset(name: str, value: Any) -> str:
+    value = _parse_str(name, value)
+    try:
+        codecs.lookup(value)
+    except LookupError:
+        raise bad_value(name, value, "a known character set") from None
+    return value
+
+
+def _parse_backend(name: str, value: Any) -> Any:
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    if isinstance(value, type):
+        return value
+    raise bad_value(name, value, "a dotted path to a backend class")
+
+
+def _parse_address_list(name: str, value: Any) -> list[str | tuple[str, str]]:
+    if isinstance(value, str):
+        # The environment form: "Ann <ann@example.com>, bob@example.com".
+        if not value.strip():
+            return []
+        pairs = getaddresses([value])
+        if not all(addr for _, addr in pairs):
+            raise bad_value(name, value, "a comma-separated list of addresses")
+        return [(display, addr) if display else addr for display, addr in pairs]
+    if not isinstance(value, list | tuple):
+        raise bad_value(name, value, 'a list of "a@x" strings or (name, "a@x") pairs')
+    entries: list[str | tuple[str, str]] = []
+    for entry in value:
+        if isinstance(entry, str):
+            entries.append(entry)
+        elif (
+            isinstance(entry, list | tuple)
+            and len(entry) == 2
+            and all(isinstance(part, str) for part in entry)
+        ):
+            entries.append((entry[0], entry[1]))
+        else:
+            raise ImproperlyConfigured(
+                f'{name}: entry {entry!r} is not an "a@x" string or a (name, "a@x") pair'
+            )
+    return entries
+
+
+@dataclass(frozen=True)
+class Setting:
+    default: Any
+    parse: Callable[[str, Any], Any]
+
+
+SETTINGS: dict[str, Setting] = {
+    "EMAIL_BACKEND": Setting("mailwright.backends.smtp.EmailBackend", _parse_backend),
+    "EMAIL_HOST": Setting("localhost", _parse_str),
+    "EMAIL_PORT": Setting(25, _parse_port),
+    "EMAIL_HOST_USER": Setting("", _parse_str),
+    "EMAIL_HOST_PASSWORD": Setting("", _parse_secret),
+    "EMAIL_USE_TLS": Setting(False, _parse_bool),
+    "EMAIL_USE_SSL": Setting(False, _parse_bool),
+    "EMAIL_USE_LOCALTIME": Setting(False, _parse_bool),
+    # Django's default is None (wait forever), a known way to hang a worker.
+    "EMAIL_TIMEOUT": Setting(60, _parse_timeout),
+    "EMAIL_SSL_KEYFILE": Setting(None, _parse_optional_path),
+    "EMAIL_SSL_CERTFILE": Setting(None, _parse_optional_path),
+    "EMAIL_SSL_CAFILE": Setting(None, _parse_optional_path),
+    "EMAIL_FILE_PATH": Setting(None, _parse_optional_path),
+    "EMAIL_SUBJECT_PREFIX": Setting("[mailwright] ", _parse_str),
+    "DEFAULT_FROM_EMAIL": Setting("webmaster@localhost", _parse_str),
+    "SERVER_EMAIL": Setting("root@localhost", _parse_str),
+    "ADMINS": Setting([], _parse_address_list),
+    "MANAGERS": Setting([], _parse_address_list),
+    "DEFAULT_CHARSET": Setting("utf-8", _parse_charset),
+}
+
+SETTING_NAMES: frozenset[str] = frozenset(SETTINGS)
+
+
+def clean_setting(name: str, value: Any) -> Any:
+    """Check and normalise a value for setting ``name`` (used for backend arguments)."""
+    return SETTINGS[name].parse(name, value)
+
+
+def default(name: str) -> Any:
+    """The default of setting ``name`` (a fresh copy of a list, never shared)."""
+    value = SETTINGS[name].default
+    return list(value) if isinstance(value, list) else value

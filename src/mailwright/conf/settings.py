@@ -1,0 +1,173 @@
+"""The live settings object and ``configure()``.
+
+A value is looked up every time it is read, in this order:
+
+1. ``override_settings`` layers active in the current context (newest first),
+2. ``configure()`` (for the whole process),
+3. registered sources (the Django integration registers Django's settings here),
+4. an environment variable of the same name,
+5. the environment variable ``EMAIL_URL``,
+6. the default.
+
+In each layer of 1 and 2 a name given directly wins over one derived from that layer's
+``EMAIL_URL``. Overrides live in a ``contextvars.ContextVar``: concurrent asyncio tasks
+and threads each see their own, and ``asyncio.to_thread`` or a copied context carries
+them along. Reading on every access (instead of snapshotting at import) is what lets
+tests and long-running processes change the environment and see the effect.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+from ..exceptions import ImproperlyConfigured
+from .registry import SETTINGS, bad_value, default
+from .url import URL_SETTINGS, parse_email_url
+
+__all__ = ["MISSING", "Settings", "configure", "settings"]
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+#: What a settings source returns for a name it does not set.
+MISSING: Final = _Missing()
+
+Layer = Mapping[str, Any]
+Source = Callable[[str], Any]
+
+_overrides: contextvars.ContextVar[tuple[Layer, ...]] = contextvars.ContextVar(
+    "mailwright_overrides", default=()
+)
+
+
+def _from_layer(layer: Layer, name: str) -> Any:
+    if name in layer:
+        return layer[name]
+    url = layer.get("EMAIL_URL")
+    if url is not None and name in URL_SETTINGS:
+        derived = parse_email_url(url)
+        if name in derived:
+            return derived[name]
+    return MISSING
+
+
+class Settings:
+    """The live settings. Attribute access resolves a value each time it is read."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._configured: Layer = {}
+        self._sources: tuple[Source, ...] = ()
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "EMAIL_URL":
+            return self._effective_url()
+        if name not in SETTINGS:
+            raise AttributeError(f"mailwright has no setting named {name!r}")
+        return self._resolve(name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name.startswith("_"):
+            object.__setattr__(self, name, value)
+        else:
+            self.configure(**{name: value})
+
+    def __dir__(self) -> list[str]:
+        return sorted({*SETTINGS, "EMAIL_URL", *super().__dir__()})
+
+    def _resolve(self, name: str) -> Any:
+        for layer in (*reversed(_overrides.get()), self._configured):
+            value = _from_layer(layer, name)
+            if value is not MISSING:
+                return value
+        for source in self._sources:
+            raw = source(name)
+            if raw is not MISSING:
+                return SETTINGS[name].parse(name, raw)
+        raw = os.environ.get(name)
+        if raw is not None:
+            return SETTINGS[name].parse(name, raw)
+        url = os.environ.get("EMAIL_URL") if name in URL_SETTINGS else None
+        if url:
+            derived = parse_email_url(url)
+            if name in derived:
+                return derived[name]
+        return default(name)
+
+    def _effective_url(self) -> str | None:
+        for layer in (*reversed(_overrides.get()), self._configured):
+            if "EMAIL_URL" in layer:
+                url: str | None = layer["EMAIL_URL"]
+                return url
+        return os.environ.get("EMAIL_URL") or None
+
+    @staticmethod
+    def clean(values: Mapping[str, Any]) -> dict[str, Any]:
+        """Check every value; an unknown name or a bad value raises ``ImproperlyConfigured``."""
+        clean: dict[str, Any] = {}
+        for name, value in values.items():
+            if name == "EMAIL_URL":
+                if value is not None:
+                    if not isinstance(value, str):
+                        raise bad_value(name, value, "a URL string")
+                    parse_email_url(value)  # fail now, not at first use
+                clean[name] = value
+            elif name in SETTINGS:
+                clean[name] = SETTINGS[name].parse(name, value)
+            else:
+                raise ImproperlyConfigured(
+                    f"unknown setting {name!r}; known settings: {', '.join(sorted(SETTINGS))}"
+                )
+        return clean
+
+    def configure(self, **values: Any) -> None:
+        """Set values for the whole process (they win over the environment)."""
+        clean = self.clean(values)
+        with self._lock:
+            self._configured = {**self._configured, **clean}
+
+    def add_source(self, source: Source) -> None:
+        """Add a source of settings below ``configure()`` and above the environment:
+        ``source(name)`` returns the raw value, or ``MISSING``. Adding one twice is
+        a no-op."""
+        with self._lock:
+            if source not in self._sources:
+                self._sources = (*self._sources, source)
+
+    def remove_source(self, source: Source) -> None:
+        with self._lock:
+            self._sources = tuple(s for s in self._sources if s is not source)
+
+    def push_override(self, values: Mapping[str, Any]) -> Layer:
+        """Make ``values`` win in the current context until ``pop_override``."""
+        layer = self.clean(values)
+        _overrides.set((*_overrides.get(), layer))
+        return layer
+
+    def pop_override(self, layer: Layer) -> None:
+        # Remove this exact layer, wherever it is: overlapping overrides in one
+        # context may end in any order.
+        _overrides.set(tuple(item for item in _overrides.get() if item is not layer))
+
+    def _reset(self) -> None:
+        """Forget every configure()d value; overrides and sources stay (for tests)."""
+        with self._lock:
+            self._configured = {}
+
+
+settings = Settings()
+
+
+def configure(**values: Any) -> None:
+    """Set settings for the process. An unknown name raises ``ImproperlyConfigured``.
+
+    >>> configure(EMAIL_HOST="smtp.example.com", EMAIL_PORT=587, EMAIL_USE_TLS=True)
+    """
+    settings.configure(**values)
