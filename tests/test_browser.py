@@ -79,6 +79,16 @@ def rows(browser: webdriver.Chrome) -> list[str]:
     return [str(subject) for subject in subjects]
 
 
+def settled(browser: webdriver.Chrome, subjects: list[str]) -> None:
+    """Wait until the list shows ``subjects`` and no refresh is pending."""
+    WebDriverWait(browser, 20).until(
+        lambda _: (
+            browser.execute_script("return document.getElementById('list').dataset.state") == "idle"
+            and rows(browser) == subjects
+        )
+    )
+
+
 def test_inbox_lists_opens_and_renders_html(browser: webdriver.Chrome, catcher: DevServer) -> None:
     send_samples(catcher)
     wait = WebDriverWait(browser, 20)
@@ -91,7 +101,7 @@ def test_inbox_lists_opens_and_renders_html(browser: webdriver.Chrome, catcher: 
 
     browser.find_element(By.LINK_TEXT, "Your monthly report").click()
     frame = wait.until(expected_conditions.presence_of_element_located((By.ID, "html-part")))
-    assert frame.get_attribute("sandbox") == ""
+    assert frame.get_attribute("sandbox") == "allow-popups allow-popups-to-escape-sandbox"
     assert "report.csv" in browser.find_element(By.ID, "attachments").text
 
     # tabs: Text, Headers, Raw, back to HTML
@@ -144,23 +154,26 @@ def test_live_update_search_and_delete(browser: webdriver.Chrome, catcher: DevSe
     # search as you type
     search = browser.find_element(By.ID, "search")
     search.send_keys("monthly")
-    wait.until(lambda _: rows(browser) == ["Your monthly report"])
+    settled(browser, ["Your monthly report"])
     assert browser.find_element(By.ID, "count").text == "1 of 3 match"
     assert "q=monthly" in browser.current_url
     search.clear()
     search.send_keys("zzz-nothing")
-    wait.until(lambda _: browser.find_elements(By.CSS_SELECTOR, "p.empty"))
+    settled(browser, [])
+    assert browser.find_elements(By.CSS_SELECTOR, "p.empty")
     search.clear()
     search.send_keys(" ")  # an input event with an empty query shows everything again
-    wait.until(lambda _: len(rows(browser)) == 3)
+    everything = ["Sent while you watched", "Your monthly report", "Welcome to mailwright"]
+    settled(browser, everything)
 
-    # per-message delete from the list
-    row = browser.find_element(By.CSS_SELECTOR, "tr.message")
-    doomed = row.get_attribute("data-id")
-    row.find_element(By.CSS_SELECTOR, "button.delete").click()
-    wait.until(lambda _: len(rows(browser)) == 2)
-    assert catcher.store.get(doomed or "") is None
-    assert "Sent while you watched" not in rows(browser)
+    # per-message delete from the list (found and clicked in one step: live updates
+    # replace the rows)
+    doomed = browser.execute_script(
+        "const b = document.querySelector('tr.message button.delete');"
+        "b.click(); return b.dataset.id"
+    )
+    settled(browser, everything[1:])
+    assert catcher.store.get(str(doomed)) is None
 
     # delete from the message page
     browser.find_element(By.LINK_TEXT, "Your monthly report").click()

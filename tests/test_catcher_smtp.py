@@ -376,3 +376,44 @@ def test_size_limit_is_enforced_while_reading(chars: str) -> None:
         assert len(server.store) == 0
     finally:
         server.stop_thread()
+
+
+def test_implicit_tls_port_for_ssl_configurations(tls_dir: Path) -> None:
+    """EMAIL_USE_SSL (port 465 style) configurations work too."""
+    server = DevServer(
+        "127.0.0.1", 0, None, out=io.StringIO(), quiet=True, tls_dir=tls_dir, smtps_port=0
+    ).start_in_thread()
+    try:
+        assert server.smtps_port and server.smtps_port != server.smtp_port
+        assert f"SMTPS (implicit TLS) on 127.0.0.1:{server.smtps_port}" in server.banner()
+        connection = get_connection(
+            "smtp",
+            host="127.0.0.1",
+            port=server.smtps_port,
+            username="ssl-user",
+            password="pw",
+            use_ssl=True,
+            ssl_cafile=server.ca_file,
+        )
+        message = EmailMessage("over SMTPS", "b", "a@example.com", ["b@example.com"])
+        assert connection.send_messages([message]) == 1
+        assert server.wait_for_messages(1)
+        assert server.store.all()[0].auth_user == "ssl-user"
+        import smtplib
+
+        with smtplib.SMTP_SSL(
+            "127.0.0.1",
+            server.smtps_port,
+            context=ssl.create_default_context(cafile=server.ca_file),
+            timeout=10,
+        ) as client:
+            client.ehlo()
+            assert not client.has_extn("starttls")  # already encrypted
+    finally:
+        server.stop_thread()
+
+
+def test_banner_warns_when_other_machines_can_connect() -> None:
+    server = DevServer("0.0.0.0", 0, None, out=io.StringIO())
+    assert "other machines can reach the catcher" in server.banner()
+    assert "other machines" not in DevServer("127.0.0.1", 0, None).banner()

@@ -30,6 +30,7 @@ def _cmd_smtpd(args: argparse.Namespace) -> int:
             tls_cert=args.tls_cert,
             tls_key=args.tls_key,
             web_host_allow=args.web_host_allow,
+            smtps_port=args.smtps_port,
         )
         server.run()
     except MaildirError as exc:
@@ -85,6 +86,12 @@ def register(commands: Any) -> None:
         "--tls-cert", metavar="FILE", help="your own certificate (PEM); implies --tls"
     )
     smtpd.add_argument("--tls-key", metavar="FILE", help="its private key, when not in --tls-cert")
+    smtpd.add_argument(
+        "--smtps-port",
+        type=int,
+        metavar="PORT",
+        help="also listen for implicit TLS (EMAIL_USE_SSL, port 465 style); implies --tls",
+    )
     smtpd.add_argument(
         "--web-host-allow",
         action="append",

@@ -112,7 +112,9 @@ JS = """
       const meta = $('#list-meta', list);
       if (meta) $('#count').textContent = meta.dataset.status;
     };
+    // data-state tells tests (and curious users) whether the list is settled
     const refresh = async () => {
+      list.dataset.state = 'loading';
       if (busy) { again = true; return; }
       busy = true;
       try {
@@ -125,7 +127,7 @@ JS = """
         // the catcher stopped; EventSource reconnects by itself
       } finally {
         busy = false;
-        if (again) { again = false; refresh(); }
+        if (again) { again = false; refresh(); } else if (!timer) list.dataset.state = 'idle';
       }
     };
     showStatus();
@@ -139,11 +141,13 @@ JS = """
     };
     search.addEventListener('input', () => {
       clearTimeout(timer);
-      timer = setTimeout(searchNow, 150);
+      list.dataset.state = 'typing';
+      timer = setTimeout(() => { timer = null; searchNow(); }, 150);
     });
     search.form.addEventListener('submit', (event) => {
       event.preventDefault();
       clearTimeout(timer);
+      timer = null;
       searchNow();
     });
     list.addEventListener('click', async (event) => {

@@ -100,7 +100,7 @@ def inbox_page(
     messages: list[StoredMessage], matching: int, total: int, page: int, per_page: int, query: str
 ) -> str:
     listing = inbox_list(messages, matching, total, page, per_page, query)
-    content = f'<div id="list" data-page="{page}">{listing}</div>'
+    content = f'<div id="list" data-page="{page}" data-state="idle">{listing}</div>'
     return _layout("Inbox", total, content, query, "inbox")
 
 
@@ -172,11 +172,13 @@ def message_page(
 
     if has_html:
         # sandbox without allow-scripts/allow-same-origin: the message's HTML gets an
-        # opaque origin and cannot run scripts or reach the inbox.
+        # opaque origin and cannot run scripts or reach the inbox; its links open in a
+        # new tab (allow-popups), outside the sandbox.
         sections.append(
             panel(
                 "html",
-                f'<iframe id="html-part" sandbox title="HTML part" src="{base}/html"></iframe>',
+                '<iframe id="html-part" sandbox="allow-popups allow-popups-to-escape-sandbox" '
+                f'title="HTML part" src="{base}/html"></iframe>',
             )
         )
     if text is not None:

@@ -76,6 +76,7 @@ class DevServer:
         tls_cert: str | os.PathLike[str] | None = None,
         tls_key: str | os.PathLike[str] | None = None,
         web_host_allow: Iterable[str] = (),
+        smtps_port: int | None = None,
     ) -> None:
         self.host = host
         self.smtp_port = smtp_port
@@ -84,7 +85,8 @@ class DevServer:
         self.out = out if out is not None else sys.stdout
         self.err = err if err is not None else sys.stderr
         self.store = MessageStore(maildir)
-        self.tls = tls or tls_cert is not None
+        self.smtps_port = smtps_port
+        self.tls = tls or tls_cert is not None or smtps_port is not None
         self.tls_dir = tls_dir
         self.tls_cert = tls_cert
         self.tls_key = tls_key
@@ -95,6 +97,7 @@ class DevServer:
         self._max_size = max_size
         self._smtp: SMTPService | None = None
         self._smtp_server: asyncio.AbstractServer | None = None
+        self._smtps_server: asyncio.AbstractServer | None = None
         self._web_runner: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -182,6 +185,19 @@ class DevServer:
             self.store.close()
             raise self._bind_error("SMTP", self.smtp_port, exc) from exc
         self.smtp_port = self._smtp_server.sockets[0].getsockname()[1]
+        if self.smtps_port is not None:
+            try:
+                self._smtps_server = await loop.create_server(
+                    self._smtp.factory(implicit_tls=True),
+                    self.host or None,
+                    self.smtps_port,
+                    ssl=tls_context,
+                    ssl_handshake_timeout=30,
+                )
+            except OSError as exc:
+                await self.stop()
+                raise self._bind_error("SMTPS", self.smtps_port, exc) from exc
+            self.smtps_port = self._smtps_server.sockets[0].getsockname()[1]
         self._smtp.start_sweeping()
         self._work = asyncio.Event()
         self._worker = loop.create_task(self._background())
@@ -275,6 +291,10 @@ class DevServer:
         return OSError(exc.errno, f"cannot listen for {what} on {self.host}:{port}: {exc.strerror}")
 
     async def stop(self) -> None:
+        if self._smtps_server is not None:
+            self._smtps_server.close()
+            await self._smtps_server.wait_closed()
+            self._smtps_server = None
         if self._smtp_server is not None:
             self._smtp_server.close()
             if self._smtp is not None:
@@ -295,6 +315,8 @@ class DevServer:
             f"mailwright development SMTP server on {self.host}:{self.smtp_port} "
             f"(AUTH PLAIN/LOGIN with any credentials{tls})"
         ]
+        if self.smtps_port is not None:
+            lines.append(f"SMTPS (implicit TLS) on {self.host}:{self.smtps_port}")
         if self.ca_file:
             lines.append(f"TLS: clients trust the catcher with EMAIL_SSL_CAFILE={self.ca_file}")
         if self.inbox_url:
@@ -303,6 +325,11 @@ class DevServer:
             lines.append(
                 f"storing messages in Maildir {self.store.maildir_path} "
                 f"({len(self.store)} there at start)"
+            )
+        if self.host not in ("localhost", "::1") and not self.host.startswith("127."):
+            lines.append(
+                f"note: listening on {self.host or 'every address'}: other machines can reach "
+                "the catcher, and the inbox shows them every caught message"
             )
         lines.extend(f"note: {note}" for note in self.notes)
         return "\n".join(lines)

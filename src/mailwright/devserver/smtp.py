@@ -114,8 +114,10 @@ class SMTPService:
         self.tasks: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.TimerHandle | None = None
 
-    def factory(self) -> Callable[[], SMTPSession]:
-        return lambda: SMTPSession(self)
+    def factory(self, implicit_tls: bool = False) -> Callable[[], SMTPSession]:
+        """Sessions for a plain listener, or (``implicit_tls``) for one whose sockets
+        are TLS from the first byte (SMTPS, port 465 style)."""
+        return lambda: SMTPSession(self, implicit_tls)
 
     def start_sweeping(self) -> None:
         """Hang up on sessions idle for longer than ``idle_timeout`` (one timer for all
@@ -139,7 +141,7 @@ class SMTPSession(asyncio.Protocol):
     """One SMTP connection. Input is buffered and handled line by line; while a
     message is being stored (or TLS being set up) nothing further is read."""
 
-    def __init__(self, service: SMTPService) -> None:
+    def __init__(self, service: SMTPService, implicit_tls: bool = False) -> None:
         self.service = service
         self.transport: asyncio.Transport | None = None
         self.loop = asyncio.get_running_loop()
@@ -148,7 +150,7 @@ class SMTPSession(asyncio.Protocol):
         self._out: list[bytes] = []
         self._greeted = False
         self._extended = False
-        self._tls = False
+        self._tls = implicit_tls
         self.auth_user: str | None = None
         self._mail_from: str | None = None
         self._rcpt_tos: list[str] = []

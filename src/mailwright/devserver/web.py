@@ -182,11 +182,20 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
     headers.setdefault("Cache-Control", "no-store")
 
 
-def _sandboxed(response: web.StreamResponse, img_origin: str | None = None) -> web.StreamResponse:
+# Links in a message (a password-reset link) open in a new tab, outside the sandbox;
+# nothing else is allowed: no scripts, no forms, no same-origin access.
+HTML_SANDBOX = "allow-popups allow-popups-to-escape-sandbox"
+
+
+def _sandboxed(
+    response: web.StreamResponse, img_origin: str | None = None, flags: str = ""
+) -> web.StreamResponse:
     """For anything that comes from a message: an opaque origin, no scripts."""
     images = f"img-src data: {img_origin}" if img_origin else "img-src data:"
     response.headers["Content-Security-Policy"] = (
-        f"sandbox; default-src 'none'; style-src 'unsafe-inline'; {images}"
+        f"sandbox {flags}; default-src 'none'; style-src 'unsafe-inline'; {images}".replace(
+            "sandbox ;", "sandbox;"
+        )
     )
     # The HTML part is shown in the inbox's own iframe.
     response.headers["X-Frame-Options"] = "SAMEORIGIN"
@@ -364,8 +373,9 @@ async def html_part(request: web.Request) -> web.StreamResponse:
         index = by_cid.get(match[1])
         return f"/messages/{url_id(stored)}/parts/{index}" if index is not None else match[0]
 
-    response = web.Response(text=_CID_REF.sub(link, html), content_type="text/html")
-    return _sandboxed(response, img_origin=f"{request.scheme}://{request.host}")
+    text = '<base target="_blank">' + _CID_REF.sub(link, html)
+    response = web.Response(text=text, content_type="text/html")
+    return _sandboxed(response, f"{request.scheme}://{request.host}", HTML_SANDBOX)
 
 
 async def part_content(request: web.Request) -> web.StreamResponse:
