@@ -417,3 +417,19 @@ def test_banner_warns_when_other_machines_can_connect() -> None:
     server = DevServer("0.0.0.0", 0, None, out=io.StringIO())
     assert "other machines can reach the catcher" in server.banner()
     assert "other machines" not in DevServer("127.0.0.1", 0, None).banner()
+
+
+def test_maildir_problems_are_one_line_errors_naming_the_path(tmp_path: Path) -> None:
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("x")
+    (tmp_path / "busy" / "notes").mkdir(parents=True)
+    for path, reason in [
+        (not_a_folder, "exists and is not a folder"),
+        (tmp_path / "busy", "is a folder with files but not a Maildir"),
+        (not_a_folder / "mail", "cannot use it as a Maildir"),
+    ]:
+        result = run_cli("smtpd", "--port", "0", "--no-web", "--maildir", str(path), timeout=30)
+        assert result.returncode == 1
+        (line,) = result.stderr.strip().splitlines()
+        assert line.startswith(f"mailwright smtpd: error: --maildir: {path}")
+        assert reason in line

@@ -32,8 +32,11 @@ WEB_EXTRA_NOTE = (
     "(running without the inbox)"
 )
 # Reporting and search indexing wait until no message has arrived for this long, so
-# under a flood of mail all CPU goes to accepting it (printing catches up afterwards).
-QUIET_SECONDS = 0.05
+# under a flood of mail nearly all CPU goes to accepting it (printing catches up
+# afterwards); they run in slices, and take one slice a second even during a flood.
+QUIET_SECONDS = 0.01
+SLICE_SECONDS = 0.01
+MAX_LAG = 1.0
 
 
 class PortInUseError(OSError):
@@ -271,12 +274,23 @@ class DevServer:
         while True:
             await self._work.wait()
             self._work.clear()
+            starved_since: float | None = None
             while self._pending:
-                quiet_for = loop.time() - self._last_accept
+                now = loop.time()
+                quiet_for = now - self._last_accept
                 if quiet_for < QUIET_SECONDS:
-                    await asyncio.sleep(QUIET_SECONDS - quiet_for)
-                    continue
-                for _ in range(min(20, len(self._pending))):
+                    # Mail is arriving: wait for a pause, but never fall more than
+                    # MAX_LAG behind a steady stream (then take one slice anyway).
+                    starved_since = starved_since if starved_since is not None else now
+                    if now - starved_since < MAX_LAG:
+                        await asyncio.sleep(QUIET_SECONDS)
+                        continue
+                    starved_since = now
+                else:
+                    starved_since = None
+                # One time slice, so the event loop is never held up for long.
+                deadline = loop.time() + SLICE_SECONDS
+                while self._pending and loop.time() < deadline:
                     stored, report = self._pending.popleft()
                     if report and not self.quiet:
                         self._print(format_message(stored))

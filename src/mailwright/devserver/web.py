@@ -601,7 +601,7 @@ async def api_events(request: web.Request) -> web.StreamResponse:
                 f"event: change\ndata: {json.dumps({'total': len(store)})}\n\n".encode()
             )
             await asyncio.sleep(hub.interval)
-    except (ConnectionResetError, asyncio.CancelledError):
+    except ConnectionResetError:  # the page went away
         pass
     return response
 
