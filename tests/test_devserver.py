@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mailwright import EmailMessage, EmailMultiAlternatives, get_connection
@@ -443,3 +443,35 @@ def test_fast_header_decoding_agrees_with_policy_default(name: str, value: str) 
     except Exception:
         got = None
     assert got == expected
+
+
+_HEADER_TEXT = st.text(alphabet='ab@.<>"(),:;\\[] =?Q', max_size=24)
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(from_=_HEADER_TEXT, to=_HEADER_TEXT, subject=_HEADER_TEXT)
+def test_fuzzed_headers_are_stored_listed_and_shown(
+    catcher: DevServer, from_: str, to: str, subject: str
+) -> None:
+    """Whatever the header values, the message is stored as sent, listed, and every view
+    of it answers; the subject is the parser's, or "(unparsable)" when it chokes."""
+    raw = f"From: {from_}\r\nTo: {to}\r\nSubject: {subject}\r\n\r\nfuzz body\r\n".encode()
+    before = len(catcher.store)
+    send_raw(catcher, raw)
+    assert catcher.wait_for_messages(before + 1)
+    stored = catcher.store.newest_first(0, 1)[0]
+    assert stored.raw == raw
+    try:
+        for name, value in (("From", from_), ("To", to)):
+            str(policy.default.header_factory(name, value.strip()))
+        expected = str(policy.default.header_factory("Subject", subject.strip()))
+    except Exception:
+        expected = "(unparsable)"
+    listing = api(catcher, "/api/messages?limit=1")
+    assert listing["messages"][0]["subject"] == expected
+    for path in (f"/api/messages/{stored.id}", f"/messages/{stored.id}", "/"):
+        assert http(catcher, path)[0] == 200, path
