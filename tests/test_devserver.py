@@ -475,3 +475,20 @@ def test_fuzzed_headers_are_stored_listed_and_shown(
     assert listing["messages"][0]["subject"] == expected
     for path in (f"/api/messages/{stored.id}", f"/messages/{stored.id}", "/"):
         assert http(catcher, path)[0] == 200, path
+
+
+def test_big_message_is_parsed_off_the_event_loop_and_served(catcher: DevServer) -> None:
+    blob = os.urandom(1024 * 1024)
+    message = EmailMessage("big one", "see the attachment", "a@example.com", ["b@example.com"])
+    message.attach("blob.bin", blob, "application/octet-stream")
+    send(catcher, message)
+    assert catcher.wait_until_reported(timeout=60)
+    assert "Subject: big one" in catcher.out.getvalue()  # type: ignore[attr-defined]
+    summary = api(catcher, "/api/messages?q=attachment")["messages"][0]
+    assert summary["subject"] == "big one" and summary["size"] > len(blob)
+    detail = api(catcher, f"/api/messages/{summary['id']}")
+    (part,) = [p for p in detail["parts"] if p["filename"] == "blob.bin"]
+    status, _, data = http(catcher, part["url"])
+    assert status == 200 and data == blob
+    status, _, page = http(catcher, f"/messages/{summary['id']}?tab=raw")
+    assert status == 200 and b"Showing the first 1.0 MB" in page

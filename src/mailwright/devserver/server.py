@@ -37,6 +37,7 @@ WEB_EXTRA_NOTE = (
 QUIET_SECONDS = 0.01
 SLICE_SECONDS = 0.01
 MAX_LAG = 1.0
+BIG_MESSAGE = 256 * 1024  # printed and indexed in a thread: parsing it takes a while
 
 
 class PortInUseError(OSError):
@@ -292,12 +293,18 @@ class DevServer:
                 deadline = loop.time() + SLICE_SECONDS
                 while self._pending and loop.time() < deadline:
                     stored, report = self._pending.popleft()
-                    if report and not self.quiet:
-                        self._print(format_message(stored))
-                    _ = stored.search_text
+                    if stored.size > BIG_MESSAGE:  # parse it in a thread
+                        await asyncio.to_thread(self._report_and_index, stored, report)
+                    else:
+                        self._report_and_index(stored, report)
                 await asyncio.sleep(0)
             if self._inflight == 0 and not self._pending:
                 self._reported.set()
+
+    def _report_and_index(self, stored: StoredMessage, report: bool) -> None:
+        if report and not self.quiet:
+            self._print(format_message(stored))
+        _ = stored.search_text
 
     def _bind_error(self, what: str, port: int, exc: OSError) -> OSError:
         if exc.errno == errno.EADDRINUSE:

@@ -26,7 +26,7 @@ import re
 import unicodedata
 from collections.abc import Awaitable, Callable, Iterable
 from email.message import EmailMessage
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 from aiohttp import web
@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from .server import DevServer
 
 __all__ = ["content_disposition", "make_app"]
+
+_T = TypeVar("_T")
 
 PER_PAGE = 50
 MAX_LIMIT = 10_000
@@ -336,9 +338,29 @@ async def inbox_fragment(request: web.Request) -> web.Response:
     return web.Response(text=body, content_type="text/html")
 
 
+# Parsing a big message takes long (seconds for 30 MB): do it off the event loop, so
+# SMTP sessions keep going while someone looks at it.
+BIG_MESSAGE = 256 * 1024
+
+
+async def _off_loop(stored: StoredMessage, work: Callable[[], _T]) -> _T:
+    if stored.size < BIG_MESSAGE:
+        return work()
+    return await asyncio.to_thread(work)
+
+
+async def _detail(stored: StoredMessage) -> Detail:
+    def build() -> Detail:
+        detail = Detail(stored)
+        _ = stored.parts
+        return detail
+
+    return await _off_loop(stored, build)
+
+
 async def message_view(request: web.Request) -> web.Response:
     stored = _message(request)
-    detail = Detail(stored)
+    detail = await _detail(stored)
     tab = request.query.get("tab", "")
     body = message_page(
         stored,
@@ -364,7 +386,7 @@ async def static(request: web.Request) -> web.Response:
 
 async def html_part(request: web.Request) -> web.StreamResponse:
     stored = _message(request)
-    html = Detail(stored).html
+    html = (await _detail(stored)).html
     if html is None:
         raise web.HTTPNotFound(text="this message has no HTML part\n")
     by_cid = {part.content_id: part.index for part in stored.parts if part.content_id}
@@ -382,7 +404,7 @@ async def part_content(request: web.Request) -> web.StreamResponse:
     stored = _message(request)
     try:
         wanted = int(request.match_info["index"])
-        parsed = stored.parsed()
+        parsed = await _off_loop(stored, stored.parsed)
         for index, part in leaf_parts(parsed):
             if index != wanted:
                 continue
@@ -451,7 +473,7 @@ async def api_list(request: web.Request) -> web.Response:
 
 
 async def api_detail(request: web.Request) -> web.Response:
-    return _json(Detail(_message(request)).as_json())
+    return _json((await _detail(_message(request))).as_json())
 
 
 async def api_raw(request: web.Request) -> web.StreamResponse:
