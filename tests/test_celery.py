@@ -335,6 +335,19 @@ def test_deliver_chunk_with_no_server_or_a_looping_relay_retries_everything(
     assert "EMAIL_CELERY_RELAY_BACKEND is the Celery backend" in caplog.text
 
 
+def test_a_relay_that_reports_only_a_count_is_taken_at_its_word() -> None:
+    mailwright.configure(EMAIL_CELERY_RELAY_BACKEND="mailwright.backends.locmem.EmailBackend")
+    chunk = [
+        RawMessage(b"Subject: %d\r\n\r\nx\r\n" % i, "a@example.com", [f"u{i}@x.org", "c@x.org"])
+        for i in range(3)
+    ]
+    report = deliver_chunk(chunk)
+    assert (report.delivered, report.accepted, report.retry) == (3, 6, [])
+    assert [m.recipients() for m in mailwright.outbox] == [
+        [f"u{i}@x.org", "c@x.org"] for i in range(3)
+    ]
+
+
 def test_rate_limit_paces_a_chunk_over_one_connection(
     chaos_server: Callable[..., ChaosServer],
 ) -> None:
