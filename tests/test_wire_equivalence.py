@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailwright import EmailMessage, EmailMultiAlternatives
-from mailwright.wire import _base64_cache
+from mailwright.message.wire import _base64_cache
 
 no_breaks = st.text().filter(lambda s: "\r" not in s and "\n" not in s)
 long_lines = st.builds(
@@ -139,7 +139,7 @@ def test_wire_bytes_parse_like_stdlib_generator_output(msg: EmailMessage) -> Non
 
 
 def test_repeated_attachments_are_encoded_once(monkeypatch: Any) -> None:
-    import mailwright.wire as wire
+    import mailwright.message.wire as wire
 
     calls: list[int] = []
     real = wire._base64_lines

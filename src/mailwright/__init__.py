@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from .addresses import Mailbox
 from .api import (
     amail_admins,
     amail_managers,
@@ -35,6 +34,7 @@ from .message import (
     InlineAttachment,
     RawMessage,
 )
+from .message.addresses import Mailbox
 
 __version__ = "0.1.0"
 

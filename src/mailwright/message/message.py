@@ -10,51 +10,37 @@ all start from ``_compose()``, which checks every field through ``headers`` and
 from __future__ import annotations
 
 import email.message
-import itertools
-import mimetypes
 import os
 import re
-import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 from email.utils import format_datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
+from ..conf import settings
 from . import headers as hdr
 from . import stdlib_build, wire
 from .addresses import Group, Mailbox, parse_address_list, parse_mailbox
-from .conf import settings
-from .mime import (
-    BinaryPart,
-    ForeignPart,
-    MessagePart,
-    Multipart,
-    Part,
-    TextPart,
-    crlf_lines,
-    text_part,
+from .content import (
+    DEFAULT_ATTACHMENT_MIME_TYPE,
+    EmailAlternative,
+    EmailAttachment,
+    InlineAttachment,
+    content_part,
+    guess_mimetype,
+    split_mimetype,
 )
+from .envelope import Delivery, Envelope
+from .mime import ForeignPart, Multipart, Part, TextPart, text_part
+from .stamps import make_message_id, now_date
 
 if TYPE_CHECKING:
-    from .backends.base import BaseEmailBackend
+    from ..backends.base import BaseEmailBackend
 
-__all__ = [
-    "DEFAULT_ATTACHMENT_MIME_TYPE",
-    "Delivery",
-    "EmailAlternative",
-    "EmailAttachment",
-    "EmailMessage",
-    "EmailMultiAlternatives",
-    "Envelope",
-    "InlineAttachment",
-    "RawMessage",
-]
+__all__ = ["EmailMessage", "EmailMultiAlternatives", "address_list_arg", "parse_mailboxes"]
 
-DEFAULT_ATTACHMENT_MIME_TYPE = "application/octet-stream"
-
-_MIMETYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*")
 _CONTENT_ID = re.compile(r"[\x21-\x3b\x3d\x3f-\x7e]+")  # printable, no < > or space
 # Fields mailwright writes itself from the MIME tree; a user value would break it.
 _STRUCTURAL = frozenset({"content-type", "content-transfer-encoding", "mime-version"})
@@ -67,56 +53,7 @@ _ADDRESS_FIELDS = {
 }
 
 
-class EmailAttachment(NamedTuple):
-    filename: str | None
-    content: Any
-    mimetype: str
-
-
-class InlineAttachment(NamedTuple):
-    filename: str | None
-    content: bytes | str
-    mimetype: str
-    cid: str
-
-
-class EmailAlternative(NamedTuple):
-    content: Any
-    mimetype: str
-
-
-@dataclass(slots=True)
-class Delivery:
-    """What happened to a message on its last send.
-
-    ``accepted`` lists the recipients the server took; ``refused`` maps the others to
-    the server's reply (code, text). ``error`` says why the message did not reach
-    every recipient when that was not a per-recipient refusal: the server refused it
-    at MAIL or end of data, the connection broke, or it was never tried because an
-    earlier message of the batch failed. A message counts as sent when ``accepted``
-    is not empty.
-    """
-
-    accepted: list[str] = field(default_factory=list)
-    refused: dict[str, tuple[int, str]] = field(default_factory=dict)
-    error: BaseException | None = None
-
-    @property
-    def sent(self) -> bool:
-        return bool(self.accepted)
-
-
-@dataclass(frozen=True, slots=True)
-class Envelope:
-    """What an SMTP transaction needs: MAIL FROM, RCPT TOs and the DATA bytes."""
-
-    sender: str
-    recipients: list[str]
-    data: bytes
-    smtputf8: bool
-
-
-def _address_list_arg(value: Any, name: str) -> list[Any]:
+def address_list_arg(value: Any, name: str) -> list[Any]:
     if value is None:
         return []
     if isinstance(value, str):
@@ -124,40 +61,7 @@ def _address_list_arg(value: Any, name: str) -> list[Any]:
     return list(value)
 
 
-_date_cache: tuple[int, str] = (0, "")
-
-
-def _now_date() -> str:
-    """The Date field for now; formatting is cached for the current second."""
-    global _date_cache
-    second = int(time.time())
-    if _date_cache[0] != second:
-        stamp = datetime.fromtimestamp(second, UTC)
-        _date_cache = (second, format_datetime(stamp))
-    return _date_cache[1]
-
-
-# Message-IDs: time, a per-process random part and a counter make each one unique
-# without a system call per message. A forked child (prefork servers, task-queue
-# workers) draws its own random part, or parent and children would share it.
-_id_prefix = ""
-_id_counter = itertools.count()
-
-
-def _new_id_prefix() -> None:
-    global _id_prefix
-    _id_prefix = os.urandom(6).hex()
-
-
-_new_id_prefix()
-os.register_at_fork(after_in_child=_new_id_prefix)
-
-
-def _make_message_id(domain: str) -> str:
-    return f"<{time.time_ns():x}.{_id_prefix}{next(_id_counter):x}@{domain}>"
-
-
-def _mailboxes(values: list[Any], field: str) -> list[Mailbox]:
+def parse_mailboxes(values: list[Any], field: str) -> list[Mailbox]:
     """Parsed addresses of one list attribute; empty entries are dropped."""
     if not values:
         return []
@@ -172,71 +76,6 @@ def _field_text(name: str, value: Any) -> str:
     if isinstance(value, int | float):
         return str(value)
     raise TypeError(f"header {name!r}: expected a string, got {type(value).__name__}")
-
-
-def _guess_mimetype(filename: str | None) -> str:
-    if filename:
-        guessed, _ = mimetypes.guess_type(filename, strict=False)
-        if guessed:
-            return guessed
-    return DEFAULT_ATTACHMENT_MIME_TYPE
-
-
-def _split_mimetype(mimetype: str) -> tuple[str, str]:
-    if not isinstance(mimetype, str) or not _MIMETYPE.fullmatch(mimetype):
-        hdr.check_value("mimetype", str(mimetype))
-        raise ValueError(f"invalid MIME type {mimetype!r}: expected 'type/subtype'")
-    maintype, subtype = mimetype.lower().split("/", 1)
-    return maintype, subtype
-
-
-def _rfc822_bytes(content: Any) -> bytes:
-    if isinstance(content, EmailMessage):
-        return content.as_bytes()
-    if isinstance(content, email.message.Message):
-        return crlf_lines(content.as_bytes(policy=content.policy.clone(linesep="\r\n")))
-    if isinstance(content, str):
-        content = content.encode("utf-8")
-    if isinstance(content, bytes):
-        return crlf_lines(content)
-    raise TypeError(
-        "message/rfc822 content must be an EmailMessage, a stdlib message, or bytes; "
-        f"got {type(content).__name__}"
-    )
-
-
-def _content_part(
-    content: Any,
-    mimetype: str,
-    charset: str,
-    *,
-    disposition: str | None = None,
-    filename: str | None = None,
-    content_id: str | None = None,
-) -> Part:
-    """One leaf of the tree for some content of a given MIME type."""
-    maintype, subtype = _split_mimetype(mimetype)
-    if filename is not None:
-        hdr.check_value("filename", filename)
-    filename = filename or None  # an empty name says nothing; leave the parameter out
-    if maintype == "text" and isinstance(content, str):
-        return text_part(
-            subtype,
-            content,
-            charset,
-            disposition=disposition,
-            filename=filename,
-            content_id=content_id,
-        )
-    if (maintype, subtype) == ("message", "rfc822"):
-        return MessagePart(_rfc822_bytes(content), disposition, filename)
-    if isinstance(content, str):
-        content = content.encode("utf-8")
-    if not isinstance(content, bytes | bytearray | memoryview):
-        raise TypeError(
-            f"attachment {filename!r}: content must be str or bytes, got {type(content).__name__}"
-        )
-    return BinaryPart(maintype, subtype, bytes(content), disposition, filename, content_id)
 
 
 @dataclass(slots=True)
@@ -273,10 +112,10 @@ class EmailMessage:
         cc: Iterable[Any] | None = None,
         reply_to: Iterable[Any] | None = None,
     ) -> None:
-        self.to = _address_list_arg(to, "to")
-        self.cc = _address_list_arg(cc, "cc")
-        self.bcc = _address_list_arg(bcc, "bcc")
-        self.reply_to = _address_list_arg(reply_to, "reply_to")
+        self.to = address_list_arg(to, "to")
+        self.cc = address_list_arg(cc, "cc")
+        self.bcc = address_list_arg(bcc, "bcc")
+        self.reply_to = address_list_arg(reply_to, "reply_to")
         self.from_email = from_email or settings.DEFAULT_FROM_EMAIL
         self.subject = subject
         self.body = body or ""
@@ -303,7 +142,7 @@ class EmailMessage:
     # --- sending ---
 
     def get_connection(self, fail_silently: bool = False) -> BaseEmailBackend:
-        from .api import get_connection
+        from ..api import get_connection
 
         if not self.connection:
             self.connection = get_connection(fail_silently=fail_silently)
@@ -370,8 +209,8 @@ class EmailMessage:
             raise ValueError(f"attachment {filename!r}: content must be given")
         if filename is not None and not isinstance(filename, str):
             raise TypeError(f"attachment filename must be a string, got {filename!r}")
-        mimetype = mimetype or _guess_mimetype(filename)
-        maintype, _ = _split_mimetype(mimetype)
+        mimetype = mimetype or guess_mimetype(filename)
+        maintype, _ = split_mimetype(mimetype)
         if maintype == "text" and isinstance(content, bytes | bytearray):
             try:
                 content = bytes(content).decode("utf-8")
@@ -383,7 +222,7 @@ class EmailMessage:
         """Attach a file from disk (read now: a missing file raises ``FileNotFoundError``)."""
         path = Path(path)
         content = path.read_bytes()
-        self.attach(path.name, content, mimetype or _guess_mimetype(path.name))
+        self.attach(path.name, content, mimetype or guess_mimetype(path.name))
 
     def attach_inline(
         self,
@@ -397,8 +236,8 @@ class EmailMessage:
         Content-ID, to reference as ``<img src="cid:{cid}">``."""
         if content is None:
             raise ValueError(f"inline attachment {filename!r}: content must be given")
-        mimetype = mimetype or _guess_mimetype(filename)
-        _split_mimetype(mimetype)
+        mimetype = mimetype or guess_mimetype(filename)
+        split_mimetype(mimetype)
         if cid is None:
             cid = f"{os.urandom(10).hex()}@mailwright.inline"
         elif not isinstance(cid, str) or not _CONTENT_ID.fullmatch(cid):
@@ -414,9 +253,9 @@ class EmailMessage:
 
     def _recipient_mailboxes(self) -> list[Mailbox]:
         return [
-            *_mailboxes(self.to, "to"),
-            *_mailboxes(self.cc, "cc"),
-            *_mailboxes(self.bcc, "bcc"),
+            *parse_mailboxes(self.to, "to"),
+            *parse_mailboxes(self.cc, "cc"),
+            *parse_mailboxes(self.bcc, "bcc"),
         ]
 
     def _body_part(self, charset: str) -> Part | None:
@@ -447,7 +286,7 @@ class EmailMessage:
     def _tree(self, charset: str) -> Part:
         main = self._main_part(charset)
         inline = [
-            _content_part(
+            content_part(
                 item.content,
                 item.mimetype,
                 charset,
@@ -465,9 +304,9 @@ class EmailMessage:
             else:
                 filename, content, mimetype = attachment
                 extra.append(
-                    _content_part(
+                    content_part(
                         content,
-                        mimetype or _guess_mimetype(filename),
+                        mimetype or guess_mimetype(filename),
                         charset,
                         disposition="attachment",
                         filename=filename,
@@ -490,9 +329,9 @@ class EmailMessage:
         overridden = {name.lower() for name in extra}
 
         sender = parse_mailbox(self.from_email, "from_email")
-        to = _mailboxes(self.to, "to")
-        cc = _mailboxes(self.cc, "cc")
-        recipients = [*to, *cc, *_mailboxes(self.bcc, "bcc")]
+        to = parse_mailboxes(self.to, "to")
+        cc = parse_mailboxes(self.cc, "cc")
+        recipients = [*to, *cc, *parse_mailboxes(self.bcc, "bcc")]
         used: list[Mailbox] = [sender, *recipients]
 
         fields: list[tuple[str, str]] = []
@@ -505,16 +344,16 @@ class EmailMessage:
             if key in overridden:
                 continue
             if items is None:
-                items = _mailboxes(self.reply_to, "reply_to")
+                items = parse_mailboxes(self.reply_to, "reply_to")
                 used.extend(items)
             if items:
                 fields.append((label, hdr.address_value(label, items)))
         if "subject" not in overridden:
             fields.append(("Subject", hdr.unstructured_value("Subject", self.subject or "")))
         if "date" not in overridden:
-            fields.append(("Date", _now_date()))
+            fields.append(("Date", now_date()))
         if "message-id" not in overridden:
-            fields.append(("Message-ID", _make_message_id(sender.domain)))
+            fields.append(("Message-ID", make_message_id(sender.domain)))
 
         for name, value in extra.items():
             key = name.lower()
@@ -570,7 +409,7 @@ class EmailMultiAlternatives(EmailMessage):
         """Add an alternative rendering, e.g. ``attach_alternative(html, "text/html")``."""
         if content is None or mimetype is None:
             raise ValueError("both content and mimetype must be given")
-        _split_mimetype(mimetype)
+        split_mimetype(mimetype)
         self.alternatives.append(EmailAlternative(content, mimetype))
 
     def _main_part(self, charset: str) -> Part | None:
@@ -578,117 +417,6 @@ class EmailMultiAlternatives(EmailMessage):
             return self._body_part(charset)
         parts = [text_part(self.content_subtype, self.body, charset)]
         parts.extend(
-            _content_part(content, mimetype, charset) for content, mimetype in self.alternatives
+            content_part(content, mimetype, charset) for content, mimetype in self.alternatives
         )
         return Multipart("alternative", parts)
-
-
-class RawMessage(EmailMessage):
-    """A message already in wire form: its bytes and its SMTP envelope.
-
-    What the durable outbox, the Celery backend and the catcher's "release" hand to a
-    backend: every backend sends it like any other message, and the SMTP backend sends
-    ``data`` exactly as given (line breaks normalised to CRLF). The envelope addresses
-    pass the same checks as every other address, so a stored or received envelope
-    cannot inject SMTP parameters.
-
-    ``to_dict()`` / ``from_dict()`` give a JSON-safe form (no pickle) for task queues.
-    """
-
-    def __init__(
-        self,
-        data: bytes,
-        from_email: str,
-        recipients: Iterable[Any],
-        *,
-        connection: BaseEmailBackend | None = None,
-    ) -> None:
-        if not isinstance(data, bytes | bytearray | memoryview):
-            raise TypeError(f"RawMessage data must be bytes, got {type(data).__name__}")
-        data = bytes(data)
-        if not data.strip():
-            raise ValueError("RawMessage data is empty")
-        recipient_list = _address_list_arg(recipients, "recipients")
-        super().__init__(connection=connection)
-        self._sender = parse_mailbox(from_email, "from_email")
-        self._recipients = _mailboxes(recipient_list, "recipients")
-        self.from_email = self._sender.addr_spec
-        self.to = [mailbox.addr_spec for mailbox in self._recipients]
-        self.data = crlf_lines(data)
-        header_end = self.data.find(b"\r\n\r\n")
-        header = self.data if header_end < 0 else self.data[:header_end]
-        self._smtputf8 = not header.isascii() or any(
-            mailbox.needs_smtputf8 for mailbox in (self._sender, *self._recipients)
-        )
-        self.subject = _raw_subject(header)
-
-    def __repr__(self) -> str:
-        return f"<RawMessage {len(self.data)} bytes from={self.from_email!r} to={self.to!r}>"
-
-    def recipients(self) -> list[str]:
-        return list(self.to)
-
-    def message(self) -> email.message.EmailMessage:
-        from email import message_from_bytes, policy
-
-        parsed = message_from_bytes(self.data, policy=policy.default)
-        assert isinstance(parsed, email.message.EmailMessage)
-        return parsed
-
-    def as_bytes(self) -> bytes:
-        return self.data
-
-    def envelope(self) -> Envelope:
-        return Envelope(self.from_email, list(self.to), self.data, self._smtputf8)
-
-    def attach(self, *args: Any, **kwargs: Any) -> None:
-        raise TypeError("a RawMessage is already composed; attachments cannot be added")
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-safe form: ``{"sender", "recipients", "data"}`` (data in base64)."""
-        import base64
-
-        return {
-            "sender": self.from_email,
-            "recipients": list(self.to),
-            "data": base64.b64encode(self.data).decode("ascii"),
-        }
-
-    @classmethod
-    def from_dict(cls, payload: Any) -> RawMessage:
-        """The message ``to_dict()`` made; a payload of any other shape raises
-        ``ValueError`` saying what is wrong."""
-        import base64
-        import binascii
-
-        if not isinstance(payload, Mapping):
-            raise ValueError(f"message payload must be a mapping, got {type(payload).__name__}")
-        expected = {"sender", "recipients", "data"}
-        if set(payload) != expected:
-            missing = sorted(expected - set(payload))
-            extra = sorted(set(payload) - expected)
-            raise ValueError(f"message payload keys wrong: missing {missing}, unexpected {extra}")
-        sender, recipients, data = payload["sender"], payload["recipients"], payload["data"]
-        if not isinstance(sender, str):
-            raise ValueError("message payload 'sender' must be a string")
-        if not isinstance(recipients, list) or not all(isinstance(r, str) for r in recipients):
-            raise ValueError("message payload 'recipients' must be a list of strings")
-        if not recipients:
-            raise ValueError("message payload 'recipients' is empty")
-        if not isinstance(data, str):
-            raise ValueError("message payload 'data' must be a base64 string")
-        try:
-            raw = base64.b64decode(data.encode("ascii"), validate=True)
-        except (binascii.Error, UnicodeEncodeError):
-            raise ValueError("message payload 'data' is not valid base64") from None
-        return cls(raw, sender, recipients)
-
-
-def _raw_subject(header: bytes) -> str:
-    from email.parser import BytesHeaderParser
-    from email.policy import default
-
-    try:
-        return str(BytesHeaderParser(policy=default).parsebytes(header).get("Subject", ""))
-    except Exception:  # an unreadable header still sends as given
-        return ""

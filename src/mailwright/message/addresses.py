@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from email.errors import NonASCIILocalPartDefect
 from email.headerregistry import Address, HeaderRegistry
 
-from .exceptions import BadHeaderError
+from ..exceptions import BadHeaderError
 
 __all__ = ["Group", "Mailbox", "parse_address_list", "parse_mailbox"]
 

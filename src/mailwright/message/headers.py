@@ -19,8 +19,8 @@ import base64
 import re
 from collections.abc import Sequence
 
+from ..exceptions import BadHeaderError
 from .addresses import Group, Mailbox
-from .exceptions import BadHeaderError
 
 __all__ = [
     "address_value",

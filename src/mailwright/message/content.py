@@ -1,0 +1,110 @@
+"""Attachments and alternatives: the tuples users see, and the MIME part each becomes."""
+
+from __future__ import annotations
+
+import email.message
+import mimetypes
+import re
+from typing import Any, NamedTuple
+
+from . import headers as hdr
+from .mime import BinaryPart, MessagePart, Part, crlf_lines, text_part
+
+__all__ = [
+    "DEFAULT_ATTACHMENT_MIME_TYPE",
+    "EmailAlternative",
+    "EmailAttachment",
+    "InlineAttachment",
+    "content_part",
+    "guess_mimetype",
+    "split_mimetype",
+]
+
+DEFAULT_ATTACHMENT_MIME_TYPE = "application/octet-stream"
+
+_MIMETYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*")
+
+
+class EmailAttachment(NamedTuple):
+    filename: str | None
+    content: Any
+    mimetype: str
+
+
+class InlineAttachment(NamedTuple):
+    filename: str | None
+    content: bytes | str
+    mimetype: str
+    cid: str
+
+
+class EmailAlternative(NamedTuple):
+    content: Any
+    mimetype: str
+
+
+def guess_mimetype(filename: str | None) -> str:
+    if filename:
+        guessed, _ = mimetypes.guess_type(filename, strict=False)
+        if guessed:
+            return guessed
+    return DEFAULT_ATTACHMENT_MIME_TYPE
+
+
+def split_mimetype(mimetype: str) -> tuple[str, str]:
+    if not isinstance(mimetype, str) or not _MIMETYPE.fullmatch(mimetype):
+        hdr.check_value("mimetype", str(mimetype))
+        raise ValueError(f"invalid MIME type {mimetype!r}: expected 'type/subtype'")
+    maintype, subtype = mimetype.lower().split("/", 1)
+    return maintype, subtype
+
+
+def _rfc822_bytes(content: Any) -> bytes:
+    from .message import EmailMessage  # (imports this module)
+
+    if isinstance(content, EmailMessage):
+        return content.as_bytes()
+    if isinstance(content, email.message.Message):
+        return crlf_lines(content.as_bytes(policy=content.policy.clone(linesep="\r\n")))
+    if isinstance(content, str):
+        content = content.encode("utf-8")
+    if isinstance(content, bytes):
+        return crlf_lines(content)
+    raise TypeError(
+        "message/rfc822 content must be an EmailMessage, a stdlib message, or bytes; "
+        f"got {type(content).__name__}"
+    )
+
+
+def content_part(
+    content: Any,
+    mimetype: str,
+    charset: str,
+    *,
+    disposition: str | None = None,
+    filename: str | None = None,
+    content_id: str | None = None,
+) -> Part:
+    """One leaf of the tree for some content of a given MIME type."""
+    maintype, subtype = split_mimetype(mimetype)
+    if filename is not None:
+        hdr.check_value("filename", filename)
+    filename = filename or None  # an empty name says nothing; leave the parameter out
+    if maintype == "text" and isinstance(content, str):
+        return text_part(
+            subtype,
+            content,
+            charset,
+            disposition=disposition,
+            filename=filename,
+            content_id=content_id,
+        )
+    if (maintype, subtype) == ("message", "rfc822"):
+        return MessagePart(_rfc822_bytes(content), disposition, filename)
+    if isinstance(content, str):
+        content = content.encode("utf-8")
+    if not isinstance(content, bytes | bytearray | memoryview):
+        raise TypeError(
+            f"attachment {filename!r}: content must be str or bytes, got {type(content).__name__}"
+        )
+    return BinaryPart(maintype, subtype, bytes(content), disposition, filename, content_id)
