@@ -23,6 +23,7 @@ from .api import (
 )
 from .bulk import BulkResult, Failure, Refusal, asend_bulk, send_bulk
 from .conf import configure, override_settings, settings
+from .django.settings import django_setting
 from .exceptions import BadHeaderError, ImproperlyConfigured, SMTPUTF8NotSupportedError
 from .message import (
     DEFAULT_ATTACHMENT_MIME_TYPE,
@@ -35,6 +36,9 @@ from .message import (
     RawMessage,
 )
 from .message.addresses import Mailbox
+
+# Inside a Django project, Django's settings are read too (a no-op elsewhere).
+settings.add_source(django_setting)
 
 __version__ = "0.1.0"
 

@@ -8,6 +8,7 @@ import re
 from typing import Any, NamedTuple
 
 from . import headers as hdr
+from .lazy import as_text
 from .mime import BinaryPart, MessagePart, Part, crlf_lines, text_part
 
 __all__ = [
@@ -22,7 +23,10 @@ __all__ = [
 
 DEFAULT_ATTACHMENT_MIME_TYPE = "application/octet-stream"
 
-_MIMETYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*")
+# RFC 6838 section 4.2: type and subtype names are at most 127 characters each (which
+# also keeps every Content-Type line far below 998 octets).
+_NAME = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}"
+_MIMETYPE = re.compile(rf"{_NAME}/{_NAME}")
 
 
 class EmailAttachment(NamedTuple):
@@ -54,7 +58,10 @@ def guess_mimetype(filename: str | None) -> str:
 def split_mimetype(mimetype: str) -> tuple[str, str]:
     if not isinstance(mimetype, str) or not _MIMETYPE.fullmatch(mimetype):
         hdr.check_value("mimetype", str(mimetype))
-        raise ValueError(f"invalid MIME type {mimetype!r}: expected 'type/subtype'")
+        raise ValueError(
+            f"invalid MIME type {mimetype!r}: expected 'type/subtype', each at most "
+            "127 letters, digits or !#$&^_.+- (RFC 6838)"
+        )
     maintype, subtype = mimetype.lower().split("/", 1)
     return maintype, subtype
 
@@ -63,7 +70,7 @@ def _rfc822_bytes(content: Any) -> bytes:
     from .message import EmailMessage  # (imports this module)
 
     if isinstance(content, EmailMessage):
-        return content.as_bytes()
+        return content.as_bytes()  # exact: the delimiter after it brings its own CRLF
     if isinstance(content, email.message.Message):
         return crlf_lines(content.as_bytes(policy=content.policy.clone(linesep="\r\n")))
     if isinstance(content, str):
@@ -84,21 +91,26 @@ def content_part(
     disposition: str | None = None,
     filename: str | None = None,
     content_id: str | None = None,
+    cte: str | None = None,
 ) -> Part:
-    """One leaf of the tree for some content of a given MIME type."""
+    """One leaf of the tree for some content of a given MIME type; text in ``charset``
+    (and in ``cte`` when given, else the transfer encoding ``mime`` chooses)."""
     maintype, subtype = split_mimetype(mimetype)
     if filename is not None:
         hdr.check_value("filename", filename)
     filename = filename or None  # an empty name says nothing; leave the parameter out
-    if maintype == "text" and isinstance(content, str):
-        return text_part(
-            subtype,
-            content,
-            charset,
-            disposition=disposition,
-            filename=filename,
-            content_id=content_id,
-        )
+    if maintype == "text" and not isinstance(content, bytes | bytearray | memoryview):
+        text = as_text(content)
+        if text is not None:
+            return text_part(
+                subtype,
+                text,
+                charset,
+                disposition=disposition,
+                filename=filename,
+                content_id=content_id,
+                cte=cte,
+            )
     if (maintype, subtype) == ("message", "rfc822"):
         return MessagePart(_rfc822_bytes(content), disposition, filename)
     if isinstance(content, str):

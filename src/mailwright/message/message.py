@@ -9,6 +9,7 @@ all start from ``_compose()``, which checks every field through ``headers`` and
 
 from __future__ import annotations
 
+import email.charset
 import email.message
 import os
 import re
@@ -33,6 +34,7 @@ from .content import (
     split_mimetype,
 )
 from .envelope import Delivery, Envelope
+from .lazy import as_text
 from .mime import ForeignPart, Multipart, Part, TextPart, text_part
 from .stamps import make_message_id, now_date
 
@@ -44,6 +46,22 @@ __all__ = ["EmailMessage", "EmailMultiAlternatives", "address_list_arg", "parse_
 _CONTENT_ID = re.compile(r"[\x21-\x3b\x3d\x3f-\x7e]+")  # printable, no < > or space
 # Fields mailwright writes itself from the MIME tree; a user value would break it.
 _STRUCTURAL = frozenset({"content-type", "content-transfer-encoding", "mime-version"})
+# RFC 5322 section 3.6: the fields a message may hold at most once.
+_ONCE = frozenset(
+    {
+        "date",
+        "from",
+        "sender",
+        "reply-to",
+        "to",
+        "cc",
+        "bcc",
+        "message-id",
+        "in-reply-to",
+        "references",
+        "subject",
+    }
+)
 _ADDRESS_FIELDS = {
     "from": "From",
     "to": "To",
@@ -57,7 +75,9 @@ def address_list_arg(value: Any, name: str) -> list[Any]:
     if value is None:
         return []
     if isinstance(value, str):
-        raise TypeError(f'"{name}" must be a list or tuple of addresses, not a string: {value!r}')
+        raise TypeError(
+            f'"{name}" argument must be a list or tuple of addresses, not a string: {value!r}'
+        )
     return list(value)
 
 
@@ -71,11 +91,47 @@ def parse_mailboxes(values: list[Any], field: str) -> list[Mailbox]:
 def _field_text(name: str, value: Any) -> str:
     if isinstance(value, datetime):
         return format_datetime(value if value.tzinfo else value.astimezone())
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int | float):
+    if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
-    raise TypeError(f"header {name!r}: expected a string, got {type(value).__name__}")
+    text = as_text(value)
+    if text is None:
+        raise TypeError(f"header {name!r}: expected a string, got {type(value).__name__}")
+    return text
+
+
+def _text_encoding(encoding: str | email.charset.Charset | None) -> tuple[str, str | None]:
+    """The charset for text parts, and the transfer encoding an ``email.charset.Charset``
+    asks for (None: mailwright chooses)."""
+    if encoding is None:
+        return settings.DEFAULT_CHARSET, None
+    if isinstance(encoding, email.charset.Charset):
+        cte = {email.charset.QP: "quoted-printable", email.charset.BASE64: "base64"}
+        return str(encoding.output_charset or encoding.input_charset), cte.get(
+            encoding.body_encoding  # type: ignore[arg-type]
+        )
+    if isinstance(encoding, str):
+        return encoding, None
+    raise TypeError(
+        f"encoding must be a charset name or an email.charset.Charset, got {encoding!r}"
+    )
+
+
+def _deduplicated(headers: Mapping[Any, Any]) -> list[tuple[str, str]]:
+    """Extra headers, checked, as (name, text). Names are case-insensitive: a field
+    RFC 5322 allows only once appears once (the last of its spellings wins, in the
+    place of the first); others may repeat."""
+    fields: list[tuple[str, str]] = []
+    position: dict[str, int] = {}
+    for name, value in headers.items():
+        hdr.check_name(name)
+        text = hdr.check_value(name, _field_text(name, value))
+        key = name.lower()
+        if key in _ONCE and key in position:
+            fields[position[key]] = (name, text)
+            continue
+        position[key] = len(fields)
+        fields.append((name, text))
+    return fields
 
 
 @dataclass(slots=True)
@@ -97,7 +153,9 @@ class EmailMessage:
 
     content_subtype = "plain"
     mixed_subtype = "mixed"
-    encoding: str | None = None
+    #: A charset name, or an ``email.charset.Charset`` (whose ``body_encoding`` then
+    #: picks the transfer encoding); None means DEFAULT_CHARSET.
+    encoding: str | email.charset.Charset | None = None
 
     def __init__(
         self,
@@ -172,17 +230,26 @@ class EmailMessage:
         return stdlib_build.build(composed.fields, composed.root, utf8=composed.smtputf8)
 
     def as_bytes(self) -> bytes:
-        """The exact bytes mailwright sends: CRLF line breaks, Bcc never included."""
+        """The message as bytes: CRLF line breaks, Bcc never included, content exact.
+        These are the bytes sent, except that SMTP needs the data to end with a line
+        break: see ``envelope()``."""
         composed = self._compose()
         return wire.render(composed.fields, composed.root, utf8=composed.smtputf8)
 
     def envelope(self) -> Envelope:
-        """Sender, recipients and data for an SMTP transaction (used by backends)."""
+        """Sender, recipients and data for an SMTP transaction (used by backends).
+
+        The data ends with CRLF, as SMTP requires: a single-part 7bit message whose
+        body does not end with a line break gains one here (the one change SMTP forces
+        on content)."""
         composed = self._compose()
+        data = wire.render(composed.fields, composed.root, utf8=composed.smtputf8)
+        if not data.endswith(b"\r\n"):
+            data += b"\r\n"
         return Envelope(
             composed.sender.addr_spec,
             [mailbox.addr_spec for mailbox in composed.recipients],
-            wire.render(composed.fields, composed.root, utf8=composed.smtputf8),
+            data,
             composed.smtputf8,
         )
 
@@ -202,11 +269,13 @@ class EmailMessage:
         """
         if isinstance(filename, email.message.Message):
             if content is not None or mimetype is not None:
-                raise ValueError("content and mimetype must not be given with a MIME part")
+                raise ValueError(
+                    "content and mimetype must not be given when a MIMEBase instance is provided."
+                )
             self.attachments.append(filename)
             return
         if content is None:
-            raise ValueError(f"attachment {filename!r}: content must be given")
+            raise ValueError(f"attachment {filename!r}: content must be provided.")
         if filename is not None and not isinstance(filename, str):
             raise TypeError(f"attachment filename must be a string, got {filename!r}")
         mimetype = mimetype or guess_mimetype(filename)
@@ -248,8 +317,8 @@ class EmailMessage:
 
     # --- composition ---
 
-    def _charset(self) -> str:
-        return self.encoding or settings.DEFAULT_CHARSET
+    def _charset(self) -> tuple[str, str | None]:
+        return _text_encoding(self.encoding)
 
     def _recipient_mailboxes(self) -> list[Mailbox]:
         return [
@@ -258,14 +327,18 @@ class EmailMessage:
             *parse_mailboxes(self.bcc, "bcc"),
         ]
 
-    def _body_part(self, charset: str) -> Part | None:
+    def _body_text(self) -> str:
+        return as_text(self.body) or ""
+
+    def _body_part(self, charset: tuple[str, str | None]) -> Part | None:
         """The main text part, or None when an empty body would only sit beside
         attachments."""
-        if not self.body and (self.attachments or self.inline_attachments):
+        body = self._body_text()
+        if not body and (self.attachments or self.inline_attachments):
             return None
-        return text_part(self.content_subtype, self.body, charset)
+        return text_part(self.content_subtype, body, charset[0], cte=charset[1])
 
-    def _main_part(self, charset: str) -> Part | None:
+    def _main_part(self, charset: tuple[str, str | None]) -> Part | None:
         return self._body_part(charset)
 
     def _attach_related(self, main: Part | None, inline: list[Part]) -> tuple[Part | None, bool]:
@@ -283,16 +356,17 @@ class EmailMessage:
                     return main, True
         return main, False
 
-    def _tree(self, charset: str) -> Part:
+    def _tree(self, charset: tuple[str, str | None]) -> Part:
         main = self._main_part(charset)
         inline = [
             content_part(
                 item.content,
                 item.mimetype,
-                charset,
+                charset[0],
                 disposition="inline",
                 filename=item.filename,
                 content_id=item.cid,
+                cte=charset[1],
             )
             for item in self.inline_attachments
         ]
@@ -307,9 +381,10 @@ class EmailMessage:
                     content_part(
                         content,
                         mimetype or guess_mimetype(filename),
-                        charset,
+                        charset[0],
                         disposition="attachment",
                         filename=filename,
+                        cte=charset[1],
                     )
                 )
         if not extra:
@@ -322,11 +397,8 @@ class EmailMessage:
         """Check every field, encode the header, decide the tree. Each address is
         parsed once; the envelope and the displayed fields share the result."""
         charset = self._charset()
-        extra: dict[str, str] = {}
-        for name, value in self.extra_headers.items():
-            hdr.check_name(name)
-            extra[name] = hdr.check_value(name, _field_text(name, value))
-        overridden = {name.lower() for name in extra}
+        extra = _deduplicated(self.extra_headers)
+        overridden = {name.lower() for name, _ in extra}
 
         sender = parse_mailbox(self.from_email, "from_email")
         to = parse_mailboxes(self.to, "to")
@@ -349,13 +421,14 @@ class EmailMessage:
             if items:
                 fields.append((label, hdr.address_value(label, items)))
         if "subject" not in overridden:
-            fields.append(("Subject", hdr.unstructured_value("Subject", self.subject or "")))
+            subject = _field_text("Subject", self.subject) if self.subject else ""
+            fields.append(("Subject", hdr.unstructured_value("Subject", subject)))
         if "date" not in overridden:
-            fields.append(("Date", now_date()))
+            fields.append(("Date", now_date(settings.EMAIL_USE_LOCALTIME)))
         if "message-id" not in overridden:
-            fields.append(("Message-ID", make_message_id(sender.domain)))
+            fields.append(("Message-ID", make_message_id(sender.domain or "localhost")))
 
-        for name, value in extra.items():
+        for name, value in extra:
             key = name.lower()
             if key == "bcc":
                 continue  # Bcc is never written into the message
@@ -382,7 +455,13 @@ class EmailMessage:
 
 
 class EmailMultiAlternatives(EmailMessage):
-    """A message with alternative renderings of the body (typically HTML)."""
+    """A message with alternative renderings of the body (typically HTML).
+
+    The body is the first alternative (``text/plain``) unless it is empty: a message
+    with only an HTML alternative sends only the HTML.
+    """
+
+    alternative_subtype = "alternative"
 
     def __init__(
         self,
@@ -408,15 +487,31 @@ class EmailMultiAlternatives(EmailMessage):
     def attach_alternative(self, content: Any, mimetype: str) -> None:
         """Add an alternative rendering, e.g. ``attach_alternative(html, "text/html")``."""
         if content is None or mimetype is None:
-            raise ValueError("both content and mimetype must be given")
+            raise ValueError("Both content and mimetype must be provided.")
         split_mimetype(mimetype)
         self.alternatives.append(EmailAlternative(content, mimetype))
 
-    def _main_part(self, charset: str) -> Part | None:
+    def body_contains(self, text: str) -> bool:
+        """Whether ``text`` is in the body and in every ``text/*`` alternative (for
+        tests: the same words in the plain and the HTML version)."""
+        if text not in self._body_text():
+            return False
+        for content, mimetype in self.alternatives:
+            if str(mimetype).lower().startswith("text/"):
+                value = as_text(content)
+                if value is not None and text not in value:
+                    return False
+        return True
+
+    def _main_part(self, charset: tuple[str, str | None]) -> Part | None:
         if not self.alternatives:
             return self._body_part(charset)
-        parts = [text_part(self.content_subtype, self.body, charset)]
+        parts: list[Part] = []
+        body = self._body_text()
+        if body:
+            parts.append(text_part(self.content_subtype, body, charset[0], cte=charset[1]))
         parts.extend(
-            content_part(content, mimetype, charset) for content, mimetype in self.alternatives
+            content_part(content, mimetype, charset[0], cte=charset[1])
+            for content, mimetype in self.alternatives
         )
-        return Multipart("alternative", parts)
+        return Multipart(self.alternative_subtype, parts)

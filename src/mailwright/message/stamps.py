@@ -5,8 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from datetime import UTC, datetime
-from email.utils import format_datetime
+from email.utils import formatdate
 
 __all__ = ["make_message_id", "now_date"]
 
@@ -14,13 +13,16 @@ __all__ = ["make_message_id", "now_date"]
 _date_cache: tuple[int, str] = (0, "")
 
 
-def now_date() -> str:
-    """The Date field for now; formatting is cached for the current second."""
+def now_date(localtime: bool = False) -> str:
+    """The Date field for now: in UTC written with the zone ``-0000`` ("no information
+    about the local time zone", RFC 5322 section 3.3), or in the local time zone
+    (EMAIL_USE_LOCALTIME). The UTC form is cached for the current second."""
     global _date_cache
     second = int(time.time())
+    if localtime:
+        return formatdate(second, localtime=True)  # the zone may change: never cached
     if _date_cache[0] != second:
-        stamp = datetime.fromtimestamp(second, UTC)
-        _date_cache = (second, format_datetime(stamp))
+        _date_cache = (second, formatdate(second))
     return _date_cache[1]
 
 

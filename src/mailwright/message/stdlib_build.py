@@ -34,7 +34,11 @@ def _add_disposition(
 
 def _fill(target: MIMEPart, part: Part, policy: email.policy.Policy) -> None:
     if isinstance(part, TextPart):
-        target.set_content(part.text, subtype=part.subtype, charset=part.charset, cte=part.cte)
+        # Not set_content(): it appends a line break to every text. The payload is
+        # stored encoded, exactly as the wire carries it.
+        target.set_raw("Content-Type", f'text/{part.subtype}; charset="{part.charset}"')
+        target.set_raw("Content-Transfer-Encoding", part.cte)
+        target.set_payload(part.encoded.decode("ascii"))
         _add_disposition(target, part.disposition, part.filename, part.content_id)
     elif isinstance(part, BinaryPart):
         target.set_content(part.data, part.maintype, part.subtype)

@@ -1,0 +1,59 @@
+"""Django's settings as a mailwright settings source.
+
+Inside a Django project, ``mailwright.send_mail`` and friends read ``EMAIL_HOST``,
+``DEFAULT_FROM_EMAIL``, ``ADMINS``... from Django's settings, below ``configure()`` and
+``override_settings()`` and above the environment. Only values the project chose are
+taken: a value set in the settings module, by ``settings.configure()`` or by Django's
+``override_settings``, or one that differs from Django's default (Django's test runner
+switching ``EMAIL_BACKEND`` to locmem). Django's own defaults are not mailwright's:
+``EMAIL_TIMEOUT = None`` (wait forever) or ``EMAIL_SUBJECT_PREFIX = "[Django] "`` left at
+Django's default keep mailwright's defaults.
+
+``EMAIL_BACKEND`` names a Django backend class; mailwright's functions need a mailwright
+backend, so Django's built-in backends map to their mailwright equivalents (locmem to
+one that fills ``django.core.mail.outbox``, as Django's does), and
+``mailwright.django.EmailBackend`` to the engine it drives (the SMTP backend).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from ..conf import MISSING
+
+__all__ = ["BACKEND_EQUIVALENTS", "django_setting"]
+
+_UNSET = object()
+
+#: Django's EMAIL_BACKEND values and the mailwright backend that does the same.
+BACKEND_EQUIVALENTS: dict[str, str] = {
+    **{
+        f"django.core.mail.backends.{name}.EmailBackend": f"mailwright.backends.{name}.EmailBackend"
+        for name in ("smtp", "console", "filebased", "dummy")
+    },
+    "django.core.mail.backends.locmem.EmailBackend": "mailwright.django.locmem.EmailBackend",
+    "mailwright.django.EmailBackend": "mailwright.backends.smtp.EmailBackend",
+}
+
+
+def django_setting(name: str) -> Any:
+    """The value of ``name`` in Django's settings when the project chose it, else
+    ``MISSING``. Cheap when Django is not in use: Django is never imported here."""
+    conf = sys.modules.get("django.conf")
+    if conf is None:
+        return MISSING
+    settings = conf.settings
+    if not settings.configured:
+        return MISSING
+    value = getattr(settings, name, _UNSET)
+    if value is _UNSET:
+        return MISSING
+    if not settings.is_overridden(name):
+        global_settings = sys.modules.get("django.conf.global_settings")
+        default = getattr(global_settings, name, _UNSET)
+        if default is not _UNSET and value == default:
+            return MISSING
+    if name == "EMAIL_BACKEND" and isinstance(value, str):
+        return BACKEND_EQUIVALENTS.get(value, value)
+    return value
