@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from django.core.mail.backends.base import BaseEmailBackend
+from django.core.mail.backends.base import BaseEmailBackend  # type: ignore[import-untyped]
 
 from ..api import get_connection
 from ..backends.base import BaseEmailBackend as MailwrightBackend

@@ -23,7 +23,7 @@ _RFC822 = "message/rfc822"
 
 
 def _django_classes() -> tuple[type[Any], Any]:
-    from django.core.mail import message
+    from django.core.mail import message  # type: ignore[import-untyped]
 
     return message.EmailMessage, message.EmailMessage.message
 

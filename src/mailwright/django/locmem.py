@@ -15,7 +15,7 @@ class EmailBackend(locmem.EmailBackend):
     """Appends copies of messages to ``django.core.mail.outbox`` (created if missing)."""
 
     def outbox(self) -> list[Any]:
-        from django.core import mail
+        from django.core import mail  # type: ignore[import-untyped]
 
         if not hasattr(mail, "outbox"):
             mail.outbox = []

@@ -149,6 +149,18 @@ class Mailbox:
             )
         object.__setattr__(self, "addr_spec", spec)
 
+    @classmethod
+    def _valid(cls, display_name: str, local_part: str, domain: str) -> Mailbox:
+        """A mailbox from parts the fast-path expressions below already proved valid
+        (an atom phrase, a dot-atom, LDH labels, short enough): the checks are skipped,
+        as they are the most expensive step of composing a simple message."""
+        self = object.__new__(cls)
+        object.__setattr__(self, "display_name", display_name)
+        object.__setattr__(self, "local_part", local_part)
+        object.__setattr__(self, "domain", domain)
+        object.__setattr__(self, "addr_spec", f"{local_part}@{domain}")
+        return self
+
     def _original(self) -> str:
         spec = f"{self.local_part}@{self.domain}" if self.domain else f"{self.local_part}"
         return f"{self.display_name} <{spec}>" if self.display_name else spec
@@ -182,7 +194,7 @@ def _without_domain(defects: list[Any]) -> bool:
 
 def _parse_with_stdlib(value: str, field: str) -> Address:
     try:
-        header = _registry("To", value)
+        header: Any = _registry("To", value)  # an AddressHeader (typeshed lacks .defects)
     except Exception:  # the stdlib parser raises several types on malformed input
         raise ValueError(f"Invalid address {value!r} in {field}") from None
     defects = [d for d in header.defects if not isinstance(d, NonASCIILocalPartDefect)]
@@ -217,11 +229,11 @@ def _parse_string(value: str, field: str) -> Mailbox:
     text = value.strip()
     if "=?" not in text:  # encoded words need the full parser to be decoded
         match = _FAST_BARE.fullmatch(text)
-        if match and len(text) <= MAX_ADDRESS:
-            return _in_field(field, Mailbox, "", match[1], match[2])
+        if match and len(text) <= MAX_ADDRESS and len(match[2]) <= MAX_DOMAIN:
+            return Mailbox._valid("", match[1], match[2])
         match = _FAST_NAMED.fullmatch(text)
-        if match and len(match[2]) + len(match[3]) < MAX_ADDRESS:
-            return _in_field(field, Mailbox, match[1], match[2], match[3])
+        if match and len(match[2]) + len(match[3]) < MAX_ADDRESS and len(match[3]) <= MAX_DOMAIN:
+            return Mailbox._valid(match[1], match[2], match[3])
     if _BAD_IN_NAME.search(text):
         _refuse_controls("text", text, _BAD_IN_NAME, value)
     address = _parse_with_stdlib(text, field)
@@ -267,7 +279,7 @@ def parse_address_list(value: str, field: str) -> list[Mailbox | Group]:
             f"(a line break, in {field})"
         )
     try:
-        header = _registry("To", value)
+        header: Any = _registry("To", value)  # an AddressHeader (typeshed lacks .defects)
     except Exception:
         raise ValueError(f"Invalid address list {value!r} in {field}") from None
     defects = [d for d in header.defects if not isinstance(d, NonASCIILocalPartDefect)]

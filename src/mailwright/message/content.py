@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.message
+import functools
 import mimetypes
 import re
 from typing import Any, NamedTuple
@@ -56,8 +57,16 @@ def guess_mimetype(filename: str | None) -> str:
 
 
 def split_mimetype(mimetype: str) -> tuple[str, str]:
-    if not isinstance(mimetype, str) or not _MIMETYPE.fullmatch(mimetype):
-        hdr.check_value("mimetype", str(mimetype))
+    """``(maintype, subtype)`` in lower case, or ``ValueError`` for anything else."""
+    if not isinstance(mimetype, str):
+        raise ValueError(f"invalid MIME type {mimetype!r}: expected a 'type/subtype' string")
+    return _split_mimetype(mimetype)
+
+
+@functools.lru_cache(maxsize=256)
+def _split_mimetype(mimetype: str) -> tuple[str, str]:
+    if not _MIMETYPE.fullmatch(mimetype):
+        hdr.check_value("mimetype", mimetype)
         raise ValueError(
             f"invalid MIME type {mimetype!r}: expected 'type/subtype', each at most "
             "127 letters, digits or !#$&^_.+- (RFC 6838)"

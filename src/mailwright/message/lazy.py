@@ -13,7 +13,7 @@ __all__ = ["as_text"]
 def as_text(value: object) -> str | None:
     """``value`` as a string when it stands for one: a ``str``, or an object with its own
     ``__str__`` such as a lazy translation string (``gettext_lazy``). None otherwise."""
-    if isinstance(value, str):
+    if type(value) is str or isinstance(value, str):
         return value
     if value is None or isinstance(value, bytes | bytearray | int | float):
         return None

@@ -89,6 +89,8 @@ def parse_mailboxes(values: list[Any], field: str) -> list[Mailbox]:
 
 
 def _field_text(name: str, value: Any) -> str:
+    if type(value) is str:
+        return value
     if isinstance(value, datetime):
         return format_datetime(value if value.tzinfo else value.astimezone())
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -107,7 +109,7 @@ def _text_encoding(encoding: str | email.charset.Charset | None) -> tuple[str, s
     if isinstance(encoding, email.charset.Charset):
         cte = {email.charset.QP: "quoted-printable", email.charset.BASE64: "base64"}
         return str(encoding.output_charset or encoding.input_charset), cte.get(
-            encoding.body_encoding  # type: ignore[arg-type]
+            encoding.body_encoding
         )
     if isinstance(encoding, str):
         return encoding, None
@@ -438,10 +440,10 @@ class EmailMessage:
                     "and cannot be given in headers"
                 )
             if key in _ADDRESS_FIELDS:
-                items = parse_address_list(value, name)
-                for item in items:
+                listed = parse_address_list(value, name)
+                for item in listed:
                     used.extend(item.mailboxes if isinstance(item, Group) else [item])
-                fields.append((name, hdr.address_value(name, items)))
+                fields.append((name, hdr.address_value(name, listed)))
             else:
                 fields.append((name, hdr.unstructured_value(name, value)))
 

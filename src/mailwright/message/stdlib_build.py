@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import email.policy
 from email import message_from_bytes
-from email.message import EmailMessage, MIMEPart
+from email.message import EmailMessage, Message, MIMEPart
 
 from .headers import disposition_fields
 from .mime import BinaryPart, ForeignPart, MessagePart, Multipart, Part, TextPart
@@ -49,7 +49,7 @@ def _fill(target: MIMEPart, part: Part, policy: email.policy.Policy) -> None:
         _add_disposition(target, part.disposition, part.filename, None)
     elif isinstance(part, Multipart):
         target["Content-Type"] = f"multipart/{part.subtype}"
-        children = []
+        children: list[Message | str] = []
         for child in part.children:
             if isinstance(child, ForeignPart):
                 children.append(child.part)

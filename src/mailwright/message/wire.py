@@ -84,16 +84,12 @@ def _text_fields(subtype: str, charset: str, cte: str) -> bytes:
     ).encode("ascii")
 
 
-def _text_body(part: TextPart) -> bytes:
-    return part.encoded.replace(b"\n", CRLF)  # encoded bodies hold no CR
-
-
 def _write(part: Part, out: list[bytes]) -> None:
     if isinstance(part, TextPart):
         out.append(_text_fields(part.subtype, part.charset, part.cte))
         _disposition_fields(out, part.disposition, part.filename, part.content_id)
         out.append(CRLF)
-        out.append(_text_body(part))
+        out.append(part.encoded.replace(b"\n", CRLF))  # encoded bodies hold no CR
     elif isinstance(part, BinaryPart):
         out.append(
             f"Content-Type: {part.maintype}/{part.subtype}\r\n"
