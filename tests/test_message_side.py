@@ -390,6 +390,12 @@ def test_what_cannot_be_folded_raises_before_sending(
     assert smtp_server.connections == 0
 
 
+def test_overlong_content_id_is_refused_at_once() -> None:
+    msg = EmailMessage("s", "b", "a@example.com", ["to@example.com"])
+    with pytest.raises(ValueError, match="content id"):
+        msg.attach_inline("logo.png", b"png", cid="c" * 1000 + "@example.com")
+
+
 # --- 11: control characters; headers given twice ---
 
 CONTROLS: list[tuple[str, Callable[[EmailMessage], None]]] = [

@@ -311,9 +311,11 @@ class EmailMessage:
         split_mimetype(mimetype)
         if cid is None:
             cid = f"{os.urandom(10).hex()}@mailwright.inline"
-        elif not isinstance(cid, str) or not _CONTENT_ID.fullmatch(cid):
+        elif not isinstance(cid, str) or not _CONTENT_ID.fullmatch(cid) or len(cid) > 250:
             hdr.check_value("Content-ID", str(cid))
-            raise ValueError(f"invalid content id {cid!r}: use printable ASCII without <>")
+            raise ValueError(
+                f"invalid content id {cid!r}: use at most 250 printable ASCII characters without <>"
+            )
         self.inline_attachments.append(InlineAttachment(filename, content, mimetype, cid))
         return cid
 
