@@ -49,11 +49,9 @@ def django_setting(name: str) -> Any:
     value = getattr(settings, name, _UNSET)
     if value is _UNSET:
         return MISSING
-    if not settings.is_overridden(name):
-        global_settings = sys.modules.get("django.conf.global_settings")
-        default = getattr(global_settings, name, _UNSET)
-        if default is not _UNSET and value == default:
-            return MISSING
+    default = getattr(sys.modules.get("django.conf.global_settings"), name, _UNSET)
+    if default is not _UNSET and value == default and not settings.is_overridden(name):
+        return MISSING  # Django's default, not the project's choice
     if name == "EMAIL_BACKEND" and isinstance(value, str):
         return BACKEND_EQUIVALENTS.get(value, value)
     return value
