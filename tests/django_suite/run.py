@@ -16,6 +16,7 @@ on a listed test that no longer exists, and on a README section that does not ex
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import re
 import subprocess
@@ -164,6 +165,8 @@ def run_suite(tests_dir: Path, verbosity: int) -> list[str]:
     from django.test.runner import DiscoverRunner
 
     django.setup()
+    # aiosmtpd logs the TLS handshake a test sends to its plain server, in binary.
+    logging.getLogger("mail.log").setLevel(logging.CRITICAL)
 
     class Runner(DiscoverRunner):
         def get_resultclass(self):  # type: ignore[no-untyped-def]
