@@ -154,6 +154,8 @@ class AsyncSMTPConnection:
                     if writer.transport.get_write_buffer_size() > 0:
                         async with asyncio.timeout(timeout):
                             await writer.drain()
+                    if action.then_envelope:  # type: ignore[union-attr]
+                        answer = await source() if source is not None else None
                 elif action is NEED_DATA:
                     async with asyncio.timeout(timeout):
                         answer = await reader.read(_READ_SIZE)
