@@ -27,8 +27,8 @@ from celery import Task, shared_task
 from celery.exceptions import Reject
 from celery.utils.log import get_task_logger
 
-from ..api import get_connection
 from ..backends.base import BaseEmailBackend
+from ..backends.loading import get_connection
 from ..bulk.policy import RetryPolicy, error_code, is_temporary, is_temporary_code
 from ..bulk.rate import RateLimiter
 from ..conf import settings
