@@ -149,6 +149,8 @@ class _RecordingSMTP(SMTP):
 
 
 class SMTPTestServer:
+    handler_class: type[_Handler] = _Handler  # a test may answer differently
+
     def __init__(self, options: ServerOptions | None = None) -> None:
         self.options = options or ServerOptions()
         self.messages: list[Received] = []
@@ -187,7 +189,7 @@ class SMTPTestServer:
         if options.auth is not None:
             kwargs["authenticator"] = self._authenticate
             kwargs["auth_required"] = True
-        return _RecordingSMTP(self, _Handler(self), **kwargs)
+        return _RecordingSMTP(self, self.handler_class(self), **kwargs)
 
     def start(self) -> SMTPTestServer:
         self._thread.start()

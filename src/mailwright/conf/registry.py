@@ -140,6 +140,56 @@ def _parse_address_list(name: str, value: Any) -> list[str | tuple[str, str]]:
     return entries
 
 
+def _parse_queue_name(name: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise bad_value(name, value, "a queue name or None")
+    text = value.strip()
+    if not text or text.lower() == "none":
+        return None
+    if any(ch.isspace() or not ch.isprintable() for ch in text):
+        raise bad_value(name, value, "a queue name without spaces or control characters")
+    return text
+
+
+def _int_between(name: str, value: Any, low: int, high: int, what: str) -> int:
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise bad_value(name, value, f"{what} between {low} and {high}")
+    return value
+
+
+def _parse_chunk(name: str, value: Any) -> int:
+    return _int_between(name, value, 1, 10_000, "a number of messages per task")
+
+
+def _parse_retries(name: str, value: Any) -> int:
+    return _int_between(name, value, 0, 100, "a number of retries")
+
+
+def _parse_positive_number(name: str, value: Any, what: str) -> float:
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise bad_value(name, value, what) from None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1e9:
+        raise bad_value(name, value, what)
+    return float(value)
+
+
+def _parse_rate(name: str, value: Any) -> float | None:
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
+        return None
+    return _parse_positive_number(name, value, "a positive number of messages per second or None")
+
+
+def _parse_delay(name: str, value: Any) -> float:
+    return _parse_positive_number(name, value, "a positive number of seconds")
+
+
 @dataclass(frozen=True)
 class Setting:
     default: Any
@@ -167,6 +217,15 @@ SETTINGS: dict[str, Setting] = {
     "ADMINS": Setting([], _parse_address_list),
     "MANAGERS": Setting([], _parse_address_list),
     "DEFAULT_CHARSET": Setting("utf-8", _parse_charset),
+    # Celery backend (issue 11). None: the app's default queue.
+    "EMAIL_CELERY_QUEUE": Setting(None, _parse_queue_name),
+    "EMAIL_CELERY_RELAY_BACKEND": Setting("mailwright.backends.smtp.EmailBackend", _parse_backend),
+    "EMAIL_CELERY_CHUNK": Setting(50, _parse_chunk),
+    # Messages per second for each worker process; None: as fast as the server takes them.
+    "EMAIL_CELERY_RATE_LIMIT": Setting(None, _parse_rate),
+    "EMAIL_CELERY_MAX_RETRIES": Setting(8, _parse_retries),
+    # Seconds before the first retry of a temporary failure; doubles on each further one.
+    "EMAIL_CELERY_RETRY_DELAY": Setting(10.0, _parse_delay),
 }
 
 SETTING_NAMES: frozenset[str] = frozenset(SETTINGS)
