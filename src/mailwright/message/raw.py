@@ -49,12 +49,26 @@ class RawMessage(EmailMessage):
         self.from_email = self._sender.addr_spec
         self.to = [mailbox.addr_spec for mailbox in self._recipients]
         self.data = crlf_lines(data)
-        header_end = self.data.find(b"\r\n\r\n")
-        header = self.data if header_end < 0 else self.data[:header_end]
-        self._smtputf8 = not header.isascii() or any(
+        self._smtputf8 = not self._header().isascii() or any(
             mailbox.needs_smtputf8 for mailbox in (self._sender, *self._recipients)
         )
-        self.subject = _raw_subject(header)
+        self._subject: str | None = None  # parsed on first read: sending never needs it
+
+    def _header(self) -> bytes:
+        end = self.data.find(b"\r\n\r\n")
+        return self.data if end < 0 else self.data[:end]
+
+    @property
+    def subject(self) -> str:
+        """The Subject field, decoded (read from the data when first asked for: the
+        stdlib parser costs more than sending the message)."""
+        if self._subject is None:
+            self._subject = _raw_subject(self._header())
+        return self._subject
+
+    @subject.setter
+    def subject(self, value: str) -> None:
+        self._subject = value
 
     def __repr__(self) -> str:
         return f"<RawMessage {len(self.data)} bytes from={self.from_email!r} to={self.to!r}>"
