@@ -620,7 +620,21 @@ class RawMessage(EmailMessage):
         self._smtputf8 = not header.isascii() or any(
             mailbox.needs_smtputf8 for mailbox in (self._sender, *self._recipients)
         )
-        self.subject = _raw_subject(header)
+        self._header = header
+        self._subject: str | None = None  # parsed from the header when first read
+
+    @property
+    def subject(self) -> str:
+        """The Subject field read from ``data``. Parsed on first use: the stdlib header
+        parser costs ten times the rest of building a RawMessage, and sending never
+        needs the subject (the durable outbox builds one per stored message)."""
+        if self._subject is None:
+            self._subject = _raw_subject(self._header)
+        return self._subject
+
+    @subject.setter
+    def subject(self, value: str) -> None:
+        self._subject = value
 
     def __repr__(self) -> str:
         return f"<RawMessage {len(self.data)} bytes from={self.from_email!r} to={self.to!r}>"
