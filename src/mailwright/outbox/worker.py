@@ -1,0 +1,463 @@
+"""The worker: delivers what the outbox holds, with the relay backend.
+
+One process runs a feeder (the calling thread) and ``connections`` delivery threads,
+each with its own relay backend instance, so its own SMTP connection::
+
+    feeder:      claim a batch (lease) -> build RawMessages -> hand it over -> ...
+    connection:  take a batch -> send_messages(batch) (pipelined) -> record outcomes
+
+The feeder claims the next batch and builds its messages while the connections wait
+on the network, and renews the leases this worker holds, so they never lapse while it
+lives; when it dies they lapse and any worker takes them again. A connection records
+its batch's outcomes in one transaction as soon as the replies are in: a crash
+between the server's acceptance and that commit is the only way a message is sent
+twice, and a batch is at most ``batch`` messages.
+
+Throttling replies (421, 451, 454) pause the connection that got them (421 also
+reconnects); ``rate`` paces all connections together. SIGTERM or SIGINT: stop taking
+work, finish the batches in progress, give back the rest, exit; a second signal gives
+back everything at once and exits.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import math
+import os
+import queue
+import secrets
+import signal
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from types import FrameType
+from typing import Any
+
+from ..backends.base import BaseEmailBackend
+from ..conf import settings
+from ..exceptions import ImproperlyConfigured
+from ..message import Delivery, RawMessage
+from .outcome import RetryRules, Verdict, failed_outright, settle
+from .store import Claimed, Outbox, Settlement
+
+__all__ = ["Worker", "WorkerStats"]
+
+log = logging.getLogger("mailwright.outbox")
+
+_Batch = tuple[list[Claimed], list[RawMessage]]
+
+
+@dataclass
+class WorkerStats:
+    """What a worker did: ``delivered`` and ``failed`` count messages that reached
+    their final state, ``deferred`` attempts that ended in a retry."""
+
+    delivered: int = 0
+    failed: int = 0
+    deferred: int = 0
+    recipients: int = 0  # recipients that accepted a message
+    batches: int = 0
+    lost_leases: int = 0  # outcomes not recorded: another worker had the message
+    elapsed: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, verdicts: Sequence[Verdict], recorded: int) -> None:
+        with self._lock:
+            self.batches += 1
+            self.lost_leases += len(verdicts) - recorded
+            for verdict in verdicts:
+                self.recipients += verdict.accepted
+                state = verdict.settlement.state
+                if state == "sent":
+                    self.delivered += 1
+                elif state == "failed":
+                    self.failed += 1
+                else:
+                    self.deferred += 1
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("_lock")
+        return data
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ImproperlyConfigured(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+class Worker:
+    """Delivers the outbox at ``path`` (EMAIL_QUEUE_PATH) until stopped; with
+    ``once``, until nothing is due. Every ``None`` falls back to its setting."""
+
+    def __init__(
+        self,
+        path: str | None = None,
+        *,
+        connections: int = 1,
+        batch: int = 100,
+        rate: float | None = None,
+        once: bool = False,
+        relay_backend: str | type[BaseEmailBackend] | None = None,
+        lease: float | None = None,
+        max_age: float | None = None,
+        retry_delay: float | None = None,
+        max_retry_delay: float | None = None,
+        poll: float = 1.0,
+        idle_close: float = 10.0,
+    ) -> None:
+        from ..conf import clean_setting
+
+        self.path = path if path is not None else settings.EMAIL_QUEUE_PATH
+        if not self.path:
+            raise ImproperlyConfigured(
+                "EMAIL_QUEUE_PATH is not set: the worker needs the outbox file"
+            )
+        self.connections = _positive_int("connections", connections)
+        self.batch = _positive_int("batch", batch)
+        if rate is not None:
+            if isinstance(rate, bool) or not isinstance(rate, int | float) or not rate > 0:
+                raise ImproperlyConfigured(f"rate must be a positive number, got {rate!r}")
+            # Paced batches go out as bursts: keep each to about 0.1 s of the rate.
+            self.batch = min(self.batch, max(1, math.ceil(rate / 10)))
+        self.rate = rate
+        self.once = once
+
+        def setting(value: Any, name: str) -> Any:
+            return getattr(settings, name) if value is None else clean_setting(name, value)
+
+        self.relay = setting(relay_backend, "EMAIL_QUEUE_RELAY_BACKEND")
+        self.lease: float = setting(lease, "EMAIL_QUEUE_LEASE")
+        self.rules = RetryRules(
+            setting(max_age, "EMAIL_QUEUE_MAX_AGE"),
+            setting(retry_delay, "EMAIL_QUEUE_RETRY_DELAY"),
+            setting(max_retry_delay, "EMAIL_QUEUE_MAX_RETRY_DELAY"),
+        )
+        if self.rules.max_delay < self.rules.first_delay:
+            raise ImproperlyConfigured(
+                f"EMAIL_QUEUE_MAX_RETRY_DELAY ({self.rules.max_delay:g} s) is shorter than "
+                f"EMAIL_QUEUE_RETRY_DELAY ({self.rules.first_delay:g} s)"
+            )
+        self.poll = poll
+        self.idle_close = idle_close
+        self._new_backend()  # a bad relay configuration fails here, not in a thread
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.stats = WorkerStats()
+        self._stop = threading.Event()  # stop taking work (stop(), a signal)
+        self._fed = threading.Event()  # the feeder is done: end once the batches are
+        self._batches: queue.Queue[_Batch] = queue.Queue(maxsize=1)
+        self._limiter: Any = None
+        if rate is not None:
+            from ..bulk import RateLimiter
+
+            self._limiter = RateLimiter(rate)
+        self._renewed = 0.0
+        self._signals = 0
+
+    def __repr__(self) -> str:
+        return f"<Worker {self.owner} outbox={self.path}>"
+
+    def _new_backend(self) -> BaseEmailBackend:
+        from ..api import get_connection
+        from ..backends.queue import EmailBackend as QueueBackend
+
+        backend = get_connection(self.relay, fail_silently=True)
+        if isinstance(backend, QueueBackend):
+            raise ImproperlyConfigured(
+                "EMAIL_QUEUE_RELAY_BACKEND is the queue backend itself: the worker would "
+                "queue each message again instead of delivering it"
+            )
+        return backend
+
+    # --- running ---
+
+    def stop(self) -> None:
+        """Stop taking work; the batches in progress finish (thread-safe)."""
+        self._stop.set()
+
+    def run(self) -> WorkerStats:
+        """Deliver until ``stop()`` (or a signal), or with ``once`` until nothing is
+        due; return what was done."""
+        started = time.monotonic()
+        outbox = Outbox(self.path, durable=False)
+        restore = self._install_signals()
+        # Each connection runs in a copy of this context, so override_settings active
+        # here holds there too (the relay backend reads settings).
+        threads = [
+            threading.Thread(
+                target=contextvars.copy_context().run,
+                args=(self._connection,),
+                name=f"mailwright-outbox-{n}",
+                daemon=True,
+            )
+            for n in range(self.connections)
+        ]
+        log.info(
+            "worker %s: delivering %s with %s over %d connection(s)%s",
+            self.owner,
+            self.path,
+            self.relay if isinstance(self.relay, str) else self.relay.__qualname__,
+            self.connections,
+            f", at most {self.rate:g} messages/s" if self.rate else "",
+        )
+        try:
+            for thread in threads:
+                thread.start()
+            self._feed(outbox)
+        finally:
+            self._fed.set()  # the connections finish the batches handed over, then end
+            for thread in threads:
+                while thread.is_alive():
+                    thread.join(0.2)
+                    self._heartbeat(outbox)
+            self._release_handed_over(outbox)
+            held = outbox.release(self.owner)  # anything a failed thread left behind
+            if held:
+                log.warning("worker %s: gave back %d message(s) it held", self.owner, held)
+            outbox.close()
+            restore()
+            self.stats.elapsed = time.monotonic() - started
+        log.info(
+            "worker %s: stopped; delivered %d, failed %d, deferred %d in %.1f s",
+            self.owner,
+            self.stats.delivered,
+            self.stats.failed,
+            self.stats.deferred,
+            self.stats.elapsed,
+        )
+        return self.stats
+
+    # --- the feeder ---
+
+    def _feed(self, outbox: Outbox) -> None:
+        while not self._stop.is_set():
+            self._heartbeat(outbox)
+            claimed = outbox.claim(self.owner, self.batch, self.lease)
+            if not claimed:
+                if self.once:
+                    return
+                self._idle(outbox)
+                continue
+            batch = self._build(outbox, claimed)
+            if batch is not None:
+                self._hand_over(outbox, batch)
+
+    def _build(self, outbox: Outbox, claimed: list[Claimed]) -> _Batch | None:
+        """The RawMessages to send; a stored row that cannot become one (edited by
+        hand) is dead-lettered at once with the reason."""
+        good: list[Claimed] = []
+        messages: list[RawMessage] = []
+        bad: list[Settlement] = []
+        now = time.time()
+        for item in claimed:
+            if item.problem is not None:
+                bad.append(failed_outright(item, item.problem, now))
+                continue
+            try:
+                message = RawMessage(item.data, item.sender, item.recipients)
+            except (TypeError, ValueError) as exc:
+                bad.append(failed_outright(item, f"the stored message is unusable: {exc}", now))
+                continue
+            good.append(item)
+            messages.append(message)
+        if bad:
+            recorded = outbox.record(self.owner, bad)
+            self.stats.add([Verdict(s, 0, False, False) for s in bad], recorded)
+            for settlement in bad:
+                log.error("message %d failed: %s", settlement.id, settlement.last_error)
+        return (good, messages) if good else None
+
+    def _hand_over(self, outbox: Outbox, batch: _Batch) -> None:
+        while True:
+            try:
+                self._batches.put(batch, timeout=0.1)
+                return
+            except queue.Full:
+                self._heartbeat(outbox)
+                if self._stop.is_set():
+                    outbox.release(self.owner, [item.id for item in batch[0]])
+                    return
+
+    def _idle(self, outbox: Outbox) -> None:
+        """Wait until new mail is committed, a retry falls due, or ``poll`` passes."""
+        now = time.time()
+        due = outbox.next_due()
+        deadline = now + self.poll if due is None else min(now + self.poll, due)
+        version = outbox.data_version()
+        while not self._stop.wait(0.05):
+            self._heartbeat(outbox)
+            if time.time() >= deadline or outbox.data_version() != version:
+                return
+
+    def _heartbeat(self, outbox: Outbox) -> None:
+        now = time.monotonic()
+        if now - self._renewed >= self.lease / 3:
+            self._renewed = now
+            outbox.renew(self.owner, self.lease)
+
+    def _release_handed_over(self, outbox: Outbox) -> None:
+        """Give back batches handed over but not taken (the worker was stopped)."""
+        while True:
+            try:
+                batch = self._batches.get_nowait()
+            except queue.Empty:
+                return
+            outbox.release(self.owner, [item.id for item in batch[0]])
+
+    # --- the connections ---
+
+    def _connection(self) -> None:
+        backend = self._new_backend()
+        outbox = Outbox(self.path, durable=False)
+        pause_until = 0.0
+        setbacks = 0  # consecutive batches that failed to connect or were throttled
+        idle_since = time.monotonic()
+        try:
+            while True:
+                pause = pause_until - time.monotonic()
+                if pause > 0 and self._stop.wait(pause):
+                    return
+                try:
+                    batch = self._batches.get(timeout=0.1)
+                except queue.Empty:
+                    if self._stop.is_set() or self._fed.is_set():
+                        return
+                    if time.monotonic() - idle_since > self.idle_close:
+                        _close(backend)  # the server would time the idle session out
+                    continue
+                claimed, messages = batch
+                if self._stop.is_set():  # stopping: give it back rather than start it
+                    outbox.release(self.owner, [item.id for item in claimed])
+                    continue
+                self._pace(len(messages))
+                verdicts, connected = self._deliver(backend, claimed, messages)
+                recorded = outbox.record(self.owner, [v.settlement for v in verdicts])
+                idle_since = time.monotonic()
+                self.stats.add(verdicts, recorded)
+                if recorded < len(verdicts):
+                    log.warning(
+                        "%d outcome(s) not recorded: their lease was lost to another worker",
+                        len(verdicts) - recorded,
+                    )
+                _log_verdicts(verdicts)
+                if not connected or any(v.throttled for v in verdicts):
+                    setbacks += 1
+                    pause_until = time.monotonic() + self.rules.delay(setbacks)
+                else:
+                    setbacks = 0
+                if any(v.reconnect for v in verdicts):
+                    _close(backend)  # 421: the server ended the session
+        finally:
+            _close(backend)
+            outbox.close()
+
+    def _pace(self, count: int) -> None:
+        """With a rate limit: wait for this batch's first slot, and book the rest."""
+        if self._limiter is None:
+            return
+        delay = self._limiter.reserve()
+        for _ in range(count - 1):
+            self._limiter.reserve()
+        if delay > 0:
+            time.sleep(delay)
+
+    def _deliver(
+        self, backend: BaseEmailBackend, claimed: list[Claimed], messages: list[RawMessage]
+    ) -> tuple[list[Verdict], bool]:
+        """Send one batch; return each message's verdict and whether it connected."""
+        error = _open(backend)
+        connected = error is None
+        sent = 0
+        if connected:
+            try:
+                sent = backend.send_messages(messages)
+            except Exception as exc:  # the backend broke its fail_silently promise
+                error = exc
+                _close(backend)
+        deliveries: list[Delivery | None] = [message.delivery for message in messages]
+        if error is None and sent == len(messages) and all(d is None for d in deliveries):
+            # A backend that reports no per-message delivery but sent them all.
+            deliveries = [Delivery(accepted=message.recipients()) for message in messages]
+        now = time.time()
+        verdicts = [
+            settle(item, delivery, error, self.rules, now)
+            for item, delivery in zip(claimed, deliveries, strict=True)
+        ]
+        return verdicts, connected
+
+    # --- signals ---
+
+    def _install_signals(self) -> Any:
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        previous = {
+            number: signal.signal(number, self._on_signal)
+            for number in (signal.SIGTERM, signal.SIGINT)
+        }
+
+        def restore() -> None:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+
+        return restore
+
+    def _on_signal(self, number: int, frame: FrameType | None) -> None:
+        self._signals += 1
+        if self._signals == 1:
+            log.info("worker %s: %s: finishing what it holds", self.owner, signal.strsignal(number))
+            self.stop()
+            return
+        # Second signal: give everything back now and go (in a thread: the main
+        # thread may be inside a transaction, holding the write lock).
+        threading.Thread(target=self._abort, daemon=True).start()
+
+    def _abort(self) -> None:
+        try:
+            with Outbox(self.path, durable=False) as outbox:
+                released = outbox.release(self.owner)
+            log.warning("worker %s: stopped at once; gave back %d message(s)", self.owner, released)
+        finally:
+            os._exit(1)
+
+
+def _open(backend: BaseEmailBackend) -> BaseException | None:
+    """Open the relay connection; return the error instead of raising it.
+
+    The backend otherwise runs with ``fail_silently=True`` (a refused message must not
+    stop its batch; each message's ``delivery`` tells), but a backend failing silently
+    to connect would say nothing of why, and the reason belongs in the outbox.
+    """
+    backend.fail_silently = False
+    try:
+        backend.open()
+    except Exception as exc:
+        return exc
+    finally:
+        backend.fail_silently = True
+    return None
+
+
+def _close(backend: BaseEmailBackend) -> None:
+    try:
+        backend.close()
+    except Exception as exc:  # a QUIT refused or a broken connection: it is closed anyway
+        log.debug("closing the relay connection: %s", exc)
+
+
+def _log_verdicts(verdicts: Sequence[Verdict]) -> None:
+    for verdict in verdicts:
+        settlement = verdict.settlement
+        if settlement.state == "failed":
+            log.warning("message %d failed: %s", settlement.id, settlement.last_error)
+        elif settlement.state == "queued" and log.isEnabledFor(logging.INFO):
+            wait = max(0.0, settlement.due - time.time())
+            log.info(
+                "message %d deferred: %s; next attempt in %.3g s",
+                settlement.id,
+                settlement.last_error,
+                wait,
+            )
