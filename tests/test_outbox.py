@@ -61,7 +61,9 @@ def test_send_mail_stores_wire_bytes_and_envelope(outbox_path: str) -> None:
 
 
 def test_bcc_is_in_the_envelope_not_the_message(outbox_path: str) -> None:
-    message = EmailMessage("S", "B", "a@example.com", ["to@example.com"], bcc=["hidden@example.com"])
+    message = EmailMessage(
+        "S", "B", "a@example.com", ["to@example.com"], bcc=["hidden@example.com"]
+    )
     assert get_connection().send_messages([message]) == 1
     [row] = rows(outbox_path)
     assert json.loads(row["recipients"]) == ["to@example.com", "hidden@example.com"]
@@ -161,7 +163,10 @@ def test_queueing_from_many_threads_loses_nothing(outbox_path: str) -> None:
 def fill(path: str, count: int) -> None:
     with Outbox(path) as outbox:
         outbox.queue(
-            [Stored("a@example.com", [f"u{i}@example.com"], b"S: x\r\n\r\nb\r\n") for i in range(count)]
+            [
+                Stored("a@example.com", [f"u{i}@example.com"], b"S: x\r\n\r\nb\r\n")
+                for i in range(count)
+            ]
         )
 
 
@@ -335,17 +340,19 @@ def test_damaged_pages_give_a_clear_error(tmp_path: Path) -> None:
     for page in range(2, len(data) // 4096):
         data[page * 4096 + 100 : page * 4096 + 300] = os.urandom(200)
     path.write_bytes(bytes(data))
-    with pytest.raises(OutboxError, match=rf"{path}.*(damaged|not an SQLite)"):
-        with Outbox(str(path)) as outbox:
-            outbox.status()
-            outbox.list_messages()
-            outbox.claim("w", 300, 60)
+    with (
+        pytest.raises(OutboxError, match=rf"{path}.*(damaged|not an SQLite)"),
+        Outbox(str(path)) as outbox,
+    ):
+        outbox.status()
+        outbox.list_messages()
+        outbox.claim("w", 300, 60)
 
 
 def test_a_directory_or_missing_directory_is_named(tmp_path: Path) -> None:
     with pytest.raises(OutboxError, match="is a directory"):
         queue_one(str(tmp_path))
-    with pytest.raises(OutboxError, match="directory .*nowhere.* does not exist"):
+    with pytest.raises(OutboxError, match=r"directory .*nowhere.* does not exist"):
         queue_one(str(tmp_path / "nowhere" / "outbox.sqlite3"))
     with pytest.raises(OutboxError, match="no such file"):
         Outbox(str(tmp_path / "absent.sqlite3"), create=False)
@@ -365,7 +372,9 @@ BIG = "x" * 20000
 
 
 def big_messages(count: int, tag: str) -> list[EmailMessage]:
-    return [EmailMessage(f"{tag} {i}", BIG, "a@example.com", ["t@example.com"]) for i in range(count)]
+    return [
+        EmailMessage(f"{tag} {i}", BIG, "a@example.com", ["t@example.com"]) for i in range(count)
+    ]
 
 
 def test_full_database_raises_to_the_caller(outbox_path: str) -> None:

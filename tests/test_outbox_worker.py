@@ -270,7 +270,9 @@ def test_damaged_rows_are_dead_lettered_and_never_reach_the_server(
     queue(message(1), message(2), message(3))
     db = sqlite3.connect(outbox_path)
     db.execute("UPDATE message SET pending = 'not json' WHERE id = 2")
-    db.execute("UPDATE message SET sender = 'a@example.com> RCPT TO:<evil@example.com' WHERE id = 3")
+    db.execute(
+        "UPDATE message SET sender = 'a@example.com> RCPT TO:<evil@example.com' WHERE id = 3"
+    )
     db.commit()
     db.close()
     stats = Worker(once=True).run()

@@ -32,7 +32,7 @@ import socket
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from types import FrameType
 from typing import Any
 
@@ -79,9 +79,7 @@ class WorkerStats:
                     self.deferred += 1
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("_lock")
-        return data
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "_lock"}
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -318,8 +316,7 @@ class Worker:
         idle_since = time.monotonic()
         try:
             while True:
-                pause = pause_until - time.monotonic()
-                if pause > 0 and self._stop.wait(pause):
+                if not self._wait_out(pause_until):
                     return
                 try:
                     batch = self._batches.get(timeout=0.1)
@@ -354,6 +351,16 @@ class Worker:
         finally:
             _close(backend)
             outbox.close()
+
+    def _wait_out(self, pause_until: float) -> bool:
+        """Sit out a pause; False when the worker is stopping, or has nothing more
+        to hand over, meanwhile (then a pause needs no waiting)."""
+        while (left := pause_until - time.monotonic()) > 0:
+            if self._stop.wait(min(left, 0.1)):
+                return False
+            if self._fed.is_set() and self._batches.empty():
+                return False
+        return True
 
     def _pace(self, count: int) -> None:
         """With a rate limit: wait for this batch's first slot, and book the rest."""
