@@ -125,7 +125,11 @@ def connect(path: str, *, create: bool = True, durable: bool = True) -> sqlite3.
 
 def _prepare(db: sqlite3.Connection, path: str, durable: bool) -> None:
     try:
-        application_id, version, tables = _identity(db)
+        db.execute("BEGIN")  # one snapshot: another process may be creating it now
+        try:
+            application_id, version, tables = _identity(db)
+        finally:
+            db.execute("COMMIT")
     except sqlite3.Error as exc:
         raise failure(path, exc, "reading the file") from exc
     if application_id == 0 and not tables:

@@ -67,6 +67,14 @@ def settle(
 ) -> Verdict:
     """Settle one attempt at ``claimed``. ``delivery`` is what the backend reported
     (None: nothing); ``error`` what kept the whole batch from being tried, if anything."""
+    if (
+        not claimed.results
+        and delivery is not None
+        and len(delivery.accepted) == len(claimed.recipients)
+        and set(delivery.accepted) == set(claimed.recipients)
+    ):  # the common case: everyone accepted it at the first try
+        settlement = Settlement(claimed.id, "sent", now, [], None, None)
+        return Verdict(settlement, len(claimed.recipients), False, False)
     results: dict[str, dict[str, Any]] = dict(claimed.results)
     accepted = set(delivery.accepted) if delivery is not None else set()
     refused = delivery.refused if delivery is not None else {}

@@ -74,7 +74,9 @@ class Settlement:
     state: str  # queued (to retry at ``due``), sent or failed
     due: float
     pending: list[str]
-    results: dict[str, dict[str, Any]]
+    # None: every recipient accepted it at ``due`` on this attempt (the common case,
+    # stored as NULL: no JSON to write or read)
+    results: dict[str, dict[str, Any]] | None
     last_error: str | None
 
 
@@ -233,8 +235,8 @@ class Outbox:
             (
                 s.state,
                 s.due,
-                json.dumps(s.pending),
-                json.dumps(s.results),
+                json.dumps(s.pending) if s.pending else "[]",
+                None if s.results is None else json.dumps(s.results),
                 s.last_error,
                 s.id,
                 owner,
@@ -350,12 +352,13 @@ class Outbox:
             return None
         id, state, attempts, created, due, sender, recipients, subject, last_error = row[:9]
         since, owner, pending, results, size = row[9:]
+        everyone = json.loads(recipients)
         return Detail(
-            id, state, attempts, created, due, sender, json.loads(recipients), subject, last_error,
+            id, state, attempts, created, due, sender, everyone, subject, last_error,
             since=since,
             owner=owner,
             pending=json.loads(pending),
-            results=_json(results) or {},
+            results=_results(state, results, everyone, due, attempts),
             size=size,
         )  # fmt: skip
 
@@ -466,6 +469,18 @@ class Outbox:
                 name: [row[-1] for row in db.execute(f"EXPLAIN QUERY PLAN {sql}", arguments)]
                 for name, (sql, arguments) in queries.items()
             }
+
+
+def _results(
+    state: str, results: str | None, recipients: list[str], due: float, attempts: int
+) -> dict[str, dict[str, Any]]:
+    """Each recipient's outcome; a message sent to everyone at its first try keeps
+    none (NULL), so it is written out here."""
+    if results is None and state == "sent":
+        entry = {"at": due, "attempt": attempts, "status": "sent"}
+        return {address: dict(entry) for address in recipients}
+    found: dict[str, dict[str, Any]] = _json(results) or {}
+    return found
 
 
 def _claimed(
