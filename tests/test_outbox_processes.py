@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -196,12 +195,12 @@ def test_random_faults_end_delivered_or_dead_lettered(
     got = Counter(
         int(line.split(b"X-Seq: ", 1)[1].split(b"\r\n", 1)[0]) for _, _, line in server.received
     )
-    db = sqlite3.connect(path)
-    rows = {
-        int(seq) - 1: (state, json.loads(results))
-        for seq, state, results in db.execute("SELECT id, state, results FROM message")
-    }
-    db.close()
+    with Outbox(path) as outbox:
+        rows = {}
+        for id in range(1, total + 1):
+            detail = outbox.show(id)
+            assert detail is not None
+            rows[id - 1] = (detail.state, detail.results)
     doomed = {n for n in range(total) if f"user{n}@example.com" in doomed_recipients}
     doomed |= doomed_content
     for n in range(total):

@@ -1,22 +1,24 @@
 """The worker: delivers what the outbox holds, with the relay backend.
 
-One process runs a feeder (the calling thread) and ``connections`` delivery threads,
-each with its own relay backend instance, so its own SMTP connection::
+One process runs ``connections`` threads, each with its own relay backend instance
+(so its own SMTP connection) and its own database connection, each in a loop::
 
-    feeder:      claim a batch (lease) -> build RawMessages -> hand it over -> ...
-    connection:  take a batch -> send_messages(batch) (pipelined) -> record outcomes
+    claim a batch (with a lease) -> build RawMessages -> send_messages(batch)
+    (pipelined) -> record every outcome in one transaction -> ...
 
-The feeder claims the next batch and builds its messages while the connections wait
-on the network, and renews the leases this worker holds, so they never lapse while it
-lives; when it dies they lapse and any worker takes them again. A connection records
-its batch's outcomes in one transaction as soon as the replies are in: a crash
-between the server's acceptance and that commit is the only way a message is sent
-twice, and a batch is at most ``batch`` messages.
+while the calling thread renews the leases the worker holds, so they never lapse
+while it lives (when it dies they lapse, and any worker takes the messages again),
+and handles signals. Outcomes are committed as soon as a batch's replies are in: a
+crash between the server's acceptance and that commit is what can send a message
+twice, so at most ``batch`` messages per connection.
+
+(A thread that claims and builds the next batch while another sends was measured
+slower: both need the GIL, and the hand-over costs more than it overlaps.)
 
 Throttling replies (421, 451, 454) pause the connection that got them (421 also
-reconnects); ``rate`` paces all connections together. SIGTERM or SIGINT: stop taking
-work, finish the batches in progress, give back the rest, exit; a second signal gives
-back everything at once and exits.
+reconnects); ``rate`` paces all connections together. SIGTERM or SIGINT: stop
+claiming, finish the batches in progress, exit; a second signal gives back
+everything held at once and exits.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ import contextvars
 import logging
 import math
 import os
-import queue
 import secrets
 import signal
 import socket
@@ -46,8 +47,6 @@ from .store import Claimed, Outbox, Settlement
 __all__ = ["Worker", "WorkerStats"]
 
 log = logging.getLogger("mailwright.outbox")
-
-_Batch = tuple[list[Claimed], list[RawMessage]]
 
 
 @dataclass
@@ -145,9 +144,7 @@ class Worker:
         self._new_backend()  # a bad relay configuration fails here, not in a thread
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.stats = WorkerStats()
-        self._stop = threading.Event()  # stop taking work (stop(), a signal)
-        self._fed = threading.Event()  # the feeder is done: end once the batches are
-        self._batches: queue.Queue[_Batch] = queue.Queue(maxsize=1)
+        self._stop = threading.Event()  # stop claiming (stop(), a signal)
         self._limiter: Any = None
         if rate is not None:
             from ..bulk import RateLimiter
@@ -174,7 +171,7 @@ class Worker:
     # --- running ---
 
     def stop(self) -> None:
-        """Stop taking work; the batches in progress finish (thread-safe)."""
+        """Stop claiming; the batches in progress finish (thread-safe)."""
         self._stop.set()
 
     def run(self) -> WorkerStats:
@@ -205,14 +202,15 @@ class Worker:
         try:
             for thread in threads:
                 thread.start()
-            self._feed(outbox)
+            while any(thread.is_alive() for thread in threads):
+                self._heartbeat(outbox)
+                self._stop.wait(0.1)
         finally:
-            self._fed.set()  # the connections finish the batches handed over, then end
+            self._stop.set()
             for thread in threads:
                 while thread.is_alive():
                     thread.join(0.2)
                     self._heartbeat(outbox)
-            self._release_handed_over(outbox)
             held = outbox.release(self.owner)  # anything a failed thread left behind
             if held:
                 log.warning("worker %s: gave back %d message(s) it held", self.owner, held)
@@ -229,84 +227,13 @@ class Worker:
         )
         return self.stats
 
-    # --- the feeder ---
-
-    def _feed(self, outbox: Outbox) -> None:
-        while not self._stop.is_set():
-            self._heartbeat(outbox)
-            claimed = outbox.claim(self.owner, self.batch, self.lease)
-            if not claimed:
-                if self.once:
-                    return
-                self._idle(outbox)
-                continue
-            batch = self._build(outbox, claimed)
-            if batch is not None:
-                self._hand_over(outbox, batch)
-
-    def _build(self, outbox: Outbox, claimed: list[Claimed]) -> _Batch | None:
-        """The RawMessages to send; a stored row that cannot become one (edited by
-        hand) is dead-lettered at once with the reason."""
-        good: list[Claimed] = []
-        messages: list[RawMessage] = []
-        bad: list[Settlement] = []
-        now = time.time()
-        for item in claimed:
-            if item.problem is not None:
-                bad.append(failed_outright(item, item.problem, now))
-                continue
-            try:
-                message = RawMessage(item.data, item.sender, item.recipients)
-            except (TypeError, ValueError) as exc:
-                bad.append(failed_outright(item, f"the stored message is unusable: {exc}", now))
-                continue
-            good.append(item)
-            messages.append(message)
-        if bad:
-            recorded = outbox.record(self.owner, bad)
-            self.stats.add([Verdict(s, 0, False, False) for s in bad], recorded)
-            for settlement in bad:
-                log.error("message %d failed: %s", settlement.id, settlement.last_error)
-        return (good, messages) if good else None
-
-    def _hand_over(self, outbox: Outbox, batch: _Batch) -> None:
-        while True:
-            try:
-                self._batches.put(batch, timeout=0.1)
-                return
-            except queue.Full:
-                self._heartbeat(outbox)
-                if self._stop.is_set():
-                    outbox.release(self.owner, [item.id for item in batch[0]])
-                    return
-
-    def _idle(self, outbox: Outbox) -> None:
-        """Wait until new mail is committed, a retry falls due, or ``poll`` passes."""
-        now = time.time()
-        due = outbox.next_due()
-        deadline = now + self.poll if due is None else min(now + self.poll, due)
-        version = outbox.data_version()
-        while not self._stop.wait(0.05):
-            self._heartbeat(outbox)
-            if time.time() >= deadline or outbox.data_version() != version:
-                return
-
     def _heartbeat(self, outbox: Outbox) -> None:
         now = time.monotonic()
         if now - self._renewed >= self.lease / 3:
             self._renewed = now
             outbox.renew(self.owner, self.lease)
 
-    def _release_handed_over(self, outbox: Outbox) -> None:
-        """Give back batches handed over but not taken (the worker was stopped)."""
-        while True:
-            try:
-                batch = self._batches.get_nowait()
-            except queue.Empty:
-                return
-            outbox.release(self.owner, [item.id for item in batch[0]])
-
-    # --- the connections ---
+    # --- a connection ---
 
     def _connection(self) -> None:
         backend = self._new_backend()
@@ -315,20 +242,17 @@ class Worker:
         setbacks = 0  # consecutive batches that failed to connect or were throttled
         idle_since = time.monotonic()
         try:
-            while True:
-                if not self._wait_out(pause_until):
-                    return
-                try:
-                    batch = self._batches.get(timeout=0.1)
-                except queue.Empty:
-                    if self._stop.is_set() or self._fed.is_set():
+            while self._wait_out(pause_until):
+                claimed = outbox.claim(self.owner, self.batch, self.lease)
+                if not claimed:
+                    if self.once:
                         return
                     if time.monotonic() - idle_since > self.idle_close:
                         _close(backend)  # the server would time the idle session out
+                    self._idle(outbox)
                     continue
-                claimed, messages = batch
-                if self._stop.is_set():  # stopping: give it back rather than start it
-                    outbox.release(self.owner, [item.id for item in claimed])
+                claimed, messages = self._build(outbox, claimed)
+                if not messages:
                     continue
                 self._pace(len(messages))
                 verdicts, connected = self._deliver(backend, claimed, messages)
@@ -352,15 +276,51 @@ class Worker:
             _close(backend)
             outbox.close()
 
+    def _build(
+        self, outbox: Outbox, claimed: list[Claimed]
+    ) -> tuple[list[Claimed], list[RawMessage]]:
+        """The RawMessages to send; a stored row that cannot become one (edited by
+        hand) is dead-lettered at once with the reason."""
+        good: list[Claimed] = []
+        messages: list[RawMessage] = []
+        bad: list[Settlement] = []
+        now = time.time()
+        for item in claimed:
+            if item.problem is not None:
+                bad.append(failed_outright(item, item.problem, now))
+                continue
+            try:
+                message = RawMessage(item.data, item.sender, item.recipients)
+            except (TypeError, ValueError) as exc:
+                bad.append(failed_outright(item, f"the stored message is unusable: {exc}", now))
+                continue
+            good.append(item)
+            messages.append(message)
+        if bad:
+            recorded = outbox.record(self.owner, bad)
+            self.stats.add([Verdict(s, 0, False, False) for s in bad], recorded)
+            for settlement in bad:
+                log.error("message %d failed: %s", settlement.id, settlement.last_error)
+        return good, messages
+
+    def _idle(self, outbox: Outbox) -> None:
+        """Wait until new mail is committed, a retry falls due, or ``poll`` passes."""
+        now = time.time()
+        due = outbox.next_due()
+        deadline = now + self.poll if due is None else min(now + self.poll, due)
+        version = outbox.data_version()
+        while not self._stop.wait(0.05):
+            if time.time() >= deadline or outbox.data_version() != version:
+                return
+
     def _wait_out(self, pause_until: float) -> bool:
-        """Sit out a pause; False when the worker is stopping, or has nothing more
-        to hand over, meanwhile (then a pause needs no waiting)."""
+        """Sit out a pause; False when the worker is stopping."""
         while (left := pause_until - time.monotonic()) > 0:
             if self._stop.wait(min(left, 0.1)):
                 return False
-            if self._fed.is_set() and self._batches.empty():
+            if self.once:  # nothing to wait for: what is due is taken by the others
                 return False
-        return True
+        return not self._stop.is_set()
 
     def _pace(self, count: int) -> None:
         """With a rate limit: wait for this batch's first slot, and book the rest."""
