@@ -10,9 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import operator
 import signal
 import subprocess
 import sys
+import time
 from types import FrameType
 from typing import Any
 
@@ -91,7 +93,7 @@ def _child_command(args: argparse.Namespace) -> list[str]:
 
 def _supervise(args: argparse.Namespace) -> int:
     """Run ``--concurrency`` worker processes; pass SIGTERM/SIGINT on; when one fails,
-    stop the others (a service manager restarts the whole)."""
+    stop the others (a service manager then restarts the whole)."""
     command = _child_command(args)
     children = [
         subprocess.Popen(command, stdout=subprocess.PIPE if args.json else None)
@@ -107,24 +109,26 @@ def _supervise(args: argparse.Namespace) -> int:
         number: signal.signal(number, forward) for number in (signal.SIGTERM, signal.SIGINT)
     }
     status = EXIT_OK
-    totals: dict[str, Any] = {}
     try:
-        for child in children:
-            output, _ = child.communicate()
-            if child.returncode != 0 and status == EXIT_OK:
+        while any(child.poll() is None for child in children):
+            if status == EXIT_OK and any(child.poll() not in (None, 0) for child in children):
                 status = EXIT_FAILED
                 forward(signal.SIGTERM, None)
-            if args.json and output:
-                for key, value in json.loads(output.decode().splitlines()[-1]).items():
-                    totals[key] = (
-                        max(totals.get(key, 0), value)
-                        if key == "elapsed"
-                        else (totals.get(key, 0) + value)
-                    )
+            time.sleep(0.1)
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
+    if any(child.returncode != 0 for child in children):
+        status = EXIT_FAILED
     if args.json:
+        totals: dict[str, Any] = {}
+        for child in children:
+            assert child.stdout is not None
+            lines = child.stdout.read().decode().splitlines()
+            child.stdout.close()
+            for key, value in (json.loads(lines[-1]) if lines else {}).items():
+                combine = max if key == "elapsed" else operator.add
+                totals[key] = combine(totals.get(key, 0), value)
         print(json.dumps(totals), flush=True)
     return status
 

@@ -137,7 +137,7 @@ class Outbox:
     ``durable=False`` is for the worker: its commits survive its own crash but not
     a power failure, and what it writes only ever spares a second delivery (a lost
     outcome means the message is sent again, never that it is lost), so it does not
-    pay an fsync per batch. Queueing is always durable.
+    pay an fsync per batch. The queue backend always queues durably.
     """
 
     def __init__(self, path: str, *, create: bool = True, durable: bool = True) -> None:
