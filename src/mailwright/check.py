@@ -1,16 +1,24 @@
-"""``mailwright check``: connect to the configured SMTP server step by step, send nothing."""
+"""``mailwright check``: set up a session with the configured SMTP server step by step
+and report each step, sending nothing.
+
+It runs the same engine as sending (``mailwright.smtp``): the same TLS verification,
+AUTH and errors. Each step is announced before it starts and bounded by 10 seconds
+(or EMAIL_TIMEOUT when that is shorter), so a server that never answers cannot hang it.
+"""
 
 from __future__ import annotations
 
-import smtplib
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from .backends.smtp import EmailBackend
-from .errors import describe
+from .describe import describe
+from .smtp import SMTPConfig, SMTPConnection
 
-__all__ = ["CheckFailed", "run_check"]
+__all__ = ["STEP_TIMEOUT", "CheckFailed", "run_check"]
+
+STEP_TIMEOUT = 10.0
 
 
 @dataclass
@@ -22,26 +30,63 @@ class CheckFailed(Exception):
         return f"check failed at step {self.step!r}: {self.reason}"
 
 
-def _offers(connection: smtplib.SMTP) -> str:
-    features = connection.esmtp_features
-    size = features.get("size", "").strip()
-    auth = features.get("auth", "").strip()
+def _offers(extensions: dict[str, str]) -> str:
+    size = extensions.get("size", "").strip()
+    auth = extensions.get("auth", "").strip()
     parts = [
         f"size limit: {size + ' bytes' if size and size != '0' else 'none given'}",
-        f"PIPELINING: {'yes' if 'pipelining' in features else 'no'}",
-        f"SMTPUTF8: {'yes' if 'smtputf8' in features else 'no'}",
-        f"8BITMIME: {'yes' if '8bitmime' in features else 'no'}",
-        f"STARTTLS: {'yes' if 'starttls' in features else 'no'}",
+        f"PIPELINING: {'yes' if 'pipelining' in extensions else 'no'}",
+        f"SMTPUTF8: {'yes' if 'smtputf8' in extensions else 'no'}",
+        f"8BITMIME: {'yes' if '8bitmime' in extensions else 'no'}",
+        f"STARTTLS: {'yes' if 'starttls' in extensions else 'no'}",
         f"AUTH: {auth or 'not offered'}",
     ]
     return "; ".join(parts)
 
 
-def _tls_description(connection: smtplib.SMTP, host: str) -> str:
-    sock = connection.sock
-    if isinstance(sock, ssl.SSLSocket):
-        return f"{sock.version()}, certificate verified for {host}"
-    return "encrypted"
+class _Progress:
+    """Turns the engine's step announcements into report lines: each step when it
+    starts, and how it ended when the next one starts."""
+
+    def __init__(
+        self, config: SMTPConfig, connection: SMTPConnection, report: Callable[[str, str], None]
+    ) -> None:
+        self.config = config
+        self.connection = connection
+        self.report = report
+        self.step = "connect"
+
+    def __call__(self, step: str, detail: str) -> None:
+        self.finish()
+        self.step = step
+        self.report(step, f"{detail} ..." if detail else "...")
+
+    def _tls(self) -> str:
+        sock = self.connection.socket
+        version = sock.version() if isinstance(sock, ssl.SSLSocket) else "TLS"
+        return f"{version}, certificate verified for {self.config.host}"
+
+    def finish(self) -> None:
+        """Report how the current step ended (it succeeded: the next one starts)."""
+        protocol = self.connection.protocol
+        step = self.step
+        if step == "connect":
+            self.report(step, f"{self.config.address} ok ({self.config.mode})")
+            if self.config.use_ssl:
+                self.report("tls", self._tls())
+        elif step == "greeting" and protocol is not None and protocol.greeting is not None:
+            self.report(step, f"ok: {protocol.greeting}")
+        elif step == "ehlo" and protocol is not None:
+            hello = protocol.hello
+            name = hello.lines[0].decode("utf-8", "replace") if hello and hello.lines else "?"
+            self.report(step, f"ok, server name {name}")
+            self.report("offers", _offers(protocol.extensions))
+        elif step == "starttls":
+            self.report(step, f"ok: {self._tls()}")
+        elif step == "auth":
+            self.report(step, f"ok as {self.config.username!r}")
+        elif step == "quit":
+            self.report(step, "ok")
 
 
 def run_check(
@@ -49,42 +94,22 @@ def run_check(
 ) -> None:
     """Run the steps, calling ``report(step, text)`` for each; raise ``CheckFailed``
     naming the step that failed. The password is never reported."""
-    backend = backend or EmailBackend()
-    step = "connect"
-    mode = "implicit TLS" if backend.use_ssl else "plain"
-    connection: smtplib.SMTP | None = None
+    config = (backend or EmailBackend()).config
+    timeout = min(STEP_TIMEOUT, config.timeout) if config.timeout else STEP_TIMEOUT
+    connection = SMTPConnection(config, timeout=timeout)
+    progress = _Progress(config, connection, report)
+    connection.on_step = progress
     try:
-        connection = backend.new_connection()
-        report(step, f"{backend.host}:{backend.port} ok ({mode})")
-        if backend.use_ssl:
-            report("tls", _tls_description(connection, backend.host))
-        step = "ehlo"
-        code, _ = connection.ehlo()
-        if code != 250:
-            connection.helo()
-        greeting = (connection.ehlo_resp or b"").decode("utf-8", "replace").splitlines()
-        report(step, f"ok, server name {greeting[0] if greeting else '(none)'}")
-        report("offers", _offers(connection))
-        step = "starttls"
-        if backend.use_tls:
-            connection.starttls(context=backend.ssl_context)
-            connection.ehlo()
-            report(step, f"ok: {_tls_description(connection, backend.host)}")
-            report("offers", _offers(connection))
-        else:
-            report(step, "skipped (EMAIL_USE_TLS is off)")
-        step = "auth"
-        if backend.username:
-            connection.login(backend.username, backend.password)
-            report(step, f"ok as {backend.username!r}")
-        else:
-            report(step, "skipped (no EMAIL_HOST_USER)")
-        step = "quit"
+        connection.connect()
+        progress.finish()
+        if not config.use_tls:
+            report("starttls", "skipped (EMAIL_USE_TLS is off)")
+        if not config.username:
+            report("auth", "skipped (no EMAIL_HOST_USER)")
+        progress("quit", "")
         connection.quit()
-        connection = None
-        report(step, "ok")
-    except (smtplib.SMTPException, OSError) as exc:
-        raise CheckFailed(step, describe(exc, backend.host, backend.port)) from exc
+        progress.finish()
+    except Exception as exc:
+        raise CheckFailed(progress.step, describe(exc, config.host, config.port)) from exc
     finally:
-        if connection is not None:
-            connection.close()
+        connection.abort()

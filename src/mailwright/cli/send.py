@@ -20,7 +20,7 @@ def _read_text(path: str) -> str:
 
 def _cmd_send(args: argparse.Namespace) -> int:
     from ..conf import settings
-    from ..errors import describe
+    from ..describe import describe
     from ..message import EmailMultiAlternatives
 
     host = port = None

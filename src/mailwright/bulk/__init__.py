@@ -1,0 +1,96 @@
+"""Sending many messages: ``send_bulk`` and ``asend_bulk`` spread them over parallel
+SMTP connections that draw from one queue.
+
+* ``results``: ``BulkResult``, ``Refusal``, ``Failure``;
+* ``queue``: the jobs and the books (no threading primitives); each message is settled
+  exactly once, in one place;
+* ``policy``: the retry policy (temporary or permanent, back-off, throttling), shared
+  with the durable outbox and the Celery task;
+* ``rate``: ``RateLimiter``;
+* ``plan``: arguments and backends; ``compose``, ``generic``: helpers of the drivers;
+* ``threads`` / ``aio``: the thread driver and the asyncio driver.
+
+Over each connection transactions are pipelined back to back, which makes the cost of
+a message one network round trip. ``rate_limit`` (messages per second) paces all
+connections together. Throttling replies (421, 451, 454) and other temporary (4xx)
+refusals put the message (or just its refused recipients) back in the queue with
+exponential back-off, and pause the connection that got them; 421 also reconnects.
+Nothing is swallowed: the result lists every permanently refused recipient and every
+message that could not be sent, with the reason. Delivery is at least once: a message
+whose connection broke after its content went out but before the server's reply
+arrived is sent again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from .plan import Plan
+from .policy import THROTTLING_CODES, RetryPolicy
+from .rate import RateLimiter
+from .results import BulkResult, Failure, Refusal
+
+if TYPE_CHECKING:
+    from ..backends.base import BaseEmailBackend
+    from ..message import EmailMessage
+    from ..smtp import SMTPConfig
+
+__all__ = [
+    "THROTTLING_CODES",
+    "BulkResult",
+    "Failure",
+    "RateLimiter",
+    "Refusal",
+    "RetryPolicy",
+    "asend_bulk",
+    "send_bulk",
+]
+
+
+def _finish(result: BulkResult, started: float) -> BulkResult:
+    result.failed.sort(key=lambda failure: failure.index)
+    result.refused.sort(key=lambda refusal: refusal.index)
+    result.elapsed = time.monotonic() - started
+    return result
+
+
+def send_bulk(
+    messages: Iterable[EmailMessage],
+    connections: int = 4,
+    rate_limit: float | None = None,
+    *,
+    backend: str | type[BaseEmailBackend] | None = None,
+    config: SMTPConfig | None = None,
+    **backend_kwargs: Any,
+) -> BulkResult:
+    """Send ``messages`` over ``connections`` parallel connections; never raises for a
+    single message: look at the result. ``rate_limit`` caps messages per second over
+    all connections. ``backend``/``backend_kwargs`` choose and configure the backend
+    as ``get_connection`` does (EMAIL_BACKEND by default); ``config`` gives an SMTP
+    configuration directly. Thread-safe."""
+    from .threads import run_threads
+
+    started = time.monotonic()
+    plan = Plan.make(messages, connections, rate_limit, backend, backend_kwargs, config)
+    return _finish(run_threads(plan), started)
+
+
+async def asend_bulk(
+    messages: Iterable[EmailMessage],
+    connections: int = 4,
+    rate_limit: float | None = None,
+    *,
+    backend: str | type[BaseEmailBackend] | None = None,
+    config: SMTPConfig | None = None,
+    **backend_kwargs: Any,
+) -> BulkResult:
+    """``send_bulk`` for asyncio code: the same arguments and result, the connections
+    as concurrent tasks on the asyncio SMTP driver. Cancelling it drops every
+    connection at once."""
+    from .aio import run_tasks
+
+    started = time.monotonic()
+    plan = Plan.make(messages, connections, rate_limit, backend, backend_kwargs, config)
+    return _finish(await run_tasks(plan), started)

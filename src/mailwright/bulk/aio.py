@@ -1,0 +1,207 @@
+"""The asyncio driver of a bulk send: one task per connection on the asyncio SMTP
+driver (pipelined, as the threads are), all drawing from one ``JobQueue`` guarded by
+an ``asyncio.Condition`` (a task with nothing due waits until a job is due or the
+books change; no polling). Cancelling the send drops every connection at once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import smtplib
+import time
+from typing import Any
+
+from ..message import Envelope
+from ..smtp import AsyncSMTPConnection, Outcome, SMTPConfig
+from .compose import compose
+from .plan import CONNECT_ATTEMPTS, Plan
+from .queue import Job, JobQueue, Verdict
+from .rate import RateLimiter
+from .results import BulkResult
+
+__all__ = ["run_tasks"]
+
+
+class _Work:
+    def __init__(self, queue: JobQueue, workers: int) -> None:
+        self.queue = queue
+        self.condition = asyncio.Condition()
+        self.workers = workers
+
+    async def get(self) -> Job | None:
+        async with self.condition:
+            while not self.queue.finished:
+                now = time.monotonic()
+                job = self.queue.take(now)
+                if job is not None:
+                    return job
+                due = self.queue.next_due()
+                if due is None:
+                    await self.condition.wait()
+                else:
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(max(0.0, due - now)):
+                            await self.condition.wait()
+            return None
+
+    def take_now(self) -> Job | None:
+        # No await between looking and taking: nothing else runs in between.
+        return self.queue.take(time.monotonic())
+
+    async def notify(self) -> None:
+        async with self.condition:
+            self.condition.notify_all()
+
+    async def prepare(self, job: Job) -> Envelope | None:
+        envelope, error, reason = compose(job)
+        if envelope is None:
+            self.queue.cannot_send(job, error, reason)
+            await self.notify()
+        return envelope
+
+    async def settle(self, job: Job, outcome: Outcome) -> Verdict:
+        verdict = self.queue.settle(job, outcome, time.monotonic())
+        await self.notify()
+        return verdict
+
+    async def put_back(self, job: Job) -> None:
+        self.queue.put_back(job)
+        await self.notify()
+
+    async def worker_gone(self, job: Job, error: BaseException) -> None:
+        from ..describe import describe
+
+        self.queue.put_back(job)
+        self.workers -= 1
+        if self.workers == 0:
+            self.queue.give_up(f"could not connect: {describe(error)}", error)
+        await self.notify()
+
+
+class _SMTPWorker:
+    """One SMTP connection as a task: takes due jobs and pipelines them."""
+
+    def __init__(self, work: _Work, config: SMTPConfig, limiter: RateLimiter | None) -> None:
+        self.work = work
+        self.config = config
+        self.limiter = limiter
+        self.connection: AsyncSMTPConnection | None = None
+        self.pause_until = 0.0
+        self.reconnect = False
+
+    async def run(self) -> None:
+        try:
+            while (job := await self.work.get()) is not None:
+                if self.connection is None and not await self._connect(job):
+                    return
+                await self._pipeline(job)
+        finally:
+            if self.connection is not None:
+                await self._drop(polite=True)
+
+    async def _connect(self, job: Job) -> bool:
+        error: BaseException = ConnectionError("no attempt")
+        for attempt in range(1, CONNECT_ATTEMPTS + 1):
+            connection = AsyncSMTPConnection(self.config)
+            try:
+                await connection.connect()
+            except Exception as exc:  # refused, unreachable, TLS, AUTH, a bad CA file
+                error = exc
+                if attempt < CONNECT_ATTEMPTS:
+                    await asyncio.sleep(self.work.queue.policy.delay(attempt))
+                continue
+            self.connection = connection
+            return True
+        await self.work.worker_gone(job, error)
+        return False
+
+    async def _drop(self, polite: bool) -> None:
+        connection, self.connection = self.connection, None
+        if connection is None:
+            return
+        if polite and connection.is_open:
+            with contextlib.suppress(smtplib.SMTPException, OSError):
+                await connection.quit()
+        connection.abort()
+
+    async def _pipeline(self, first: Job) -> None:
+        assert self.connection is not None
+        in_flight: dict[int, Job] = {}
+        pending: list[Job | None] = [first]
+
+        async def source() -> tuple[int, Envelope] | None:
+            while True:
+                job = pending.pop() if pending else None
+                if job is None:
+                    if self.reconnect:
+                        return None
+                    job = self.work.take_now()
+                    if job is None:
+                        return None
+                envelope = await self.work.prepare(job)
+                if envelope is None:
+                    continue
+                pause = self.pause_until - time.monotonic()
+                if pause > 0:
+                    await asyncio.sleep(pause)
+                if self.limiter is not None:
+                    delay = self.limiter.reserve()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                in_flight[job.index] = job
+                return job.index, envelope
+
+        try:
+            async for outcome in self.connection.send(source):
+                self._apply(await self.work.settle(in_flight.pop(outcome.index), outcome))
+        except (smtplib.SMTPException, OSError):
+            await self._drop(polite=False)
+            self.pause_until = time.monotonic() + self.work.queue.policy.delay(1)
+        if self.connection is not None and (self.reconnect or not self.connection.is_open):
+            await self._drop(polite=not self.reconnect)
+        self.reconnect = False
+        for job in in_flight.values():
+            await self.work.put_back(job)
+
+    def _apply(self, verdict: Verdict) -> None:
+        if verdict.pause:
+            self.pause_until = max(self.pause_until, time.monotonic() + verdict.pause)
+        if verdict.reconnect:
+            self.reconnect = True
+
+
+async def _backend_worker(work: _Work, backend: Any, limiter: RateLimiter | None) -> None:
+    """Any other backend: one message at a time through ``asend_messages``."""
+    from .generic import asend_one
+
+    try:
+        while (job := await work.get()) is not None:
+            if await work.prepare(job) is None:
+                continue
+            if limiter is not None:
+                delay = limiter.reserve()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            await work.settle(job, await asend_one(backend, job))
+    finally:
+        await backend.aclose()
+
+
+async def run_tasks(plan: Plan) -> BulkResult:
+    queue = JobQueue(plan.messages, plan.policy)
+    work = _Work(queue, plan.workers)
+    if plan.config is not None:
+        coroutines = [
+            _SMTPWorker(work, plan.config, plan.limiter).run() for _ in range(plan.workers)
+        ]
+    else:
+        coroutines = [_backend_worker(work, backend, plan.limiter) for backend in plan.backends]
+    tasks = [asyncio.ensure_future(coroutine) for coroutine in coroutines]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    return queue.result

@@ -1,0 +1,64 @@
+"""What ``send_bulk`` and ``asend_bulk`` share before their drivers take over:
+checking the arguments and deciding how each connection sends."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .policy import BULK_POLICY, RetryPolicy
+from .rate import RateLimiter
+
+if TYPE_CHECKING:
+    from ..backends.base import BaseEmailBackend
+    from ..message import EmailMessage
+    from ..smtp import SMTPConfig
+
+__all__ = ["CONNECT_ATTEMPTS", "Plan"]
+
+CONNECT_ATTEMPTS = 3
+
+
+@dataclass
+class Plan:
+    """The messages, how many connections, and either one SMTP configuration shared by
+    every connection (the engine is driven directly, pipelined) or one backend
+    instance per connection (any other backend: a message at a time)."""
+
+    messages: list[EmailMessage]
+    workers: int
+    limiter: RateLimiter | None
+    policy: RetryPolicy
+    config: SMTPConfig | None
+    backends: list[BaseEmailBackend]
+
+    @classmethod
+    def make(
+        cls,
+        messages: Iterable[EmailMessage],
+        connections: int,
+        rate_limit: float | None,
+        backend: str | type[BaseEmailBackend] | None,
+        backend_kwargs: dict[str, Any],
+        config: SMTPConfig | None = None,
+        policy: RetryPolicy | None = None,
+    ) -> Plan:
+        from ..api import get_connection
+        from ..backends.smtp import EmailBackend as SMTPBackend
+
+        if isinstance(connections, bool) or not isinstance(connections, int) or connections < 1:
+            raise ValueError(f"connections must be a positive integer, got {connections!r}")
+        limiter = RateLimiter(rate_limit) if rate_limit is not None else None
+        messages = list(messages)
+        workers = max(1, min(connections, len(messages)))
+        backends: list[BaseEmailBackend] = []
+        if config is None:
+            kwargs = {**backend_kwargs, "fail_silently": False}
+            kwargs.pop("connections", None)
+            first = get_connection(backend, **kwargs)
+            if type(first) is SMTPBackend:
+                config = first.config
+            else:
+                backends = [first, *(get_connection(backend, **kwargs) for _ in range(workers - 1))]
+        return cls(messages, workers, limiter, policy or BULK_POLICY, config, backends)

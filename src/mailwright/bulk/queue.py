@@ -1,0 +1,201 @@
+"""The work of a bulk send: jobs ordered by when they are due, and the books that
+settle each message exactly once. Plain data structures: no threads, no locks, no
+clock of their own (callers pass ``now``); the drivers wrap them in their own
+synchronisation (``threads``: a ``threading.Condition``; ``aio``: an
+``asyncio.Condition``).
+
+A job is one message and the recipients it still has to reach. Each outcome of a
+transaction goes through ``settle()``, the one place that decides, with the retry
+policy, what happens next: recipients accepted are booked; recipients refused for
+good become ``Refusal`` entries; the rest are tried again later (the same job,
+re-queued with back-off) until attempts run out. When a job has no recipient left to
+try, its message is booked once: sent if anyone accepted it, else failed.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import smtplib
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+from ..smtp.errors import NotAttemptedError
+from .policy import RetryPolicy, error_code, is_temporary, is_temporary_code, is_throttling
+from .results import BulkResult, Failure, Refusal
+
+if TYPE_CHECKING:
+    from ..message import Delivery, EmailMessage, Envelope
+    from ..smtp import Outcome
+
+__all__ = ["Job", "JobQueue", "Verdict"]
+
+
+@dataclass(slots=True)
+class Job:
+    index: int
+    message: EmailMessage
+    envelope: Envelope | None = None  # composed by the first connection that takes it
+    attempt: int = 1
+    due: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What a connection should do after an outcome: pause before its next
+    transaction (throttling) and reconnect (421)."""
+
+    pause: float = 0.0
+    reconnect: bool = False
+
+
+@dataclass(slots=True)
+class _Books:
+    accepted: list[str] = field(default_factory=list)
+    refused: dict[str, tuple[int, str]] = field(default_factory=dict)
+    last_error: BaseException | None = None
+
+
+def _describe(error: BaseException) -> str:
+    from ..describe import describe
+
+    return describe(error)
+
+
+class JobQueue:
+    """The jobs of one bulk send, and the result being built."""
+
+    def __init__(self, messages: Sequence[EmailMessage], policy: RetryPolicy) -> None:
+        self.messages = messages
+        self.policy = policy
+        self.result = BulkResult(total=len(messages))
+        self._heap: list[tuple[float, int, Job]] = []
+        self._order = itertools.count()
+        self._books: dict[int, _Books] = {}
+        self._settled: set[int] = set()
+        self.outstanding = 0  # jobs queued or in flight
+        for index, message in enumerate(messages):
+            message.delivery = None
+            self._push(Job(index, message))
+
+    # --- the queue ---
+
+    def _push(self, job: Job) -> None:
+        heapq.heappush(self._heap, (job.due, next(self._order), job))
+        self.outstanding += 1
+
+    def take(self, now: float) -> Job | None:
+        """The next job that is due (it is then in flight), or None."""
+        if self._heap and self._heap[0][0] <= now:
+            return heapq.heappop(self._heap)[2]
+        return None
+
+    def next_due(self) -> float | None:
+        """When the earliest queued job is due; None when none is queued."""
+        return self._heap[0][0] if self._heap else None
+
+    @property
+    def finished(self) -> bool:
+        return self.outstanding == 0
+
+    def put_back(self, job: Job) -> None:
+        """A job taken but never tried (no attempt used): queue it again as it was."""
+        self.outstanding -= 1
+        self._push(job)
+
+    def give_up(self, reason: str, error: BaseException) -> None:
+        """No connection can be made: every queued job fails with the reason."""
+        while self._heap:
+            job = heapq.heappop(self._heap)[2]
+            self.outstanding -= 1
+            self._fail_job(job, reason, error)
+
+    # --- settling ---
+
+    def cannot_send(self, job: Job, error: BaseException | None, reason: str) -> None:
+        """``job`` (in flight) fails on its own before any attempt: its message could
+        not be composed, or has no recipient."""
+        self.outstanding -= 1
+        self._fail_job(job, reason, error)
+
+    def settle(self, job: Job, outcome: Outcome, now: float) -> Verdict:
+        """Book one outcome of ``job`` (which is in flight) and decide what follows."""
+        self.outstanding -= 1
+        assert job.envelope is not None
+        error = outcome.error
+        if isinstance(error, NotAttemptedError):
+            self._push(job)  # never tried: no attempt used
+            return Verdict()
+        books = self._books.setdefault(job.index, _Books())
+        delivery = outcome.delivery
+        books.accepted.extend(delivery.accepted)
+        codes = [code for code, _ in delivery.refused.values()]
+        message_code = error_code(error)
+        if message_code is not None:
+            codes.append(message_code)
+        retry: list[str] = []
+        per_recipient = error is None or isinstance(error, smtplib.SMTPRecipientsRefused)
+        retry_allowed = self.policy.can_retry(job.attempt)
+        for recipient in job.envelope.recipients:
+            if recipient in delivery.accepted:
+                continue
+            refusal = delivery.refused.get(recipient)
+            if per_recipient and refusal is not None:
+                temporary = is_temporary_code(refusal[0])
+                reply = refusal
+            else:
+                temporary = is_temporary(error)
+                reply = refusal or (message_code or 0, _describe(error) if error else "")
+            if temporary and retry_allowed:
+                retry.append(recipient)
+            else:
+                books.refused[recipient] = reply
+        if error is not None:
+            books.last_error = error
+        if retry:
+            self._push(
+                replace(
+                    job,
+                    envelope=replace(job.envelope, recipients=retry),
+                    attempt=job.attempt + 1,
+                    due=now + self.policy.delay(job.attempt),
+                )
+            )
+        else:
+            self._settle(job.index, attempts=job.attempt)
+        throttled = [code for code in codes if is_throttling(code)]
+        if not throttled:
+            return Verdict()
+        return Verdict(pause=self.policy.delay(job.attempt), reconnect=421 in throttled)
+
+    def _fail_job(self, job: Job, reason: str, error: BaseException | None) -> None:
+        books = self._books.setdefault(job.index, _Books())
+        books.last_error = error
+        self._settle(job.index, reason)
+
+    def _settle(self, index: int, reason: str | None = None, attempts: int = 1) -> None:
+        """Book message ``index`` once and for all."""
+        assert index not in self._settled, f"message {index} settled twice"
+        self._settled.add(index)
+        books = self._books.pop(index, _Books())
+        result = self.result
+        for address, (code, text) in books.refused.items():
+            result.refused.append(Refusal(index, address, code, text))
+        if books.accepted:
+            result.sent += 1
+            error = None
+        else:
+            error = books.last_error
+            if reason is None:
+                reason = _describe(error) if error is not None else "no recipient accepted it"
+                if attempts > 1:
+                    reason += f" (gave up after {attempts} attempts)"
+            result.failed.append(Failure(index, reason, error))
+        self.messages[index].delivery = _delivery(books, error)
+
+
+def _delivery(books: _Books, error: BaseException | None) -> Delivery:
+    from ..message import Delivery
+
+    return Delivery(accepted=books.accepted, refused=books.refused, error=error)

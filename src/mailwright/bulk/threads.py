@@ -1,0 +1,204 @@
+"""The thread driver of a bulk send: one thread per connection, all drawing from one
+``JobQueue`` guarded by a ``threading.Condition`` (a thread with nothing due sleeps
+until a job is due or the books change; no polling)."""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import smtplib
+import threading
+import time
+from collections.abc import Iterator
+
+from ..message import Envelope
+from ..smtp import SMTPConfig, SMTPConnection
+from .compose import compose
+from .plan import CONNECT_ATTEMPTS, Plan
+from .queue import Job, JobQueue, Verdict
+from .rate import RateLimiter
+from .results import BulkResult
+
+__all__ = ["run_threads"]
+
+
+class _Work:
+    """The queue, shared by the threads."""
+
+    def __init__(self, queue: JobQueue, workers: int) -> None:
+        self.queue = queue
+        self.condition = threading.Condition()
+        self.workers = workers
+
+    def get(self, block: bool = True) -> Job | None:
+        """The next due job; None when everything is settled (or, not blocking, when
+        nothing is due now)."""
+        with self.condition:
+            while not self.queue.finished:
+                now = time.monotonic()
+                job = self.queue.take(now)
+                if job is not None or not block:
+                    return job
+                due = self.queue.next_due()
+                self.condition.wait(None if due is None else max(0.0, due - now))
+            return None
+
+    def prepare(self, job: Job) -> Envelope | None:
+        envelope, error, reason = compose(job)
+        if envelope is None:
+            with self.condition:
+                self.queue.cannot_send(job, error, reason)
+                self.condition.notify_all()
+        return envelope
+
+    def settle(self, job: Job, outcome: object) -> Verdict:
+        with self.condition:
+            verdict = self.queue.settle(job, outcome, time.monotonic())  # type: ignore[arg-type]
+            self.condition.notify_all()
+        return verdict
+
+    def put_back(self, job: Job) -> None:
+        with self.condition:
+            self.queue.put_back(job)
+            self.condition.notify_all()
+
+    def worker_gone(self, job: Job, error: BaseException) -> None:
+        """A connection could not be made: its job goes back; the last worker to go
+        fails whatever is left."""
+        from ..describe import describe
+
+        with self.condition:
+            self.queue.put_back(job)
+            self.workers -= 1
+            if self.workers == 0:
+                self.queue.give_up(f"could not connect: {describe(error)}", error)
+            self.condition.notify_all()
+
+
+class _SMTPWorker:
+    """One SMTP connection: takes due jobs and pipelines them."""
+
+    def __init__(self, work: _Work, config: SMTPConfig, limiter: RateLimiter | None) -> None:
+        self.work = work
+        self.config = config
+        self.limiter = limiter
+        self.connection: SMTPConnection | None = None
+        self.pause_until = 0.0
+        self.reconnect = False
+
+    def run(self) -> None:
+        try:
+            while (job := self.work.get()) is not None:
+                if self.connection is None and not self._connect(job):
+                    return
+                self._pipeline(job)
+        finally:
+            if self.connection is not None:
+                self._drop(polite=True)
+
+    def _connect(self, job: Job) -> bool:
+        error: BaseException = ConnectionError("no attempt")
+        for attempt in range(1, CONNECT_ATTEMPTS + 1):
+            connection = SMTPConnection(self.config)
+            try:
+                connection.connect()
+            except Exception as exc:  # refused, unreachable, TLS, AUTH, a bad CA file
+                error = exc
+                if attempt < CONNECT_ATTEMPTS:
+                    time.sleep(self.work.queue.policy.delay(attempt))
+                continue
+            self.connection = connection
+            return True
+        self.work.worker_gone(job, error)
+        return False
+
+    def _drop(self, polite: bool) -> None:
+        connection, self.connection = self.connection, None
+        if connection is None:
+            return
+        if polite and connection.is_open:
+            with contextlib.suppress(smtplib.SMTPException, OSError):
+                connection.quit()
+        connection.abort()
+
+    def _items(self, first: Job, in_flight: dict[int, Job]) -> Iterator[tuple[int, Envelope]]:
+        job: Job | None = first
+        while job is not None:
+            envelope = self.work.prepare(job)
+            if envelope is not None:
+                pause = self.pause_until - time.monotonic()
+                if pause > 0:
+                    time.sleep(pause)
+                if self.limiter is not None:
+                    self.limiter.wait()
+                in_flight[job.index] = job
+                yield job.index, envelope
+            if self.reconnect:
+                return
+            job = self.work.get(block=False)
+
+    def _pipeline(self, first: Job) -> None:
+        assert self.connection is not None
+        in_flight: dict[int, Job] = {}
+        try:
+            for outcome in self.connection.send(self._items(first, in_flight)):
+                self._apply(self.work.settle(in_flight.pop(outcome.index), outcome))
+        except (smtplib.SMTPException, OSError):
+            # Every message in flight got its outcome (and was settled) first.
+            self._drop(polite=False)
+            self.pause_until = time.monotonic() + self.work.queue.policy.delay(1)
+        if self.connection is not None and (self.reconnect or not self.connection.is_open):
+            self._drop(polite=not self.reconnect)
+        self.reconnect = False
+        for job in in_flight.values():  # not expected: the engine answers for each item
+            self.work.put_back(job)
+
+    def _apply(self, verdict: Verdict) -> None:
+        if verdict.pause:
+            self.pause_until = max(self.pause_until, time.monotonic() + verdict.pause)
+        if verdict.reconnect:
+            self.reconnect = True
+
+
+def _backend_worker(work: _Work, backend: object, limiter: RateLimiter | None) -> None:
+    """Any other backend: one message at a time through ``send_messages``."""
+    from .generic import send_one
+
+    try:
+        while (job := work.get()) is not None:
+            if work.prepare(job) is None:
+                continue
+            if limiter is not None:
+                limiter.wait()
+            work.settle(job, send_one(backend, job))  # type: ignore[arg-type]
+    finally:
+        backend.close()  # type: ignore[attr-defined]
+
+
+def run_threads(plan: Plan) -> BulkResult:
+    queue = JobQueue(plan.messages, plan.policy)
+    work = _Work(queue, plan.workers)
+    targets = (
+        [_SMTPWorker(work, plan.config, plan.limiter).run for _ in range(plan.workers)]
+        if plan.config is not None
+        else [
+            (lambda backend=backend: _backend_worker(work, backend, plan.limiter))
+            for backend in plan.backends
+        ]
+    )
+    # Each thread runs in a copy of the caller's context, so override_settings active
+    # here holds there too (composing a message reads settings).
+    threads = [
+        threading.Thread(
+            target=contextvars.copy_context().run,
+            args=(target,),
+            name=f"mailwright-bulk-{number}",
+            daemon=True,
+        )
+        for number, target in enumerate(targets)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return queue.result

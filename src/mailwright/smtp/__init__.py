@@ -1,0 +1,44 @@
+"""mailwright's SMTP engine: one protocol core, two thin drivers.
+
+* ``replies``: reply values and the incremental reply parser;
+* ``protocol``: ``ClientProtocol``, the I/O-free client state machine (commands and
+  pipelining rules, bytes in and out, no sockets);
+* ``auth``: AUTH mechanisms (PLAIN, LOGIN; pluggable);
+* ``actions``: what the conversations ask a driver to do;
+* ``session``: greeting, EHLO/HELO, STARTTLS, AUTH, QUIT;
+* ``transactions``: MAIL/RCPT/DATA, classic or pipelined (RFC 2920), one ``Outcome``
+  per message;
+* ``config``: ``SMTPConfig``, built once from settings and arguments;
+* ``sync`` / ``aio``: the blocking-socket and asyncio drivers (``SMTPConnection``,
+  ``AsyncSMTPConnection``); ``driver``: what they share.
+
+Everything in mailwright that speaks SMTP (the backend, ``send_bulk``, ``mailwright
+check``, the outbox worker, the Celery task) goes through these.
+"""
+
+from .actions import Outcome
+from .aio import AsyncSMTPConnection
+from .auth import AuthMechanism, Login, Plain
+from .config import SMTPConfig, local_hostname
+from .errors import LocalProtocolError, NotAttemptedError, SMTPProtocolError
+from .protocol import ClientProtocol, Command
+from .replies import Reply, ReplyParser
+from .sync import SMTPConnection
+
+__all__ = [
+    "AsyncSMTPConnection",
+    "AuthMechanism",
+    "ClientProtocol",
+    "Command",
+    "LocalProtocolError",
+    "Login",
+    "NotAttemptedError",
+    "Outcome",
+    "Plain",
+    "Reply",
+    "ReplyParser",
+    "SMTPConfig",
+    "SMTPConnection",
+    "SMTPProtocolError",
+    "local_hostname",
+]

@@ -1,0 +1,91 @@
+"""What the protocol core asks its driver to do.
+
+The conversations in ``session`` and ``transactions`` are generators: they yield
+actions, and the driver (blocking sockets in ``sync``, asyncio streams in ``aio``)
+performs each one and sends back the result. They contain every decision; a driver
+only moves bytes. The answers a driver sends back:
+
+=================  =====================================================
+action             the driver sends back
+=================  =====================================================
+``Send``           None, once the bytes are written
+``NEED_DATA``      the bytes read (``b""``: the peer closed)
+``StartTLS``       None, once the connection is wrapped in TLS
+``NEED_ENVELOPE``  the next ``(index, Envelope)`` to send, or None
+``Outcome``        None (the driver hands the outcome to its caller)
+``Step``           None (a driver may report it; ``mailwright check`` does)
+``Abort``          nothing: the driver drops the connection, unanswered
+=================  =====================================================
+
+A driver that fails to perform an action (a timeout, a reset) throws the exception
+into the generator, which records what it means for the messages in flight and
+re-raises it.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from ..message import Delivery
+
+__all__ = [
+    "NEED_DATA",
+    "NEED_ENVELOPE",
+    "Abort",
+    "Action",
+    "Outcome",
+    "Send",
+    "StartTLS",
+    "Step",
+]
+
+
+class _Need(enum.Enum):
+    DATA = "need data"
+    ENVELOPE = "need envelope"
+
+
+NEED_DATA: Final = _Need.DATA
+NEED_ENVELOPE: Final = _Need.ENVELOPE
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StartTLS:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """A named step of setting up a session starts (for progress reports)."""
+
+    name: str
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Abort:
+    """Drop the connection now without another byte: the server must discard the
+    message whose content it is waiting for."""
+
+    reason: str
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What happened to one message. ``delivery.accepted`` says who got it; when
+    ``error`` is set nobody did (``delivery.error`` holds the same error)."""
+
+    index: int
+    delivery: Delivery
+    error: BaseException | None
+
+
+Action = Send | StartTLS | Step | Abort | Outcome | _Need

@@ -1,0 +1,360 @@
+"""The SMTP client protocol as an I/O-free state machine (in the manner of h11).
+
+``ClientProtocol`` never touches a socket: the caller queues commands (each method
+returns nothing and appends to an output buffer), writes ``data_to_send()`` to the
+peer however it likes, feeds what it reads to ``receive_data()`` and takes replies from
+``next_reply()``, each paired with the command it answers. The object knows what it
+sent and what replies are due, so it enforces the rules of the protocol on both sides:
+
+* replies come in order, one per command; a reply nobody asked for, or a malformed
+  one, raises ``SMTPProtocolError`` (never a hang);
+* without PIPELINING one command at a time; with it (RFC 2920 section 3.1), RSET,
+  MAIL and RCPT may be followed by more commands before their replies, while EHLO,
+  HELO, DATA, NOOP, QUIT, STARTTLS and AUTH must end a group; message content may open
+  a group (so the content of one message and the envelope of the next travel together);
+* after ``354`` only message content may be sent; after STARTTLS's ``220`` nothing
+  until the caller reports TLS is up, and then the server's extensions are forgotten
+  (RFC 3207) until the next EHLO;
+* envelope addresses and ESMTP parameters are checked here, the last line of defence:
+  no line break, ``<``/``>`` or space can reach a command outside a quoted local part,
+  so nothing can smuggle a parameter or a command;
+* content is dot-stuffed and every line break sent as CRLF, so no bare ``\\n.\\n`` can
+  end the data early at a lenient server ("SMTP smuggling").
+
+Breaking a rule from the client side raises ``LocalProtocolError``.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections import deque
+
+from .errors import LocalProtocolError, SMTPProtocolError
+from .replies import Reply, ReplyParser
+
+__all__ = ["ClientProtocol", "Command", "check_address", "dot_stuff"]
+
+
+class Command(enum.Enum):
+    GREETING = "greeting"  # not sent: the reply the server owes on connecting
+    EHLO = "EHLO"
+    HELO = "HELO"
+    STARTTLS = "STARTTLS"
+    AUTH = "AUTH"  # the command, and each response to a 334 challenge
+    MAIL = "MAIL"
+    RCPT = "RCPT"
+    DATA = "DATA"
+    CONTENT = "content"  # message content and its final dot
+    RSET = "RSET"
+    NOOP = "NOOP"
+    QUIT = "QUIT"
+
+
+# RFC 2920 section 3.1: these change the session's state, so they end a group.
+_GROUP_ENDERS = frozenset(
+    {
+        Command.GREETING,
+        Command.EHLO,
+        Command.HELO,
+        Command.STARTTLS,
+        Command.AUTH,
+        Command.DATA,
+        Command.NOOP,
+        Command.QUIT,
+    }
+)
+
+# Envelope paths (RFC 5321 section 4.1.2, RFC 6531 for UTF-8): a dot-string or quoted
+# local part, and an LDH domain or an address literal; the domain may be absent
+# (``root``, for a local MTA), and MAIL FROM may be empty (``<>``).
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-\u0080-\U0010ffff]"
+_QTEXT = r"[\x20\x21\x23-\x5b\x5d-\x7e\u0080-\U0010ffff]|\\[\x20-\x7e]"
+_LOCAL = rf'(?:{_ATEXT}+(?:\.{_ATEXT}+)*|"(?:{_QTEXT})*")'
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_DOMAIN = rf"(?:{_LABEL}(?:\.{_LABEL})*\.?|\[[\x21-\x5a\x5e-\x7e]+\])"
+_PATH = re.compile(rf"{_LOCAL}(?:@{_DOMAIN})?")
+# RFC 5321 section 4.1.2: esmtp-keyword ["=" esmtp-value].
+_PARAMETER = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*(?:=[\x21-\x3c\x3e-\x7e]+)?")
+# Unicode line and paragraph separators and other breaks no path may hold.
+_BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+_BARE_BREAK = re.compile(rb"\r(?!\n)|(?<!\r)\n")
+
+
+def check_address(address: str, *, allow_empty: bool = False) -> str:
+    """``address`` if it is safe as an SMTP path, else ``ValueError`` naming it."""
+    if address == "" and allow_empty:
+        return address
+    if _BREAKS.search(address) or not _PATH.fullmatch(address):
+        raise ValueError(f"{address!r} is not a valid SMTP envelope address")
+    return address
+
+
+def dot_stuff(data: bytes) -> bytes:
+    """Message content as DATA sends it: every line break CRLF, a final CRLF, leading
+    dots doubled (RFC 5321 section 4.5.2), and the terminating ``.`` line."""
+    if _BARE_BREAK.search(data):
+        data = b"\r\n".join(data.splitlines())
+        data += b"\r\n"
+    elif data and not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    if data.startswith(b".") or b"\n." in data:
+        data = _LEADING_DOT.sub(b"..", data)
+    return data + b".\r\n"
+
+
+def _parse_extensions(reply: Reply) -> dict[str, str]:
+    """EHLO keywords (lower case, as ``smtplib`` keeps them) and their parameters.
+    The old ``AUTH=LOGIN`` form is merged into ``auth``."""
+    extensions: dict[str, str] = {}
+    for raw in reply.lines[1:]:
+        line = raw.decode("ascii", "replace").strip()
+        if line[:5].upper() == "AUTH=":
+            keyword, params = "auth", line[5:]
+        else:
+            keyword, _, params = line.partition(" ")
+            keyword = keyword.lower()
+        if not keyword:
+            continue
+        if keyword == "auth" and extensions.get("auth"):
+            params = f"{extensions['auth']} {params}"
+        extensions[keyword] = params.strip()
+    return extensions
+
+
+class ClientProtocol:
+    """One SMTP client session, without I/O."""
+
+    __slots__ = (
+        "_auth_challenge",
+        "_closed",
+        "_in_data",
+        "_out",
+        "_parser",
+        "_tls_pending",
+        "_waiting",
+        "esmtp",
+        "extensions",
+        "greeting",
+        "hello",
+        "tls",
+    )
+
+    def __init__(self, *, tls: bool = False) -> None:
+        self._parser = ReplyParser()
+        self._out: list[bytes] = []
+        self._waiting: deque[Command] = deque([Command.GREETING])
+        self._in_data = False
+        self._tls_pending = False
+        self._auth_challenge = False
+        self._closed = False
+        #: True when the connection is encrypted (implicit TLS, or after STARTTLS).
+        self.tls = tls
+        #: The server's greeting, once it arrived.
+        self.greeting: Reply | None = None
+        #: The server's reply to EHLO (or HELO), once it accepted one.
+        self.hello: Reply | None = None
+        #: True after a successful EHLO; ``extensions`` holds what it offered.
+        self.esmtp = False
+        self.extensions: dict[str, str] = {}
+
+    # --- state ---
+
+    @property
+    def pipelining(self) -> bool:
+        return "pipelining" in self.extensions
+
+    @property
+    def waiting(self) -> int:
+        """How many replies are due."""
+        return len(self._waiting)
+
+    @property
+    def awaiting(self) -> Command | None:
+        """The command whose reply is due next."""
+        return self._waiting[0] if self._waiting else None
+
+    @property
+    def in_data(self) -> bool:
+        """The server answered DATA with 354: message content must follow."""
+        return self._in_data
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def offers(self, extension: str) -> bool:
+        return extension.lower() in self.extensions
+
+    def size_limit(self) -> int | None:
+        """The SIZE the server announced (None: none, or zero meaning no limit)."""
+        value = self.extensions.get("size", "")
+        return int(value) if value.isdigit() and int(value) > 0 else None
+
+    # --- output ---
+
+    def data_to_send(self) -> bytes:
+        out = b"".join(self._out)
+        self._out.clear()
+        return out
+
+    def _check_may_send(self, command: Command) -> None:
+        if self._closed:
+            raise LocalProtocolError(f"{command.value}: the session is closed")
+        if self._tls_pending:
+            raise LocalProtocolError(f"{command.value}: start TLS first (the server said 220)")
+        if self._in_data != (command is Command.CONTENT):
+            if self._in_data:
+                raise LocalProtocolError(f"{command.value}: the server expects message content")
+            raise LocalProtocolError("message content before the server answered DATA with 354")
+        if self._auth_challenge and command is not Command.AUTH:
+            raise LocalProtocolError(f"{command.value}: answer the AUTH challenge first")
+        if not self._waiting:
+            return
+        if not self.pipelining:
+            raise LocalProtocolError(
+                f"{command.value}: a reply is due and the server does not offer PIPELINING"
+            )
+        last = self._waiting[-1]
+        if last in _GROUP_ENDERS:
+            raise LocalProtocolError(
+                f"{command.value}: {last.value} must end a pipelined group (RFC 2920 3.1); "
+                "wait for its reply"
+            )
+
+    def _queue(self, command: Command, data: bytes) -> None:
+        self._check_may_send(command)
+        self._out.append(data)
+        self._waiting.append(command)
+        if command is Command.CONTENT:
+            self._in_data = False
+        elif command is Command.AUTH:
+            self._auth_challenge = False
+
+    def ehlo(self, name: str) -> None:
+        self._queue(Command.EHLO, f"EHLO {name}\r\n".encode("ascii"))
+
+    def helo(self, name: str) -> None:
+        self._queue(Command.HELO, f"HELO {name}\r\n".encode("ascii"))
+
+    def starttls(self) -> None:
+        if self.tls:
+            raise LocalProtocolError("STARTTLS: the connection is already encrypted")
+        self._queue(Command.STARTTLS, b"STARTTLS\r\n")
+
+    def auth(self, mechanism: str, initial_response: bytes | None = None) -> None:
+        line = f"AUTH {mechanism}".encode("ascii")
+        if initial_response is not None:
+            line += b" " + (initial_response or b"=")  # RFC 4954: "=" for an empty one
+        self._queue(Command.AUTH, line + b"\r\n")
+
+    def auth_response(self, response: bytes) -> None:
+        """Answer a 334 challenge (``b"*"`` cancels the exchange)."""
+        if not self._auth_challenge:
+            raise LocalProtocolError("AUTH response without a 334 challenge")
+        self._queue(Command.AUTH, response + b"\r\n")
+
+    def mail(self, sender: str, parameters: tuple[str, ...] = ()) -> None:
+        self._queue(Command.MAIL, self._path_command("MAIL FROM", sender, parameters, True))
+
+    def rcpt(self, recipient: str, parameters: tuple[str, ...] = ()) -> None:
+        self._queue(Command.RCPT, self._path_command("RCPT TO", recipient, parameters, False))
+
+    def data(self) -> None:
+        self._queue(Command.DATA, b"DATA\r\n")
+
+    def content(self, data: bytes) -> None:
+        """Message content after 354, sent with its final dot. ``b""`` sends the lone
+        dot (an empty message, which a server with no accepted recipient refuses)."""
+        self._queue(Command.CONTENT, dot_stuff(data) if data else b".\r\n")
+
+    def rset(self) -> None:
+        self._queue(Command.RSET, b"RSET\r\n")
+
+    def noop(self) -> None:
+        self._queue(Command.NOOP, b"NOOP\r\n")
+
+    def quit(self) -> None:
+        self._queue(Command.QUIT, b"QUIT\r\n")
+
+    def _path_command(
+        self, verb: str, address: str, parameters: tuple[str, ...], is_sender: bool
+    ) -> bytes:
+        check_address(address, allow_empty=is_sender)
+        for parameter in parameters:
+            if not _PARAMETER.fullmatch(parameter):
+                raise ValueError(f"{parameter!r} is not a valid ESMTP parameter")
+        line = f"{verb}:<{address}>" + "".join(f" {p}" for p in parameters) + "\r\n"
+        if line.isascii():
+            return line.encode("ascii")
+        if "SMTPUTF8" not in (p.upper() for p in parameters) and is_sender:
+            raise ValueError(f"{address!r} is not ASCII: it needs SMTPUTF8")
+        return line.encode("utf-8")
+
+    # --- input ---
+
+    def receive_data(self, data: bytes) -> None:
+        """Bytes read from the server; ``b""`` when it closed the connection."""
+        self._parser.feed(data)
+
+    def next_reply(self) -> tuple[Command, Reply] | None:
+        """The next reply and the command it answers, or None until more bytes come.
+
+        Raises ``SMTPProtocolError`` for a malformed reply or one nobody asked for, and
+        ``smtplib.SMTPServerDisconnected`` when the server closed the connection with a
+        reply still due.
+        """
+        reply = self._parser.next_reply()
+        if reply is None:
+            if self._parser.eof:
+                self._closed = True
+                if self._waiting:
+                    import smtplib
+
+                    raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+            return None
+        if not self._waiting:
+            raise SMTPProtocolError(f"unexpected reply {reply} (no command was waiting for it)")
+        command = self._waiting.popleft()
+        self._after(command, reply)
+        return command, reply
+
+    def _after(self, command: Command, reply: Reply) -> None:
+        code = reply.code
+        if (code == 354 and command is not Command.DATA) or (
+            code == 334 and command is not Command.AUTH
+        ):
+            raise SMTPProtocolError(f"reply {reply} does not answer {command.value}")
+        if code == 421 or command is Command.QUIT:
+            # 421: the server is closing the session (RFC 5321 section 3.8).
+            self._closed = True
+            self._waiting.clear()
+            self._in_data = self._auth_challenge = False
+            return
+        if command is Command.GREETING:
+            self.greeting = reply
+        elif command is Command.EHLO and code == 250:
+            self.esmtp = True
+            self.hello = reply
+            self.extensions = _parse_extensions(reply)
+        elif command is Command.HELO and code == 250:
+            self.hello = reply
+        elif command is Command.STARTTLS and code == 220:
+            self._tls_pending = True
+        elif command is Command.DATA and code == 354:
+            self._in_data = True
+        elif command is Command.AUTH and code == 334:
+            self._auth_challenge = True
+
+    def tls_started(self) -> None:
+        """The caller wrapped the connection in TLS after STARTTLS's 220."""
+        if not self._tls_pending:
+            raise LocalProtocolError("TLS started without a 220 reply to STARTTLS")
+        self._tls_pending = False
+        self.tls = True
+        self.esmtp = False
+        self.hello = None
+        self.extensions = {}  # RFC 3207 section 4.2: forget what was learnt before
+        self._parser = ReplyParser()  # nothing read before the handshake counts

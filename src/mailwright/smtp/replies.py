@@ -1,0 +1,130 @@
+"""SMTP replies: the value type and an incremental parser (RFC 5321 section 4.2).
+
+The parser takes bytes as they arrive and hands out complete replies. It is strict
+where leniency could hide a broken peer (a code that is not three digits, a multi-line
+reply whose lines disagree on the code, a line or reply past a sane size) and lenient
+where real servers differ harmlessly (a bare LF instead of CRLF, a reply line with no
+text). Anything it cannot accept raises ``SMTPProtocolError``: a confused peer gives an
+error, never a hang or an unbounded buffer.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .errors import SMTPProtocolError
+
+__all__ = ["MAX_LINE", "MAX_REPLY", "Reply", "ReplyParser"]
+
+#: Longest reply line accepted (RFC 5321 asks for 512; smtplib accepts 8192, and so do we).
+MAX_LINE = 8192
+#: Largest multi-line reply accepted (an EHLO reply is a few hundred bytes).
+MAX_REPLY = 65536
+
+_ENHANCED = re.compile(rb"([245])\.(\d{1,3})\.(\d{1,3})(?: |$)")
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One reply: its code and its text lines (bytes, without code and separator)."""
+
+    code: int
+    lines: tuple[bytes, ...]
+
+    @property
+    def message(self) -> bytes:
+        """The text as ``smtplib`` gives it (``smtp_error``): lines joined by ``\\n``."""
+        return b"\n".join(self.lines)
+
+    @property
+    def text(self) -> str:
+        return self.message.decode("utf-8", "replace")
+
+    @property
+    def enhanced_status(self) -> str | None:
+        """The RFC 3463 status code (``"5.1.1"``) at the start of the text, if any,
+        and only when its class agrees with the reply code."""
+        if not self.lines:
+            return None
+        match = _ENHANCED.match(self.lines[0])
+        if match is None or int(match[1]) != self.code // 100:
+            return None
+        return f"{match[1].decode()}.{int(match[2])}.{int(match[3])}"
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.code < 400
+
+    @property
+    def temporary(self) -> bool:
+        return 400 <= self.code < 500
+
+    def __str__(self) -> str:
+        return f"{self.code} {' '.join(self.text.split())}".strip()
+
+
+class ReplyParser:
+    """Bytes in, ``Reply`` objects out."""
+
+    __slots__ = ("_buffer", "_code", "_lines", "_size", "eof")
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._lines: list[bytes] = []
+        self._code = b""
+        self._size = 0
+        self.eof = False
+
+    def feed(self, data: bytes) -> None:
+        """Add bytes read from the peer; ``b""`` means the peer closed the connection."""
+        if not data:
+            self.eof = True
+        elif self._buffer:
+            self._buffer += data
+        else:
+            self._buffer = data
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer)
+
+    def next_reply(self) -> Reply | None:
+        """The next complete reply, or None until more bytes arrive."""
+        buffer = self._buffer
+        start = 0
+        while True:
+            end = buffer.find(b"\n", start)
+            if end < 0:
+                self._buffer = buffer[start:]
+                if len(self._buffer) > MAX_LINE:
+                    raise SMTPProtocolError(f"reply line longer than {MAX_LINE} bytes")
+                return None
+            line = buffer[start:end]
+            start = end + 1
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if len(line) > MAX_LINE:
+                raise SMTPProtocolError(f"reply line longer than {MAX_LINE} bytes")
+            code = line[:3]
+            separator = line[3:4]
+            if len(code) != 3 or not code.isdigit() or separator not in (b" ", b"-", b""):
+                raise SMTPProtocolError(f"malformed reply line {line[:80]!r}")
+            if code[0] not in b"2345":
+                raise SMTPProtocolError(f"reply code {code.decode()} is out of range")
+            if self._lines and code != self._code:
+                raise SMTPProtocolError(
+                    f"multi-line reply changes its code from {self._code.decode()} to "
+                    f"{code.decode()}"
+                )
+            self._code = code
+            self._lines.append(line[4:])
+            self._size += len(line)
+            if self._size > MAX_REPLY:
+                raise SMTPProtocolError(f"reply longer than {MAX_REPLY} bytes")
+            if separator != b"-":
+                reply = Reply(int(code), tuple(self._lines))
+                self._lines = []
+                self._size = 0
+                self._buffer = buffer[start:]
+                return reply

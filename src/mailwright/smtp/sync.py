@@ -1,0 +1,180 @@
+"""The blocking driver: the protocol core over a socket (and ``ssl``).
+
+It moves bytes and nothing else; every decision is in the conversations it runs
+(``session``, ``transactions``). Each socket operation is bounded by the
+configuration's timeout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from .actions import NEED_DATA, NEED_ENVELOPE, Abort, Outcome, Send, StartTLS, Step
+from .config import SMTPConfig
+from .driver import timeout_error
+from .protocol import ClientProtocol
+from .session import Conversation, handshake, quit
+from .transactions import Item, transactions
+
+__all__ = ["SMTPConnection"]
+
+_READ_SIZE = 65536
+
+
+class SMTPConnection:
+    """One SMTP session on a blocking socket.
+
+    >>> connection = SMTPConnection(config)          # doctest: +SKIP
+    >>> connection.connect()                         # TCP, TLS, EHLO, AUTH
+    >>> for outcome in connection.send(items): ...   # pipelined when offered
+    >>> connection.quit()
+    """
+
+    def __init__(
+        self,
+        config: SMTPConfig,
+        *,
+        timeout: float | None = None,
+        on_step: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.config = config
+        #: Per operation; the configuration's unless given.
+        self.timeout = config.timeout if timeout is None else timeout
+        self.on_step = on_step
+        self.protocol: ClientProtocol | None = None
+        self._sock: socket.socket | None = None
+
+    def __repr__(self) -> str:
+        state = "open" if self._sock is not None else "closed"
+        return f"<SMTPConnection {self.config.address} {self.config.mode} {state}>"
+
+    @property
+    def socket(self) -> socket.socket | None:
+        return self._sock
+
+    @property
+    def is_open(self) -> bool:
+        return self._sock is not None and self.protocol is not None and not self.protocol.closed
+
+    # --- life cycle ---
+
+    def connect(self) -> None:
+        """Connect and set the session up (TLS, EHLO, STARTTLS, AUTH as configured)."""
+        config = self.config
+        # A bad CA or certificate file is a configuration error: raise it before the
+        # network is touched.
+        context = config.tls_context() if config.tls else None
+        if self.on_step is not None:
+            self.on_step("connect", f"{config.address} ({config.mode})")
+        try:
+            sock = socket.create_connection((config.host, config.port), self.timeout)
+        except TimeoutError:
+            raise timeout_error(config, None, self.timeout) from None
+        try:
+            if config.use_ssl:
+                assert context is not None
+                sock = context.wrap_socket(sock, server_hostname=config.host)
+            self._sock = sock
+            self.protocol = ClientProtocol(tls=config.use_ssl)
+            self._run(handshake(self.protocol, config))
+        except BaseException:
+            self.abort()
+            raise
+
+    def quit(self) -> None:
+        """End the session politely; the socket is closed whatever the server says."""
+        try:
+            if self.is_open:
+                assert self.protocol is not None
+                self._run(quit(self.protocol))
+        finally:
+            self.abort()
+
+    def abort(self) -> None:
+        """Close the socket at once, without QUIT."""
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    # --- sending ---
+
+    def send(self, items: Iterable[Item], *, stop_on_failure: bool = False) -> Iterator[Outcome]:
+        """Send every ``(index, envelope)``; yield an ``Outcome`` for each item taken.
+
+        ``items`` is read lazily: the next item is taken while the server works on the
+        current one. When ``stop_on_failure`` is set, the first message that reaches
+        nobody ends the batch and no later message is delivered. A broken connection
+        raises after the messages in flight got their outcomes.
+        """
+        if self.protocol is None or not self.is_open:
+            raise ConnectionError(f"{self.config.address}: the connection is not open")
+        conversation = transactions(
+            self.protocol, stop_on_failure=stop_on_failure, pipelining=self.config.pipelining
+        )
+        return self._drive(conversation, iter(items))
+
+    # --- the loop ---
+
+    def _run(self, conversation: Conversation) -> Any:
+        outcomes = self._drive(conversation, None)
+        try:
+            while True:
+                next(outcomes)
+        except StopIteration as stop:
+            return stop.value
+
+    def _drive(
+        self, conversation: Conversation, source: Iterator[Item] | None
+    ) -> Iterator[Outcome]:
+        sock = self._sock
+        assert sock is not None and self.protocol is not None
+        answer: Any = None
+        failure: BaseException | None = None
+        while True:
+            try:
+                if failure is not None:
+                    error, failure = failure, None
+                    action = conversation.throw(error)
+                else:
+                    action = conversation.send(answer)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+            except BaseException:
+                self.abort()
+                raise
+            answer = None
+            kind = type(action)
+            if kind is Outcome:
+                try:
+                    yield action  # type: ignore[misc]
+                except GeneratorExit:
+                    # The caller stopped listening part-way: the session's state is
+                    # unknown (a pipelined transaction may be half-way), so drop it.
+                    self.abort()
+                    conversation.close()
+                    raise
+                continue
+            try:
+                if kind is Send:
+                    sock.sendall(action.data)  # type: ignore[union-attr]
+                elif action is NEED_DATA:
+                    answer = sock.recv(_READ_SIZE)
+                elif action is NEED_ENVELOPE:
+                    answer = next(source, None) if source is not None else None
+                elif kind is Step:
+                    if self.on_step is not None:
+                        self.on_step(action.name, action.detail)  # type: ignore[union-attr]
+                elif kind is StartTLS:
+                    sock = self._sock = self.config.tls_context().wrap_socket(
+                        sock, server_hostname=self.config.host
+                    )
+                elif kind is Abort:
+                    self.abort()
+            except TimeoutError:
+                failure = timeout_error(self.config, self.protocol, self.timeout)
+            except OSError as exc:
+                failure = exc

@@ -1,0 +1,372 @@
+"""Mail transactions: envelopes in, one ``Outcome`` per message out.
+
+* **Classic** (no PIPELINING): MAIL, each RCPT, DATA and the content, one reply at a
+  time.
+* **Pipelined** (RFC 2920): MAIL, every RCPT and DATA go as one group; the content of a
+  message, its final dot and the whole envelope of the next message go as the next
+  group (content may open a group), so a batch costs one round trip per message.
+
+In both, the next message is asked for (and so composed) while the server works on
+the current one. The RFCs' corner cases are handled here once for every driver: RSET
+after a refused transaction; a lone dot when the server says 354 although it accepted
+no recipient (it must then refuse the empty message); a message the server cannot take
+(no SMTPUTF8, over its SIZE) fails alone without a command sent for it; a ``421``
+ends the session.
+
+``stop_on_failure`` (``send_messages`` with ``fail_silently=False``): after the first
+message that reaches nobody, no later message is delivered. With pipelining a later
+message's DATA may already be open when the failure becomes known; then the
+connection is dropped (``Abort``) before its end of data, so the server discards it.
+
+Every message the conversation takes gets exactly one ``Outcome``; those it took but
+never sent carry ``NotAttemptedError``. When the driver throws an I/O error in, each
+message in flight gets an outcome with that error before it propagates.
+"""
+
+from __future__ import annotations
+
+import smtplib
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..exceptions import SMTPUTF8NotSupportedError
+from .actions import NEED_ENVELOPE, Abort, Action, Outcome, Send
+from .errors import NotAttemptedError
+from .protocol import ClientProtocol, check_address
+from .replies import Reply
+from .session import read_reply
+
+if TYPE_CHECKING:
+    from ..message import Envelope
+
+__all__ = ["mail_parameters", "transactions"]
+
+Item = tuple[int, "Envelope"]
+
+
+def _delivery(accepted: list[str], refused: dict[str, tuple[int, str]], error: Any) -> Any:
+    from ..message import Delivery
+
+    return Delivery(accepted=accepted, refused=refused, error=error)
+
+
+def mail_parameters(proto: ClientProtocol, envelope: Envelope) -> tuple[str, ...]:
+    """MAIL FROM parameters for this message on this server; raises when the server
+    cannot take it at all."""
+    parameters: list[str] = []
+    if envelope.smtputf8:
+        if not proto.offers("smtputf8"):
+            raise SMTPUTF8NotSupportedError(
+                f"message from {envelope.sender!r} to {envelope.recipients!r} has a "
+                "non-ASCII address and the server does not offer SMTPUTF8"
+            )
+        parameters.append("SMTPUTF8")
+    if not envelope.data.isascii() and proto.offers("8bitmime"):
+        parameters.append("BODY=8BITMIME")
+    if proto.offers("size"):
+        limit = proto.size_limit()
+        if limit is not None and len(envelope.data) > limit:
+            raise smtplib.SMTPDataError(
+                552,
+                f"5.3.4 the message is {len(envelope.data)} bytes; the server takes at most "
+                f"{limit} (SIZE)".encode(),
+            )
+        parameters.append(f"SIZE={len(envelope.data)}")
+    return tuple(parameters)
+
+
+def _text(reply: Reply) -> str:
+    return reply.text
+
+
+def _refusals(error: BaseException) -> tuple[int, str]:
+    code = getattr(error, "smtp_code", 0)
+    detail = getattr(error, "smtp_error", None)
+    text = detail.decode("utf-8", "replace") if isinstance(detail, bytes) else str(error)
+    return code, text
+
+
+def failed(
+    index: int, envelope: Envelope, error: Any, rcpt: dict[str, Reply] | None = None
+) -> Outcome:
+    """A message nobody received: each recipient is refused with its own RCPT reply
+    when it got one, else with the reply that failed the message."""
+    refused: dict[str, tuple[int, str]] = {}
+    fallback = _refusals(error)
+    for recipient in envelope.recipients:
+        reply = (rcpt or {}).get(recipient)
+        if reply is not None and not 200 <= reply.code < 300:
+            refused[recipient] = (reply.code, reply.text)
+        else:
+            refused[recipient] = fallback
+    return Outcome(index, _delivery([], refused, error), error)
+
+
+def not_attempted(index: int, reason: str) -> Outcome:
+    error = NotAttemptedError(reason)
+    return Outcome(index, _delivery([], {}, error), error)
+
+
+@dataclass(slots=True)
+class _Transaction:
+    index: int
+    envelope: Envelope
+    parameters: tuple[str, ...]
+    mail: Reply | None = None
+    rcpt: dict[str, Reply] = field(default_factory=dict)
+    data: Reply | None = None
+    accepted: list[str] = field(default_factory=list)
+
+    def record_rcpt(self, recipient: str, reply: Reply) -> None:
+        self.rcpt[recipient] = reply
+        if 200 <= reply.code < 300:
+            self.accepted.append(recipient)
+
+    def queue(self, proto: ClientProtocol) -> None:
+        proto.mail(self.envelope.sender, self.parameters)
+        # RCPT takes SMTPUTF8 from MAIL; nothing to repeat per recipient.
+        for recipient in self.envelope.recipients:
+            proto.rcpt(recipient)
+        proto.data()
+
+    def refusal(self) -> smtplib.SMTPException | None:
+        """Why nobody can get the message, once MAIL, RCPT and DATA are answered."""
+        if self.mail is not None and self.mail.code != 250:
+            return smtplib.SMTPSenderRefused(
+                self.mail.code, self.mail.message, self.envelope.sender
+            )
+        if not self.accepted:
+            return smtplib.SMTPRecipientsRefused(
+                {rcpt: (reply.code, reply.message) for rcpt, reply in self.rcpt.items()}
+            )
+        if self.data is not None and self.data.code != 354:
+            return smtplib.SMTPDataError(self.data.code, self.data.message)
+        return None
+
+    def closed_error(self) -> smtplib.SMTPException:
+        """Why the message failed when the server ended the session (421) before
+        answering all of its envelope."""
+        refusal = self.refusal()
+        if refusal is not None:
+            return refusal
+        last = self.data or (list(self.rcpt.values())[-1] if self.rcpt else self.mail)
+        if last is None:
+            return smtplib.SMTPServerDisconnected(_closed_reason(None))
+        return smtplib.SMTPResponseException(last.code, last.message)
+
+    def sent(self) -> Outcome:
+        refused = {
+            rcpt: (reply.code, reply.text)
+            for rcpt, reply in self.rcpt.items()
+            if not 200 <= reply.code < 300
+        }
+        return Outcome(self.index, _delivery(list(self.accepted), refused, None), None)
+
+    def failed(self, error: Any) -> Outcome:
+        return failed(self.index, self.envelope, error, self.rcpt)
+
+
+def _closed_reason(reply: Reply | None) -> str:
+    return f"the server closed the session ({reply})" if reply else "the server closed the session"
+
+
+def transactions(
+    proto: ClientProtocol, *, stop_on_failure: bool, pipelining: bool = True
+) -> Generator[Action, Any, None]:
+    """Send every envelope the driver hands over; yield an ``Outcome`` for each."""
+    if pipelining and proto.pipelining:
+        yield from _pipelined(proto, stop_on_failure)
+    else:
+        yield from _classic(proto, stop_on_failure)
+
+
+def _prepare(proto: ClientProtocol, item: Item) -> _Transaction | Outcome:
+    """The transaction for an item, or the outcome of an item that fails on its own
+    before any command is sent (a server that cannot take it; a path the protocol
+    layer refuses, which the message side's checks make impossible)."""
+    index, envelope = item
+    try:
+        check_address(envelope.sender, allow_empty=True)
+        for recipient in envelope.recipients:
+            check_address(recipient)
+        return _Transaction(index, envelope, mail_parameters(proto, envelope))
+    except (smtplib.SMTPException, ValueError) as exc:
+        return failed(index, envelope, exc)
+
+
+def _pipelined(proto: ClientProtocol, stop_on_failure: bool) -> Generator[Action, Any, None]:
+    ahead: Item | None = yield NEED_ENVELOPE
+    carry: _Transaction | None = None  # its DATA got 354: its content goes with the next group
+    lone_dot = False  # 354 with no accepted recipient: end the data with a lone dot
+    rset_due = False  # a transaction failed before its data: RSET goes with the next group
+    stopped = False
+    current: _Transaction | None = None
+    try:
+        while ahead is not None or carry is not None or lone_dot or rset_due:
+            current = None
+            if ahead is not None:
+                if stopped:
+                    yield not_attempted(ahead[0], "not sent: an earlier message failed")
+                    ahead = None
+                else:
+                    prepared = _prepare(proto, ahead)
+                    if isinstance(prepared, Outcome):  # fails alone, before any command
+                        yield prepared
+                        stopped = stop_on_failure
+                        ahead = None if stopped else (yield NEED_ENVELOPE)
+                        continue
+                    current = prepared
+            if carry is not None:
+                proto.content(carry.envelope.data)
+            elif lone_dot:
+                proto.content(b"")
+            if rset_due:
+                proto.rset()
+            if current is not None:
+                current.queue(proto)
+            yield Send(proto.data_to_send())
+            ahead = None
+            if current is not None:
+                # Composed while the server works through the group.
+                ahead = yield NEED_ENVELOPE
+
+            # The replies, in the order the commands went.
+            if carry is not None or lone_dot:
+                _, reply = yield from read_reply(proto)
+                if carry is not None:
+                    if reply.code == 250:
+                        yield carry.sent()
+                    else:
+                        yield carry.failed(smtplib.SMTPDataError(reply.code, reply.message))
+                        stopped = stopped or stop_on_failure
+                carry, lone_dot = None, False
+                if proto.closed:
+                    break
+            if rset_due:
+                yield from read_reply(proto)
+                rset_due = False
+                if proto.closed:
+                    break
+            if current is None:
+                continue
+            _, current.mail = yield from read_reply(proto)
+            for recipient in current.envelope.recipients:
+                if proto.closed:
+                    break
+                _, reply = yield from read_reply(proto)
+                current.record_rcpt(recipient, reply)
+            if not proto.closed:
+                _, current.data = yield from read_reply(proto)
+            if proto.closed:  # a 421 ended the session part-way through the envelope
+                yield current.failed(current.closed_error())
+                current = None
+                break
+            refusal = current.refusal()
+            if refusal is None:
+                if stopped:
+                    # An earlier message failed while this one's DATA was open: drop the
+                    # connection before its end of data, and the server discards it.
+                    yield not_attempted(current.index, "not sent: an earlier message failed")
+                    current = None
+                    if ahead is not None:
+                        yield not_attempted(ahead[0], "not sent: an earlier message failed")
+                        ahead = None
+                    yield Abort("an earlier message failed while this one's data was open")
+                    return
+                carry = current
+            else:
+                yield current.failed(refusal)
+                stopped = stopped or stop_on_failure
+                if current.data is not None and current.data.code == 354:
+                    lone_dot = True  # the server wants data nobody can receive
+                else:
+                    rset_due = True
+            current = None
+        if proto.closed:
+            for pending in (carry, current):
+                if pending is not None:
+                    yield pending.failed(smtplib.SMTPServerDisconnected(_closed_reason(None)))
+            if ahead is not None:
+                yield not_attempted(ahead[0], _closed_reason(None))
+    except (OSError, smtplib.SMTPException) as exc:
+        # The connection failed: whatever was in flight gets this error.
+        if carry is not None:
+            yield carry.failed(exc)
+        if current is not None:
+            yield current.failed(exc)
+        if ahead is not None:
+            yield not_attempted(ahead[0], f"not sent: the connection failed ({exc})")
+        raise
+
+
+def _classic(proto: ClientProtocol, stop_on_failure: bool) -> Generator[Action, Any, None]:
+    ahead: Item | None = yield NEED_ENVELOPE
+    current: _Transaction | None = None
+    try:
+        while ahead is not None:
+            prepared = _prepare(proto, ahead)
+            ahead = None
+            if isinstance(prepared, Outcome):
+                outcome, looked_ahead = prepared, False
+            else:
+                current = prepared
+                outcome, looked_ahead, ahead = yield from _classic_one(proto, current)
+                current = None
+            yield outcome
+            end = (
+                _closed_reason(None)
+                if proto.closed
+                else "not sent: an earlier message failed"
+                if outcome.error is not None and stop_on_failure
+                else None
+            )
+            if end is not None:
+                if ahead is not None:
+                    yield not_attempted(ahead[0], end)
+                return
+            if not looked_ahead:
+                ahead = yield NEED_ENVELOPE
+    except (OSError, smtplib.SMTPException) as exc:
+        if current is not None:
+            yield current.failed(exc)
+        if ahead is not None:
+            yield not_attempted(ahead[0], f"not sent: the connection failed ({exc})")
+        raise
+
+
+def _classic_one(
+    proto: ClientProtocol, txn: _Transaction
+) -> Generator[Action, Any, tuple[Outcome, bool, Item | None]]:
+    """One transaction, one command at a time. Returns its outcome, whether the next
+    item was asked for (once the content is out, while the server works) and that item."""
+    proto.mail(txn.envelope.sender, txn.parameters)
+    yield Send(proto.data_to_send())
+    _, txn.mail = yield from read_reply(proto)
+    if txn.mail.code == 250:
+        for recipient in txn.envelope.recipients:
+            proto.rcpt(recipient)
+            yield Send(proto.data_to_send())
+            _, reply = yield from read_reply(proto)
+            txn.record_rcpt(recipient, reply)
+            if proto.closed:
+                break
+        if txn.accepted and not proto.closed:
+            proto.data()
+            yield Send(proto.data_to_send())
+            _, txn.data = yield from read_reply(proto)
+    if proto.closed:
+        return txn.failed(txn.closed_error()), False, None
+    refusal = txn.refusal()
+    if refusal is not None:
+        proto.rset()
+        yield Send(proto.data_to_send())
+        yield from read_reply(proto)
+        return txn.failed(refusal), False, None
+    proto.content(txn.envelope.data)
+    yield Send(proto.data_to_send())
+    ahead: Item | None = yield NEED_ENVELOPE
+    _, reply = yield from read_reply(proto)
+    if reply.code == 250:
+        return txn.sent(), True, ahead
+    return txn.failed(smtplib.SMTPDataError(reply.code, reply.message)), True, ahead
