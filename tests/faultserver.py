@@ -30,6 +30,9 @@ class Faults:
     stall_for: float = 1.0
     doomed_recipients: set[str] = field(default_factory=set)
     doomed_marker: bytes = b"X-Doomed: yes"
+    # Faults to inject first, in order, per place ("MAIL", "RCPT", "DATA", "END"):
+    # "drop", "busy", "later" or "stall"; the random ones come after.
+    script: dict[str, list[str]] = field(default_factory=dict)
 
 
 class _Handler:
@@ -101,7 +104,12 @@ class FaultServer:
     async def fault(self, smtp: SMTP, where: str) -> str | None:
         """A reply that replaces the normal one (None: behave)."""
         f = self.faults
-        roll = self.random.random()
+        scripted = f.script.get(where)
+        if scripted:  # this fault for sure: as if it were the only one possible
+            f = Faults(stall_for=f.stall_for, **{scripted.pop(0): 1.0})
+            roll = 0.0
+        else:
+            roll = self.random.random()
         if roll < f.drop:
             self.injected[f"drop at {where}"] += 1
             smtp.transport.abort()

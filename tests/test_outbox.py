@@ -20,7 +20,6 @@ import pytest
 import mailwright
 from mailwright import EmailMessage, ImproperlyConfigured, RawMessage, get_connection, settings
 from mailwright.outbox import Outbox, OutboxError, Stored
-from mailwright.outbox.policy import Kind, backoff, classify
 
 QUEUE = "mailwright.backends.queue.EmailBackend"
 
@@ -231,27 +230,17 @@ def test_queries_use_the_index(tmp_path: Path) -> None:
         assert all(line.startswith(expected) for line in plan), (name, plan)
 
 
-# --- the retry policy ---
+# --- retries (the shared policy, mailwright.bulk.policy, with the outbox's delays) ---
 
 
-@pytest.mark.parametrize(
-    ("code", "kind"),
-    [(421, Kind.THROTTLING), (451, Kind.THROTTLING), (454, Kind.THROTTLING), (450, Kind.TEMPORARY),
-     (452, Kind.TEMPORARY), (550, Kind.PERMANENT), (554, Kind.PERMANENT), (None, Kind.TEMPORARY),
-     (-1, Kind.TEMPORARY)],
-)  # fmt: skip
-def test_classify(code: int | None, kind: Kind) -> None:
-    assert classify(code) is kind
+def test_retry_delays_double_with_jitter_up_to_the_ceiling() -> None:
+    from mailwright.outbox.outcome import RetryRules
 
-
-def test_classify_missing_extension_is_permanent() -> None:
-    assert classify(0, mailwright.SMTPUTF8NotSupportedError("no SMTPUTF8")) is Kind.PERMANENT
-    assert classify(None, ConnectionRefusedError()) is Kind.TEMPORARY
-
-
-def test_backoff_doubles_with_jitter_and_a_ceiling() -> None:
-    assert [backoff(n, 10, 60, lambda: 0.0) for n in (1, 2, 3, 4, 5)] == [5, 10, 20, 30, 30]
-    assert [backoff(n, 10, 60, lambda: 1.0) for n in (1, 2, 3, 4, 5)] == [10, 20, 40, 60, 60]
+    rules = RetryRules(max_age=86400, first_delay=10, max_delay=60)
+    for attempt, nominal in ((1, 10), (2, 20), (3, 40), (4, 60), (9, 60)):
+        delays = [rules.delay(attempt) for _ in range(200)]
+        assert all(nominal * 0.5 <= d <= nominal * 1.5 for d in delays), (attempt, delays)
+        assert len(set(delays)) > 1  # jittered
 
 
 # --- settings ---

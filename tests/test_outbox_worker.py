@@ -316,3 +316,24 @@ def test_stop_finishes_the_batch_in_hand_and_gives_back_the_rest(
     server.options.reply_delay = 0
     drain(outbox_path, run_worker)
     assert sorted(int(r.parsed()["X-Seq"]) for r in server.messages) == list(range(200))
+
+
+def test_a_refused_mail_then_a_timeout_is_retried_not_dead_lettered(
+    outbox_path: str, run_worker: Any
+) -> None:
+    """MAIL gets 451, so the pipelined RCPT gets "503 need MAIL command"; then the
+    server stalls at DATA past the timeout. The 503 echoes the refused MAIL: the
+    message is tried again (and delivered), not dead-lettered for a 503."""
+    from faultserver import Faults, FaultServer
+
+    faults = Faults(stall_for=1.0, script={"MAIL": ["later"], "DATA": ["stall"]})
+    server = FaultServer(faults).start()
+    try:
+        mailwright.configure(EMAIL_HOST=server.host, EMAIL_PORT=server.port, EMAIL_TIMEOUT=0.3)
+        queue(message(1))
+        stats = drain(outbox_path, run_worker)
+    finally:
+        server.stop()
+    assert (stats.delivered, stats.failed) == (1, 0)
+    assert [rcpts for _, rcpts, _ in server.received] == [["user1@example.com"]]
+    assert stored(outbox_path, 1).attempts >= 2

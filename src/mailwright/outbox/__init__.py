@@ -2,8 +2,8 @@
 
 * ``database``: opening the file, checking it is an outbox, the schema;
 * ``store``: ``Outbox``, every read and write (queue, claim, record, inspect, manage);
-* ``policy``: which replies are retried, and the back-off between attempts;
-* ``outcome``: from a backend's report to each recipient's outcome;
+* ``outcome``: from a backend's report to each recipient's outcome (with the shared
+  retry policy, ``mailwright.bulk.policy``);
 * ``worker``: ``Worker``, what ``mailwright worker`` runs.
 
 Applications queue through ``mailwright.backends.queue.EmailBackend``.

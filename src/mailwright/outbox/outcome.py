@@ -4,19 +4,27 @@ After ``send_messages``, each message's ``delivery`` says which recipients accep
 it and which the server refused (with the reply); a recipient in neither list was
 not reached (the connection failed, or the batch stopped before the message). Each
 recipient becomes ``sent``, ``failed`` (a permanent refusal) or ``deferred`` (tried
-again later, per ``policy``); the message is ``sent`` when every recipient is,
-``queued`` again while any is deferred, and ``failed`` (the dead-letter state) when
-any was refused for good or it expired while deferred.
+again later); the message is ``sent`` when every recipient is, ``queued`` again while
+any is deferred, and ``failed`` (the dead-letter state) when any was refused for good
+or it expired while deferred. Which replies are temporary, which throttle, and the
+back-off: the shared retry policy, ``mailwright.bulk.policy``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import smtplib
+from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import describe
+from ..bulk.policy import (
+    RetryPolicy,
+    error_code,
+    is_temporary,
+    is_temporary_code,
+    is_throttling,
+)
+from ..describe import describe
 from ..message import Delivery
-from . import policy
 from .store import Claimed, Settlement
 
 __all__ = ["RetryRules", "Verdict", "failed_outright", "settle"]
@@ -25,15 +33,24 @@ __all__ = ["RetryRules", "Verdict", "failed_outright", "settle"]
 @dataclass(frozen=True, slots=True)
 class RetryRules:
     """How long to keep trying (``max_age``, from when the message was queued) and how
-    long to wait between attempts (``first_delay`` doubling up to ``max_delay``)."""
+    long to wait between attempts (``first_delay`` doubling up to ``max_delay``, ±50 %
+    jitter so that messages that failed together do not come back together)."""
 
     max_age: float
     first_delay: float
     max_delay: float
+    policy: RetryPolicy = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # Attempts are not counted: a message is retried until it is too old.
+        policy = RetryPolicy(
+            max_attempts=2**31, base=self.first_delay, cap=self.max_delay, jitter=0.5
+        )
+        object.__setattr__(self, "policy", policy)
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number ``attempt``."""
-        return policy.backoff(attempt, self.first_delay, self.max_delay)
+        return self.policy.delay(attempt)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,11 +68,6 @@ def _duration(seconds: float) -> str:
         if seconds >= size:
             return f"{seconds / size:.3g}{unit}"
     return f"{seconds:.3g}s"
-
-
-def _code(error: BaseException | None) -> int | None:
-    code = getattr(error, "smtp_code", None)
-    return code if isinstance(code, int) else None
 
 
 def settle(
@@ -79,6 +91,12 @@ def settle(
     accepted = set(delivery.accepted) if delivery is not None else set()
     refused = delivery.refused if delivery is not None else {}
     cause = (delivery.error if delivery is not None else None) or error
+    if isinstance(cause, smtplib.SMTPSenderRefused):
+        # MAIL refused: the RCPT replies that follow it in a pipeline only say
+        # "503 MAIL first"; the MAIL reply is what counts, for every recipient.
+        text = cause.smtp_error
+        reply = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+        refused = dict.fromkeys(claimed.recipients, (cause.smtp_code, reply))
     deferred: list[str] = []
     failed: list[str] = []
     throttled = reconnect = False
@@ -90,15 +108,23 @@ def settle(
         else:
             if address in refused:
                 code, reply = refused[address]
-                kind = policy.classify(code, cause)
+                if code == 503:
+                    # "Bad sequence of commands": in a pipeline, the echo of an earlier
+                    # refusal (RCPT after a refused MAIL), not a verdict on the
+                    # recipient; whatever caused it is retried.
+                    temporary = True
+                elif code and code > 0:
+                    temporary = is_temporary_code(code)
+                else:  # no reply code: the error that failed the message decides
+                    code, temporary = None, cause is None or is_temporary(cause)
             else:  # never reached: no reply of its own
-                code = _code(cause)
+                code = error_code(cause)
                 reply = describe(cause) if cause is not None else "not tried (no report)"
-                kind = policy.classify(code, cause)
+                temporary = cause is None or is_temporary(cause)
             entry.update(code=code, reply=reply)
-            throttled = throttled or kind is policy.Kind.THROTTLING
+            throttled = throttled or is_throttling(code)
             reconnect = reconnect or code == 421
-            if kind is policy.Kind.PERMANENT:
+            if not temporary:
                 entry["status"] = "failed"
                 failed.append(address)
             else:
