@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bulk import TEXT, Proxy, Sink
@@ -55,6 +57,28 @@ def best(repeat: int, run: Callable[[], float]) -> float:
     return min(run() for _ in range(repeat))
 
 
+def cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)  # every thread of this process
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclass
+class Run:
+    seconds: float
+    cpu: float  # seconds of this process's CPU
+
+
+@dataclass
+class Best:
+    runs: list[Run] = field(default_factory=list)
+
+    def rate(self, count: int) -> float:
+        return count / min(run.seconds for run in self.runs)
+
+    def cpu_us(self, count: int) -> float:
+        return min(run.cpu for run in self.runs) / count * 1e6
+
+
 def queueing(directory: str, count: int, repeat: int) -> tuple[float, float]:
     """Messages/s for one send_messages of ``count``, and seconds for one send_mail."""
 
@@ -68,6 +92,7 @@ def queueing(directory: str, count: int, repeat: int) -> tuple[float, float]:
         assert queued == count
         with Outbox(path) as outbox:
             assert outbox.status().counts["queued"] == count
+        os.unlink(path)
         return elapsed
 
     def one() -> float:
@@ -78,50 +103,66 @@ def queueing(directory: str, count: int, repeat: int) -> tuple[float, float]:
             start = time.perf_counter()
             for i in range(20):
                 mailwright.send_mail("Hi", TEXT, "bench@example.com", [f"user{i}@example.com"])
-            return (time.perf_counter() - start) / 20
+            elapsed = (time.perf_counter() - start) / 20
+        os.unlink(path)
+        return elapsed
 
     return count / best(repeat, bulk), best(repeat, one)
 
 
-def drain(
-    directory: str, count: int, sink: Sink, port: int, connections: int, repeat: int
-) -> float:
-    """Messages/s for a worker delivering ``count`` queued messages."""
-
-    def run() -> float:
-        path = fresh_outbox(directory)
-        backend = mailwright.get_connection("mailwright.backends.queue.EmailBackend", path=path)
-        backend.send_messages(plain_messages(count))
-        before = sink.count
+def drain(directory: str, count: int, sink: Sink, port: int, connections: int) -> Run:
+    """A worker (``--once``) delivering ``count`` queued messages."""
+    path = fresh_outbox(directory)
+    backend = mailwright.get_connection("mailwright.backends.queue.EmailBackend", path=path)
+    backend.send_messages(plain_messages(count))
+    before = sink.count
+    with mailwright.override_settings(EMAIL_HOST="127.0.0.1", EMAIL_PORT=port):
         worker = Worker(path, connections=connections, once=True)
+        used = cpu()
         start = time.perf_counter()
         stats = worker.run()
-        elapsed = time.perf_counter() - start
-        got = sink.wait_count(before + count) - before
-        if stats.delivered != count or got != count:
-            raise SystemExit(f"worker: delivered {stats.delivered}, sink got {got} of {count}")
-        os.unlink(path)
-        return elapsed
-
-    with mailwright.override_settings(EMAIL_HOST="127.0.0.1", EMAIL_PORT=port):
-        return count / best(repeat, run)
+        run = Run(time.perf_counter() - start, cpu() - used)
+    got = sink.wait_count(before + count) - before
+    if stats.delivered != count or got != count:
+        raise SystemExit(f"worker: delivered {stats.delivered}, sink got {got} of {count}")
+    os.unlink(path)
+    return run
 
 
-def direct(count: int, sink: Sink, port: int, repeat: int) -> float:
-    """Messages/s for send_messages straight to the sink, one connection (baseline)."""
+def direct(count: int, sink: Sink, port: int) -> Run:
+    """send_messages straight to the sink, one connection (the baseline)."""
+    messages = plain_messages(count)
+    before = sink.count
+    used = cpu()
+    start = time.perf_counter()
+    mailwright.get_connection("smtp", host="127.0.0.1", port=port).send_messages(messages)
+    run = Run(time.perf_counter() - start, cpu() - used)
+    got = sink.wait_count(before + count) - before
+    if got != count:
+        raise SystemExit(f"send_messages: sink got {got} of {count}")
+    return run
 
-    def run() -> float:
-        messages = plain_messages(count)
-        before = sink.count
-        start = time.perf_counter()
-        mailwright.get_connection("smtp", host="127.0.0.1", port=port).send_messages(messages)
-        elapsed = time.perf_counter() - start
-        got = sink.wait_count(before + count) - before
-        if got != count:
-            raise SystemExit(f"send_messages: sink got {got} of {count}")
-        return elapsed
 
-    return count / best(repeat, run)
+def compare(
+    directory: str, count: int, sink: Sink, port: int, connections: list[int], repeat: int
+) -> None:
+    """The baseline and the worker in turns (the machine's load shifts over time)."""
+    results = {0: Best(), **{n: Best() for n in connections}}
+    for _ in range(repeat):
+        results[0].runs.append(direct(count, sink, port))
+        for n in connections:
+            results[n].runs.append(drain(directory, count, sink, port, n))
+    baseline = results[0].rate(count)
+    print(
+        f"send_messages straight to the sink, 1 connection: {baseline:,.1f}/s "
+        f"(client CPU {results[0].cpu_us(count):.0f} us/message)"
+    )
+    for n in connections:
+        rate = results[n].rate(count)
+        print(
+            f"worker --once --connections {n}: {rate:,.1f}/s ({rate / baseline:.2f}x "
+            f"send_messages; client CPU {results[n].cpu_us(count):.0f} us/message)"
+        )
 
 
 def fill(path: str, count: int) -> None:
@@ -189,28 +230,13 @@ def main() -> None:
 
         sink = Sink(args.sink)
         try:
-            print(f"\nsink: {sink.kind} on port {sink.port}")
-            baseline = direct(n, sink, sink.port, repeat)
-            print(f"send_messages straight to the sink, 1 connection: {baseline:,.0f}/s")
-            for connections in (1, 2, 4):
-                rate = drain(directory, n, sink, sink.port, connections, repeat)
-                print(
-                    f"worker --once --connections {connections}: {rate:,.0f}/s "
-                    f"({rate / baseline:.2f}x send_messages)"
-                )
-
+            print(f"\nsink: {sink.kind} on port {sink.port}; {n:,} messages, best of {repeat}")
+            compare(directory, n, sink, sink.port, [1, 2, 4], repeat)
             proxy = Proxy(sink.port, args.latency_ms)
             try:
                 lat = args.latency_messages
                 print(f"\nthrough a proxy adding {args.latency_ms:g} ms each way ({lat} messages)")
-                baseline = direct(lat, sink, proxy.port, 1)
-                print(f"send_messages, 1 connection: {baseline:,.1f}/s")
-                for connections in (1, 4):
-                    rate = drain(directory, lat, sink, proxy.port, connections, 1)
-                    print(
-                        f"worker --connections {connections}: {rate:,.1f}/s "
-                        f"({rate / baseline:.2f}x send_messages)"
-                    )
+                compare(directory, lat, sink, proxy.port, [1, 4], 1)
             finally:
                 proxy.stop()
         finally:
