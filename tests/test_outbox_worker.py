@@ -337,3 +337,26 @@ def test_a_refused_mail_then_a_timeout_is_retried_not_dead_lettered(
     assert (stats.delivered, stats.failed) == (1, 0)
     assert [rcpts for _, rcpts, _ in server.received] == [["user1@example.com"]]
     assert stored(outbox_path, 1).attempts >= 2
+
+
+class _SabotagingBackend(mailwright.backends.base.BaseEmailBackend):
+    """Sends nothing; makes the outbox unusable behind the worker's back."""
+
+    path = ""
+
+    def send_messages(self, email_messages: Any) -> int:
+        db = sqlite3.connect(self.path)
+        db.execute("ALTER TABLE message RENAME TO gone")
+        db.commit()
+        db.close()
+        return 0
+
+
+def test_an_outbox_failure_stops_the_worker_with_the_error(outbox_path: str) -> None:
+    from mailwright.outbox import OutboxError
+
+    _SabotagingBackend.path = outbox_path
+    queue(message(1))
+    worker = Worker(once=True, relay_backend=_SabotagingBackend, connections=2)
+    with pytest.raises(OutboxError, match=rf"outbox {outbox_path}: .* failed: no such table"):
+        worker.run()

@@ -38,11 +38,12 @@ from types import FrameType
 from typing import Any
 
 from ..backends.base import BaseEmailBackend
+from ..bulk import RateLimiter
 from ..conf import settings
 from ..exceptions import ImproperlyConfigured
 from ..message import Delivery, RawMessage
 from .outcome import RetryRules, Verdict, failed_outright, settle
-from .store import Claimed, Outbox, Settlement
+from .store import Claimed, Outbox, OutboxError, Settlement
 
 __all__ = ["Worker", "WorkerStats"]
 
@@ -145,13 +146,10 @@ class Worker:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.stats = WorkerStats()
         self._stop = threading.Event()  # stop claiming (stop(), a signal)
-        self._limiter: Any = None
-        if rate is not None:
-            from ..bulk import RateLimiter
-
-            self._limiter = RateLimiter(rate)
+        self._limiter = RateLimiter(rate) if rate is not None else None
         self._renewed = 0.0
         self._signals = 0
+        self._failure: BaseException | None = None  # what ended a connection thread
 
     def __repr__(self) -> str:
         return f"<Worker {self.owner} outbox={self.path}>"
@@ -211,12 +209,18 @@ class Worker:
                 while thread.is_alive():
                     thread.join(0.2)
                     self._heartbeat(outbox)
-            held = outbox.release(self.owner)  # anything a failed thread left behind
+            try:
+                held = outbox.release(self.owner)  # anything a failed thread left behind
+            except OutboxError as exc:
+                held = 0
+                self._fail(exc)
             if held:
                 log.warning("worker %s: gave back %d message(s) it held", self.owner, held)
             outbox.close()
             restore()
             self.stats.elapsed = time.monotonic() - started
+        if self._failure is not None:
+            raise self._failure
         log.info(
             "worker %s: stopped; delivered %d, failed %d, deferred %d in %.1f s",
             self.owner,
@@ -231,11 +235,27 @@ class Worker:
         now = time.monotonic()
         if now - self._renewed >= self.lease / 3:
             self._renewed = now
-            outbox.renew(self.owner, self.lease)
+            try:
+                outbox.renew(self.owner, self.lease)
+            except OutboxError as exc:
+                self._fail(exc)
+
+    def _fail(self, exc: BaseException) -> None:
+        """The outbox failed (a full disk, say): stop, and let ``run()`` raise it."""
+        log.error("worker %s: %s", self.owner, exc)
+        if self._failure is None:
+            self._failure = exc
+        self._stop.set()
 
     # --- a connection ---
 
     def _connection(self) -> None:
+        try:
+            self._deliver_until_stopped()
+        except Exception as exc:
+            self._fail(exc)
+
+    def _deliver_until_stopped(self) -> None:
         backend = self._new_backend()
         outbox = Outbox(self.path, durable=False)
         pause_until = 0.0
