@@ -45,7 +45,7 @@ def outbox(start_server: ServerFactory, tmp_path: Path) -> dict[str, Any]:
     worker = run_cli("worker", "--once", "--json", env=env)
     assert worker.returncode == 0, worker.stderr
     assert json.loads(worker.stdout) | {"elapsed": 0} == {
-        "delivered": 3, "failed": 1, "deferred": 1, "recipients": 4, "batches": 1,
+        "delivered": 3, "failed": 1, "deferred": 1, "untried": 0, "recipients": 4, "batches": 1,
         "lost_leases": 0, "elapsed": 0,
     }  # fmt: skip
     assert "message 4 failed: bad@example.com: 550 5.1.1 no such user here" in worker.stderr

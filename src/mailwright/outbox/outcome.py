@@ -25,6 +25,7 @@ from ..bulk.policy import (
 )
 from ..describe import describe
 from ..message import Delivery
+from ..smtp.errors import NotAttemptedError
 from .store import Claimed, Settlement
 
 __all__ = ["RetryRules", "Verdict", "failed_outright", "settle"]
@@ -87,6 +88,16 @@ def settle(
     ):  # the common case: everyone accepted it at the first try
         settlement = Settlement(claimed.id, "sent", now, [], None, None)
         return Verdict(settlement, len(claimed.recipients), False, False)
+    if (
+        delivery is not None
+        and isinstance(delivery.error, NotAttemptedError)
+        and not delivery.accepted
+        and not delivery.refused
+    ):  # never tried (its batch ended before it): no attempt, no back-off
+        settlement = Settlement(
+            claimed.id, "queued", now, claimed.recipients, claimed.results, None, tried=False
+        )
+        return Verdict(settlement, 0, False, False)
     results: dict[str, dict[str, Any]] = dict(claimed.results)
     accepted = set(delivery.accepted) if delivery is not None else set()
     refused = delivery.refused if delivery is not None else {}

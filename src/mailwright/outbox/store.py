@@ -78,6 +78,9 @@ class Settlement:
     # stored as NULL: no JSON to write or read)
     results: dict[str, dict[str, Any]] | None
     last_error: str | None
+    # False: the backend says it never tried the message (its batch ended before
+    # it): back to the queue, due at once, the attempt not counted.
+    tried: bool = True
 
 
 @dataclass(slots=True)
@@ -231,27 +234,31 @@ class Outbox:
     def record(self, owner: str, settlements: Iterable[Settlement]) -> int:
         """Write the outcome of attempts ``owner`` made, in one transaction; return
         how many were recorded (a message whose lease ``owner`` lost is not)."""
-        rows = [
-            (
-                s.state,
-                s.due,
-                json.dumps(s.pending) if s.pending else "[]",
-                None if s.results is None else json.dumps(s.results),
-                s.last_error,
-                s.id,
-                owner,
-            )
-            for s in settlements
-        ]
-        if not rows:
+        rows = []
+        untried = []
+        for s in settlements:
+            if not s.tried:
+                untried.append((s.due, s.id, owner))
+                continue
+            pending = json.dumps(s.pending) if s.pending else "[]"
+            results = None if s.results is None else json.dumps(s.results)
+            rows.append((s.state, s.due, pending, results, s.last_error, s.id, owner))
+        if not rows and not untried:
             return 0
         with self._write("recording delivery outcomes") as db:
-            cursor = db.executemany(
+            recorded = db.executemany(
                 "UPDATE message SET state = ?, due = ?, owner = NULL, pending = ?, results = ?,"
                 " last_error = ? WHERE id = ? AND owner = ? AND state = 'sending'",
                 rows,
-            )
-            return cursor.rowcount
+            ).rowcount
+            if untried:
+                recorded += db.executemany(self._RELEASE, untried).rowcount
+            return recorded
+
+    _RELEASE = (
+        "UPDATE message SET state = 'queued', owner = NULL, due = ?,"
+        " attempts = max(attempts - 1, 0) WHERE id = ? AND owner = ? AND state = 'sending'"
+    )
 
     def release(
         self, owner: str, ids: Iterable[int] | None = None, now: float | None = None
@@ -267,12 +274,7 @@ class Outbox:
                     (now, owner),
                 )
                 return cursor.rowcount
-            cursor = db.executemany(
-                "UPDATE message SET state = 'queued', owner = NULL, due = ?,"
-                " attempts = max(attempts - 1, 0)"
-                " WHERE id = ? AND owner = ? AND state = 'sending'",
-                [(now, id, owner) for id in ids],
-            )
+            cursor = db.executemany(self._RELEASE, [(now, id, owner) for id in ids])
             return cursor.rowcount
 
     def next_due(self) -> float | None:

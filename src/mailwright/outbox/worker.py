@@ -58,6 +58,7 @@ class WorkerStats:
     delivered: int = 0
     failed: int = 0
     deferred: int = 0
+    untried: int = 0  # messages a batch ended before: back in the queue at once
     recipients: int = 0  # recipients that accepted a message
     batches: int = 0
     lost_leases: int = 0  # outcomes not recorded: another worker had the message
@@ -71,7 +72,9 @@ class WorkerStats:
             for verdict in verdicts:
                 self.recipients += verdict.accepted
                 state = verdict.settlement.state
-                if state == "sent":
+                if not verdict.settlement.tried:
+                    self.untried += 1
+                elif state == "sent":
                     self.delivered += 1
                 elif state == "failed":
                     self.failed += 1
@@ -440,7 +443,7 @@ def _log_verdicts(verdicts: Sequence[Verdict]) -> None:
         settlement = verdict.settlement
         if settlement.state == "failed":
             log.warning("message %d failed: %s", settlement.id, settlement.last_error)
-        elif settlement.state == "queued" and log.isEnabledFor(logging.INFO):
+        elif settlement.state == "queued" and settlement.tried and log.isEnabledFor(logging.INFO):
             wait = max(0.0, settlement.due - time.time())
             log.info(
                 "message %d deferred: %s; next attempt in %.3g s",
