@@ -102,6 +102,12 @@ def settled(path: str) -> bool:
     return c["queued"] == c["sending"] == 0
 
 
+def check_tally(path: str) -> None:
+    """The counts kept as messages change state are the real ones."""
+    with Outbox(path) as outbox:
+        assert outbox.recount() == outbox.status().counts
+
+
 def queue(path: str, messages: list[EmailMessage]) -> None:
     backend = get_connection("mailwright.backends.queue.EmailBackend", path=path)
     assert backend.send_messages(messages) == len(messages)
@@ -148,6 +154,7 @@ def test_kill_9_mid_way_loses_nothing(
     duplicates = sum(got.values()) - total
     assert sorted(got) == list(range(total))  # every message arrived
     assert counts(path) == {"queued": 0, "sending": 0, "sent": total, "failed": 0}
+    check_tally(path)
     assert duplicates <= in_flight
     print(
         f"\ncrash test: {total} messages, kill -9 after {received_at_kill} received with "
@@ -218,6 +225,7 @@ def test_random_faults_end_delivered_or_dead_lettered(
         else:
             assert state == "sent" and got[n] >= 1, (n, state, results)
     assert counts(path)["queued"] == counts(path)["sending"] == 0  # none stuck
+    check_tally(path)
     duplicates = sum(got.values()) - len(got)
     stats = json.loads(output)
     print(
@@ -248,6 +256,7 @@ def test_two_workers_deliver_each_message_exactly_once(
     assert sorted(got) == list(range(total))
     assert set(got.values()) == {1}  # exactly once
     assert sum(delivered) == total and all(delivered), delivered
+    check_tally(path)
     print(f"\ntwo workers: {total} messages, each delivered once; split {delivered}")
 
 
@@ -287,6 +296,7 @@ def test_sigterm_finishes_in_hand_and_a_second_signal_gives_back_at_once(
     assert worker.stop()[0] == 0
     got = seqs(server.messages)
     assert sorted(got) == list(range(400))
+    check_tally(path)
 
 
 def test_concurrency_runs_several_processes(start_server: ServerFactory, tmp_path: Path) -> None:

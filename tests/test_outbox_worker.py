@@ -67,7 +67,10 @@ def content(received: Any) -> str:
 def settled(path: str) -> bool:
     with Outbox(path) as outbox:
         counts = outbox.status().counts
-    return counts["queued"] == counts["sending"] == 0
+        done = counts["queued"] == counts["sending"] == 0
+        if done:  # the counts kept as messages change state are the real ones
+            assert outbox.recount() == counts
+    return done
 
 
 def until(condition: Any, timeout: float = 30) -> None:

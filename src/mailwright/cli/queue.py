@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["register"]
 
-_TIME_FIELDS = ("created", "due", "since", "oldest", "next_retry", "at")
+_TIME_FIELDS = ("created", "due", "since", "overdue_since", "next_retry", "at")
 
 
 def _iso(stamp: float | None) -> str | None:
@@ -107,8 +107,8 @@ def _status_text(path: str, status: Status, now: float) -> str:
         f"failed:  {counts['failed']:,}",
         f"total:   {status.total:,}",
     ]
-    if status.oldest is not None:
-        lines.append(f"oldest undelivered message: queued {_relative(status.oldest, now)}")
+    if status.overdue_since is not None:
+        lines.append(f"longest wait for a worker: due {_relative(status.overdue_since, now)}")
     return "\n".join(lines)
 
 

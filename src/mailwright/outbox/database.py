@@ -23,7 +23,9 @@ BUSY_TIMEOUT = 60.0  # seconds a writer waits for another one's transaction
 # One row per message. ``due`` is what the state waits for: the next attempt
 # (queued), the end of the lease (sending), or when it finished (sent, failed). The
 # one index serves every query the worker and the command line make: claiming the
-# next due messages, reclaiming expired leases, counting states and purging.
+# next due messages, reclaiming expired leases, finding the next retry, purging.
+# ``tally`` keeps the number of messages in each state, updated in the same
+# transaction as every change of state, so counting never scans.
 _SCHEMA = (
     """CREATE TABLE message (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -41,7 +43,9 @@ _SCHEMA = (
     subject TEXT NOT NULL DEFAULT '',
     data BLOB NOT NULL
 )""",
-    "CREATE INDEX message_state_due ON message (state, due, created)",
+    "CREATE INDEX message_state_due ON message (state, due)",
+    "CREATE TABLE tally (state TEXT PRIMARY KEY, count INTEGER NOT NULL) WITHOUT ROWID",
+    "INSERT INTO tally VALUES ('queued', 0), ('sending', 0), ('sent', 0), ('failed', 0)",
 )
 
 

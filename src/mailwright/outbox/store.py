@@ -119,7 +119,7 @@ class Status:
     counts: dict[str, int]
     due_now: int  # queued and due
     waiting: int  # queued, waiting for a retry
-    oldest: float | None  # creation time of the oldest message not yet finished
+    overdue_since: float | None  # when the message due longest ago fell due
     next_retry: float | None  # the earliest retry that is not due yet
 
     @property
@@ -194,6 +194,7 @@ class Outbox:
                 " subject, data) VALUES ('queued', ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
+            _tally(db, queued=len(rows))
         # AUTOINCREMENT under the write lock: the ids are consecutive.
         return list(range(first, first + len(rows)))
 
@@ -207,11 +208,11 @@ class Outbox:
         first. Exactly one claimant gets each message."""
         now = time.time() if now is None else now
         with self._write("claiming messages") as db:
-            db.execute(
+            lapsed = db.execute(
                 "UPDATE message SET state = 'queued', owner = NULL, due = ?, last_error = ?"
                 " WHERE state = 'sending' AND due <= ?",
                 (now, LOST_WORKER, now),
-            )
+            ).rowcount
             rows = db.execute(
                 "UPDATE message SET state = 'sending', owner = ?, due = ?, attempts = attempts + 1"
                 " WHERE id IN (SELECT id FROM message WHERE state = 'queued' AND due <= ?"
@@ -219,6 +220,7 @@ class Outbox:
                 " RETURNING id, sender, pending, attempts, since, results, data",
                 (owner, now + lease, now, limit),
             ).fetchall()
+            _tally(db, queued=lapsed - len(rows), sending=len(rows) - lapsed)
         return [_claimed(*row) for row in rows]
 
     def renew(self, owner: str, lease: float, now: float | None = None) -> int:
@@ -234,7 +236,7 @@ class Outbox:
     def record(self, owner: str, settlements: Iterable[Settlement]) -> int:
         """Write the outcome of attempts ``owner`` made, in one transaction; return
         how many were recorded (a message whose lease ``owner`` lost is not)."""
-        rows = []
+        rows: dict[str, list[tuple[Any, ...]]] = {}
         untried = []
         for s in settlements:
             if not s.tried:
@@ -242,19 +244,27 @@ class Outbox:
                 continue
             pending = json.dumps(s.pending) if s.pending else "[]"
             results = None if s.results is None else json.dumps(s.results)
-            rows.append((s.state, s.due, pending, results, s.last_error, s.id, owner))
+            rows.setdefault(s.state, []).append(
+                (s.due, pending, results, s.last_error, s.id, owner)
+            )
         if not rows and not untried:
             return 0
+        changes: dict[str, int] = {}
         with self._write("recording delivery outcomes") as db:
-            recorded = db.executemany(
-                "UPDATE message SET state = ?, due = ?, owner = NULL, pending = ?, results = ?,"
-                " last_error = ? WHERE id = ? AND owner = ? AND state = 'sending'",
-                rows,
-            ).rowcount
+            for state, group in rows.items():
+                changes[state] = db.executemany(self._RECORD[state], group).rowcount
             if untried:
-                recorded += db.executemany(self._RELEASE, untried).rowcount
-            return recorded
+                released = db.executemany(self._RELEASE, untried).rowcount
+                changes["queued"] = changes.get("queued", 0) + released
+            recorded = sum(changes.values())
+            _tally(db, sending=-recorded, **changes)
+        return recorded
 
+    _RECORD = {
+        state: f"UPDATE message SET state = '{state}', due = ?, owner = NULL, pending = ?,"
+        " results = ?, last_error = ? WHERE id = ? AND owner = ? AND state = 'sending'"
+        for state in ("queued", "sent", "failed")
+    }
     _RELEASE = (
         "UPDATE message SET state = 'queued', owner = NULL, due = ?,"
         " attempts = max(attempts - 1, 0) WHERE id = ? AND owner = ? AND state = 'sending'"
@@ -268,14 +278,15 @@ class Outbox:
         now = time.time() if now is None else now
         with self._write("releasing messages") as db:
             if ids is None:
-                cursor = db.execute(
+                released = db.execute(
                     "UPDATE message SET state = 'queued', owner = NULL, due = ?,"
                     " attempts = max(attempts - 1, 0) WHERE state = 'sending' AND owner = ?",
                     (now, owner),
-                )
-                return cursor.rowcount
-            cursor = db.executemany(self._RELEASE, [(now, id, owner) for id in ids])
-            return cursor.rowcount
+                ).rowcount
+            else:
+                released = db.executemany(self._RELEASE, [(now, id, owner) for id in ids]).rowcount
+            _tally(db, queued=released, sending=-released)
+            return released
 
     def next_due(self) -> float | None:
         """When the earliest queued message is due (None when none is queued)."""
@@ -295,26 +306,34 @@ class Outbox:
     # --- inspecting and managing (``mailwright queue``) ---
 
     def status(self, now: float | None = None) -> Status:
+        """Counts per state (kept in ``tally``) and what waits (index probes: the
+        time it takes does not grow with the outbox, except for counting retries
+        that are not due yet)."""
         now = time.time() if now is None else now
-        counts = dict.fromkeys(STATES, 0)
-        due_now = waiting = 0
-        oldest: float | None = None
         with self._read("counting messages") as db:
-            # One pass over the index (state, due, created); no table rows are read.
-            for state, count, first_created, later in db.execute(
-                "SELECT state, count(*), min(created), sum(due > ?) FROM message GROUP BY state",
+            counts = dict.fromkeys(STATES, 0)
+            counts.update(db.execute("SELECT state, count FROM tally").fetchall())
+            waiting, next_retry = db.execute(
+                "SELECT count(*), min(due) FROM message WHERE state = 'queued' AND due > ?",
                 (now,),
-            ):
-                counts[state] = count
-                if state in ("queued", "sending"):
-                    oldest = first_created if oldest is None else min(oldest, first_created)
-                if state == "queued":
-                    waiting = later
-                    due_now = count - later
-            next_retry = db.execute(
-                "SELECT min(due) FROM message WHERE state = 'queued' AND due > ?", (now,)
+            ).fetchone()
+            overdue_since = db.execute(
+                "SELECT min(due) FROM message WHERE state = 'queued' AND due <= ?", (now,)
             ).fetchone()[0]
-        return Status(counts, due_now, waiting, oldest, next_retry)
+        due_now = counts["queued"] - waiting
+        return Status(counts, due_now, waiting, overdue_since, next_retry)
+
+    def recount(self) -> dict[str, int]:
+        """Count every state by reading the whole index, and correct ``tally`` with
+        it (only an edit by hand can make them differ); return the counts."""
+        with self._write("counting messages") as db:
+            counts = dict.fromkeys(STATES, 0)
+            counts.update(db.execute("SELECT state, count(*) FROM message GROUP BY state"))
+            db.executemany(
+                "UPDATE tally SET count = ? WHERE state = ?",
+                [(count, state) for state, count in counts.items()],
+            )
+        return counts
 
     _SUMMARY = "id, state, attempts, created, due, sender, recipients, subject, last_error"
 
@@ -418,6 +437,7 @@ class Outbox:
                         " owner = NULL, pending = ? WHERE id = ?",
                         (now, now, json.dumps(pending), id),
                     )
+                    _tally(db, failed=-1, queued=1)
                     outcome[id] = f"queued again for {len(pending)} recipient(s)"
         return outcome
 
@@ -436,6 +456,7 @@ class Outbox:
             deleted = db.execute(
                 "DELETE FROM message WHERE state = ? AND due < ?", (state, now - older_than)
             ).rowcount
+            _tally(db, **{state: -deleted})
         with self._read("freeing space"):
             self._db.execute("PRAGMA incremental_vacuum")
         return deleted
@@ -456,12 +477,12 @@ class Outbox:
                 "UPDATE message SET due = ? WHERE state = 'sending' AND owner = ?",
                 (0.0, ""),
             ),
-            "status": (
-                "SELECT state, count(*), min(created), sum(due > ?) FROM message GROUP BY state",
+            "status: waiting, next retry": (
+                "SELECT count(*), min(due) FROM message WHERE state = 'queued' AND due > ?",
                 (0.0,),
             ),
-            "next retry": (
-                "SELECT min(due) FROM message WHERE state = 'queued' AND due > ?",
+            "status: overdue since": (
+                "SELECT min(due) FROM message WHERE state = 'queued' AND due <= ?",
                 (0.0,),
             ),
             "purge": ("DELETE FROM message WHERE state = ? AND due < ?", ("sent", 0.0)),
@@ -471,6 +492,14 @@ class Outbox:
                 name: [row[-1] for row in db.execute(f"EXPLAIN QUERY PLAN {sql}", arguments)]
                 for name, (sql, arguments) in queries.items()
             }
+
+
+def _tally(db: sqlite3.Connection, **changes: int) -> None:
+    """Move the per-state counts by ``changes`` (in the caller's transaction)."""
+    db.executemany(
+        "UPDATE tally SET count = count + ? WHERE state = ?",
+        [(change, state) for state, change in changes.items() if change],
+    )
 
 
 def _results(
