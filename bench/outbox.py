@@ -263,6 +263,17 @@ def main() -> None:
             start = time.perf_counter()
             fill(big, args.scale)
             print(f"\nscale: queued {args.scale:,} messages in {time.perf_counter() - start:.0f} s")
+            startup = best(
+                5,
+                lambda: _timed(
+                    lambda: subprocess.run(
+                        [sys.executable, "-m", "mailwright", "--version"],
+                        check=True,
+                        capture_output=True,
+                    )
+                ),
+            )
+            print(f"`mailwright --version` (starting Python and importing): {startup:.3f} s")
             scale(small, "1,000 due")
             scale(big, f"{args.scale:,} due")
             db = sqlite3.connect(big)
@@ -274,6 +285,12 @@ def main() -> None:
                 print("\nEXPLAIN QUERY PLAN")
                 for name, plan in outbox.explain().items():
                     print(f"  {name}: {' / '.join(plan)}")
+
+
+def _timed(run: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
 
 
 def scale(path: str, label: str, claim: bool = True) -> None:
