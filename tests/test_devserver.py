@@ -5,18 +5,25 @@ from __future__ import annotations
 import io
 import json
 import mailbox
+import os
+import smtplib
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from email import policy
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mailwright import EmailMessage, EmailMultiAlternatives, get_connection
 from mailwright.demo import sample_messages
-from mailwright.devserver import DevServer, PortInUseError
+from mailwright.devserver import DevServer, MaildirError, PortInUseError
 from mailwright.devserver.smtp import malformed_reason
+from mailwright.devserver.store import decoded_header
 
 
 @pytest.fixture
@@ -32,8 +39,18 @@ def send(server: DevServer, *messages: EmailMessage) -> None:
     assert connection.send_messages(list(messages)) == len(messages)
 
 
-def http(server: DevServer, path: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
-    request = urllib.request.Request(f"{server.inbox_url}{path.lstrip('/')}", method=method)
+def send_raw(server: DevServer, *raws: bytes) -> None:
+    with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=10) as client:
+        for raw in raws:
+            assert client.sendmail("a@example.com", ["b@example.com"], raw) == {}
+
+
+def http(
+    server: DevServer, path: str, method: str = "GET", body: bytes | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(
+        f"{server.inbox_url}{path.lstrip('/')}", method=method, data=body
+    )
     try:
         with urllib.request.urlopen(request) as reply:
             return reply.status, dict(reply.headers), reply.read()
@@ -41,8 +58,9 @@ def http(server: DevServer, path: str, method: str = "GET") -> tuple[int, dict[s
         return error.code, dict(error.headers), error.read()
 
 
-def api(server: DevServer, path: str, method: str = "GET") -> Any:
-    status, _, body = http(server, path, method)
+def api(server: DevServer, path: str, method: str = "GET", body: Any = None) -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    status, _, body = http(server, path, method, data)
     assert status == 200, body
     return json.loads(body)
 
@@ -81,12 +99,17 @@ def test_detail_parts_html_and_raw(catcher: DevServer) -> None:
     status, headers, body = http(catcher, csv["url"] + "?download=1")
     assert status == 200
     assert body == b"month,orders\n2026-10,1280\n2026-11,1432\n".replace(b"\n", b"\r\n")
-    assert 'filename="report.csv"' in headers["Content-Disposition"]
+    assert headers["Content-Disposition"] == (
+        "attachment; filename=\"report.csv\"; filename*=UTF-8''report.csv"
+    )
     assert "sandbox" in headers["Content-Security-Policy"]
     # the HTML part is sandboxed and its cid: image points at the image part
     status, headers, body = http(catcher, f"/messages/{report['id']}/html")
     assert status == 200
-    assert headers["Content-Security-Policy"].startswith("sandbox")
+    csp = headers["Content-Security-Policy"]
+    assert csp.startswith("sandbox allow-popups allow-popups-to-escape-sandbox;")
+    assert "allow-scripts" not in csp and "allow-same-origin" not in csp
+    assert body.startswith(b'<base target="_blank">')  # links open in a new tab
     image = detail["parts"][2]
     assert f'src="/messages/{report["id"]}/parts/{image["index"]}"'.encode() in body
     status, headers, png = http(catcher, image["url"])
@@ -108,7 +131,7 @@ def test_pages_escape_message_content(catcher: DevServer) -> None:
     assert b"&lt;script&gt;alert(&quot;subject&quot;)&lt;/script&gt;" in inbox
     _, _, page = http(catcher, f"/messages/{message_id}")
     assert b"<b>not bold</b>" not in page and b"&lt;b&gt;not bold&lt;/b&gt;" in page
-    assert b"<iframe" in page and b" sandbox " in page
+    assert b'<iframe id="html-part" sandbox="allow-popups allow-popups-to-escape-sandbox"' in page
     # an attached HTML file is served as a download, never as a page of the inbox
     detail = api(catcher, f"/api/messages/{message_id}")
     evil = next(p for p in detail["parts"] if p["filename"] == "evil.html")
@@ -198,3 +221,274 @@ def test_well_formed_message_is_accepted() -> None:
         malformed_reason(EmailMessage("s", "b", "a@example.com", ["b@example.com"]).as_bytes())
         is None
     )
+
+
+# --- never lose or choke on mail ---
+
+# Header sections the stdlib parser (policy.default) raises on when the header is read.
+UNPARSABLE = [
+    b'From: "\r\nSubject: quote\r\n\r\nbody one\r\n',
+    b"From: <\r\nSubject: bracket\r\n\r\nbody two\r\n",
+    b"From: a@example.com\r\nTo: <\r\nSubject: to\r\n\r\nbody three\r\n",
+]
+
+
+def test_unparsable_messages_are_stored_listed_and_shown(catcher: DevServer) -> None:
+    send_raw(catcher, *UNPARSABLE)
+    listing = api(catcher, "/api/messages")
+    assert listing["total"] == 3
+    for summary, raw in zip(listing["messages"], reversed(UNPARSABLE), strict=True):
+        assert summary["subject"] == "(unparsable)"
+        assert "cannot be parsed" in summary["parse_error"]
+        assert "Error" in summary["parse_error"]  # IndexError & co., named
+        status, _, body = http(catcher, f"/api/messages/{summary['id']}/raw")
+        assert status == 200 and body == raw
+        detail = api(catcher, f"/api/messages/{summary['id']}")
+        assert detail["parse_error"] and detail["text"].startswith("body")
+        status, _, page = http(catcher, f"/messages/{summary['id']}")
+        assert status == 200 and b"cannot read this message" in page
+    status, _, inbox = http(catcher, "/")
+    assert status == 200 and inbox.count(b'class="unparsable"') == 3
+
+
+def test_restart_lists_unparsable_and_skips_unreadable_files(tmp_path: Path) -> None:
+    maildir = tmp_path / "mail"
+    first = DevServer("127.0.0.1", 0, 0, maildir=maildir, out=io.StringIO()).start_in_thread()
+    try:
+        send_raw(first, UNPARSABLE[0], b"Subject: fine\r\n\r\nok\r\n")
+    finally:
+        first.stop_thread()
+    # a file nobody can read (root reads anything: use a folder, which open() refuses)
+    (maildir / "new" / "1700000000.broken").mkdir()
+    unreadable = maildir / "cur" / "1700000001.noperm:2,S"
+    unreadable.write_bytes(b"Subject: secret\r\n\r\nx\r\n")
+    unreadable.chmod(0)
+    readable_by_us = os.access(unreadable, os.R_OK)
+    err = io.StringIO()
+    second = DevServer("127.0.0.1", 0, 0, maildir=maildir, out=io.StringIO(), err=err)
+    second.start_in_thread()
+    try:
+        listing = [m for m in api(second, "/api/messages")["messages"] if m["subject"] != "secret"]
+        subjects = [m["subject"] for m in listing]
+        assert subjects == ["fine", "(unparsable)"]
+        first_message = listing[1]
+        assert first_message["mail_from"] == "a@example.com"  # the envelope survives
+        assert first_message["rcpt_tos"] == ["b@example.com"]
+        _, _, raw = http(second, f"/api/messages/{first_message['id']}/raw")
+        assert raw == UNPARSABLE[0]  # as received: the stored envelope line is taken off
+    finally:
+        second.stop_thread()
+    warnings = err.getvalue()
+    assert f"skipping unreadable Maildir file {maildir / 'new' / '1700000000.broken'}" in warnings
+    if not readable_by_us:  # (root reads it anyway)
+        assert str(unreadable) in warnings
+
+
+def test_maildir_path_problems_name_the_path(tmp_path: Path) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(MaildirError, match=f"{afile} exists and is not a folder"):
+        DevServer(maildir=afile)
+    busy = tmp_path / "home"
+    (busy / "Documents").mkdir(parents=True)
+    with pytest.raises(MaildirError, match=f"{busy} is a folder with files but not a Maildir"):
+        DevServer(maildir=busy)
+    with pytest.raises(MaildirError, match=f"{afile / 'below'}"):
+        DevServer(maildir=afile / "below")
+    # an empty folder and a missing parent are made into a Maildir
+    (tmp_path / "empty").mkdir()
+    for folder in (tmp_path / "empty", tmp_path / "new" / "parent" / "mail"):
+        DevServer(maildir=folder)
+        assert all((folder / sub).is_dir() for sub in ("cur", "new", "tmp"))
+
+
+# --- search, delete, live updates, release ---
+
+
+def test_search_in_api_and_page(catcher: DevServer) -> None:
+    html = EmailMultiAlternatives(
+        "Newsletter", "plain words", "news@example.com", ["z@example.com"]
+    )
+    html.attach_alternative("<p>Only in <b>HTML</b>: pineapple</p>", "text/html")
+    send(
+        catcher,
+        EmailMessage("Invoice 42", "Amount due", "billing@example.com", ["ann@example.com"]),
+        EmailMessage("Grüße", "Body with Pineapple inside", "x@example.com", ["bob@example.com"]),
+        EmailMessage("Reset your password", "Click", "noreply@example.com", ["ann@example.com"]),
+        html,
+    )
+
+    def subjects(query: str) -> list[str]:
+        listing = api(catcher, "/api/messages?q=" + urllib.parse.quote(query))
+        assert listing["total"] == len(listing["messages"])
+        return [m["subject"] for m in listing["messages"]]
+
+    assert subjects("invoice") == ["Invoice 42"]  # subject, case-insensitive
+    assert subjects("billing@") == ["Invoice 42"]  # from
+    assert subjects("ann@example.com") == ["Reset your password", "Invoice 42"]  # to
+    assert subjects("pineapple") == ["Newsletter", "Grüße"]  # text and HTML bodies
+    assert subjects("grüße") == ["Grüße"]  # RFC 2047 decoded
+    assert subjects("ann reset") == ["Reset your password"]  # every word must match
+    assert subjects("nothing-like-this") == []
+    status, _, page = http(catcher, "/?q=invoice")
+    assert status == 200 and b"Invoice 42" in page and b"Newsletter" not in page
+    assert b'value="invoice"' in page
+
+
+def test_delete_one_removes_it_everywhere(catcher: DevServer, tmp_path: Path) -> None:
+    send(
+        catcher, *(EmailMessage(f"d{i}", "b", "a@example.com", ["b@example.com"]) for i in range(2))
+    )
+    keep, gone = (m["id"] for m in api(catcher, "/api/messages")["messages"])
+    assert api(catcher, f"/api/messages/{gone}", "DELETE") == {"deleted": 1}
+    assert http(catcher, f"/api/messages/{gone}", "DELETE")[0] == 404
+    assert [m["id"] for m in api(catcher, "/api/messages")["messages"]] == [keep]
+    assert sorted(os.listdir(tmp_path / "mail" / "new")) == [keep]
+
+
+def test_server_sent_events_announce_changes(catcher: DevServer) -> None:
+    request = urllib.request.Request(f"{catcher.inbox_url}api/events")
+    with urllib.request.urlopen(request, timeout=20) as stream:
+        assert stream.headers["Content-Type"] == "text/event-stream"
+        assert stream.headers["X-Content-Type-Options"] == "nosniff"
+
+        def next_event() -> tuple[str, dict[str, Any]]:
+            event, data = "", ""
+            for line in stream:
+                text = line.decode().rstrip("\n")
+                if text.startswith("event: "):
+                    event = text[7:]
+                elif text.startswith("data: "):
+                    data = text[6:]
+                elif not text and event:
+                    return event, json.loads(data)
+            raise AssertionError("stream ended")
+
+        assert next_event() == ("hello", {"total": 0})
+        send(catcher, EmailMessage("live", "b", "a@example.com", ["b@example.com"]))
+        assert next_event() == ("change", {"total": 1})
+        api(catcher, "/api/messages", "DELETE")
+        assert next_event() == ("change", {"total": 0})
+
+
+def test_release_sends_the_raw_message_through_the_smtp_backend(catcher: DevServer) -> None:
+    target = DevServer("127.0.0.1", 0, None, out=io.StringIO()).start_in_thread()
+    try:
+        original = EmailMessage("Release me", "as is\n", "app@example.com", ["user@example.com"])
+        send(catcher, original)
+        caught = api(catcher, "/api/messages")["messages"][0]
+        raw = http(catcher, f"/api/messages/{caught['id']}/raw")[2]
+        result = api(
+            catcher,
+            f"/api/messages/{caught['id']}/release",
+            "POST",
+            {"host": "127.0.0.1", "port": target.smtp_port, "to": ["qa@example.com"]},
+        )
+        assert result["sent"] is True and result["accepted"] == ["qa@example.com"]
+        assert target.wait_for_messages(1, 10)
+        (released,) = target.store.all()
+        assert released.raw == raw  # byte for byte
+        assert released.mail_from == "app@example.com" and released.rcpt_tos == ["qa@example.com"]
+        # bad input and an unreachable server are answered, not crashed on
+        url = f"{catcher.inbox_url}api/messages/{caught['id']}/release"
+        for body, code in [
+            ({}, 400),
+            ({"host": "127.0.0.1", "port": "x"}, 400),
+            ({"host": "127.0.0.1", "port": target.smtp_port, "security": "maybe"}, 400),
+            ({"host": "127.0.0.1", "port": target.smtp_port, "to": ["not an address"]}, 400),
+        ]:
+            status, _, reply = http(
+                catcher, url[len(catcher.inbox_url or "") :], "POST", json.dumps(body).encode()
+            )
+            assert status == code, (body, reply)
+            assert json.loads(reply)["error"]
+    finally:
+        target.stop_thread()
+    status, _, reply = http(
+        catcher,
+        f"/api/messages/{caught['id']}/release",
+        "POST",
+        json.dumps({"host": "127.0.0.1", "port": target.smtp_port}).encode(),
+    )
+    assert status == 502 and "release to 127.0.0.1" in json.loads(reply)["error"]
+
+
+def test_store_waits_for_messages_without_polling(tmp_path: Path) -> None:
+    server = DevServer("127.0.0.1", 0, None, out=io.StringIO(), maildir=tmp_path / "m")
+    server.start_in_thread()
+    try:
+        assert not server.wait_for_messages(1, timeout=0.05)
+        send(server, EmailMessage("one", "b", "a@example.com", ["b@example.com"]))
+        assert server.wait_for_messages(1, timeout=10)
+        assert server.wait_until_reported(timeout=10)
+        assert "Subject: one" in server.out.getvalue()  # type: ignore[attr-defined]
+    finally:
+        server.stop_thread()
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    name=st.sampled_from(["Subject", "From", "To"]),
+    value=st.text(alphabet='abcAB01 .<>@,"-_+=?\t()', max_size=40),
+)
+def test_fast_header_decoding_agrees_with_policy_default(name: str, value: str) -> None:
+    """The summary skips the stdlib header parser for plain values: it must give what
+    the parser gives, and still report what the parser cannot read."""
+    try:
+        expected: str | None = str(policy.default.header_factory(name, value))
+    except Exception:
+        expected = None
+    try:
+        got: str | None = decoded_header(name, value)
+    except Exception:
+        got = None
+    assert got == expected
+
+
+_HEADER_TEXT = st.text(alphabet='ab@.<>"(),:;\\[] =?Q', max_size=24)
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(from_=_HEADER_TEXT, to=_HEADER_TEXT, subject=_HEADER_TEXT)
+def test_fuzzed_headers_are_stored_listed_and_shown(
+    catcher: DevServer, from_: str, to: str, subject: str
+) -> None:
+    """Whatever the header values, the message is stored as sent, listed, and every view
+    of it answers; the subject is the parser's, or "(unparsable)" when it chokes."""
+    raw = f"From: {from_}\r\nTo: {to}\r\nSubject: {subject}\r\n\r\nfuzz body\r\n".encode()
+    before = len(catcher.store)
+    send_raw(catcher, raw)
+    assert catcher.wait_for_messages(before + 1)
+    stored = catcher.store.newest_first(0, 1)[0]
+    assert stored.raw == raw
+    try:
+        for name, value in (("From", from_), ("To", to)):
+            str(policy.default.header_factory(name, value.strip()))
+        expected = str(policy.default.header_factory("Subject", subject.strip()))
+    except Exception:
+        expected = "(unparsable)"
+    listing = api(catcher, "/api/messages?limit=1")
+    assert listing["messages"][0]["subject"] == expected
+    for path in (f"/api/messages/{stored.id}", f"/messages/{stored.id}", "/"):
+        assert http(catcher, path)[0] == 200, path
+
+
+def test_big_message_is_parsed_off_the_event_loop_and_served(catcher: DevServer) -> None:
+    blob = os.urandom(1024 * 1024)
+    message = EmailMessage("big one", "see the attachment", "a@example.com", ["b@example.com"])
+    message.attach("blob.bin", blob, "application/octet-stream")
+    send(catcher, message)
+    assert catcher.wait_until_reported(timeout=60)
+    assert "Subject: big one" in catcher.out.getvalue()  # type: ignore[attr-defined]
+    summary = api(catcher, "/api/messages?q=attachment")["messages"][0]
+    assert summary["subject"] == "big one" and summary["size"] > len(blob)
+    detail = api(catcher, f"/api/messages/{summary['id']}")
+    (part,) = [p for p in detail["parts"] if p["filename"] == "blob.bin"]
+    status, _, data = http(catcher, part["url"])
+    assert status == 200 and data == blob
+    status, _, page = http(catcher, f"/messages/{summary['id']}?tab=raw")
+    assert status == 200 and b"Showing the first 1.0 MB" in page

@@ -92,9 +92,8 @@ def run_demo(keep: bool = False, out: IO[str] | None = None) -> int:
             get_connection() as connection,
         ):
             sent = connection.send_messages(messages)
-        deadline = time.monotonic() + 10
-        while len(server.store) < sent and time.monotonic() < deadline:
-            time.sleep(0.01)
+        server.wait_for_messages(sent, timeout=10)
+        server.wait_until_reported(timeout=10)
         arrived = len(server.store)
         print(
             f"demo: sent {sent} messages through the SMTP backend; {arrived} arrived.",
@@ -102,13 +101,14 @@ def run_demo(keep: bool = False, out: IO[str] | None = None) -> int:
             flush=True,
         )
         if keep:
-            print(f"Browse them at {server.inbox_url} (Ctrl-C to stop).", file=out, flush=True)
+            where = server.inbox_url or f"SMTP port {server.smtp_port} (no web inbox)"
+            print(f"The catcher keeps running at {where} (Ctrl-C to stop).", file=out, flush=True)
             try:
                 while True:
                     time.sleep(3600)
             except KeyboardInterrupt:
                 pass
-        else:
+        elif server.inbox_url:
             print(
                 f"The web inbox was at {server.inbox_url}; run `mailwright demo --keep` "
                 "to keep it open and look in a browser.",

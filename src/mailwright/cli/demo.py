@@ -5,15 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .common import need_devserver
-
 __all__ = ["register"]
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    missing = need_devserver("demo")
-    if missing is not None:
-        return missing
     from ..demo import run_demo
 
     return run_demo(keep=args.keep)

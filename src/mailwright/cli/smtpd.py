@@ -5,17 +5,18 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .common import EXIT_OK, fail, need_devserver
+from .common import EXIT_OK, fail
 
 __all__ = ["register"]
 
 
 def _cmd_smtpd(args: argparse.Namespace) -> int:
-    missing = need_devserver("smtpd")
-    if missing is not None:
-        return missing
-    from ..devserver import DevServer
+    # The SMTP side needs only the standard library; without aiohttp the web inbox is
+    # skipped with a one-line note (printed with the banner).
+    from ..devserver import DevServer, MaildirError, TLSSetupError
 
+    if args.tls_key and not args.tls_cert:
+        return fail("smtpd", "--tls-key needs --tls-cert")
     try:
         server = DevServer(
             args.host,
@@ -24,8 +25,18 @@ def _cmd_smtpd(args: argparse.Namespace) -> int:
             maildir=args.maildir,
             max_size=args.max_size,
             quiet=args.quiet,
+            tls=args.tls,
+            tls_dir=args.tls_dir,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            web_host_allow=args.web_host_allow,
+            smtps_port=args.smtps_port,
         )
         server.run()
+    except MaildirError as exc:
+        return fail("smtpd", f"--maildir: {exc}")
+    except TLSSetupError as exc:
+        return fail("smtpd", str(exc))
     except OSError as exc:
         return fail("smtpd", exc.strerror or str(exc))
     return EXIT_OK
@@ -60,4 +71,32 @@ def register(commands: Any) -> None:
         help="largest message accepted, in bytes (33554432)",
     )
     smtpd.add_argument("--quiet", action="store_true", help="do not print messages")
+    smtpd.add_argument(
+        "--tls",
+        action="store_true",
+        help="offer STARTTLS with a certificate from a local CA made once in --tls-dir "
+        "(its path is printed: give it to clients as EMAIL_SSL_CAFILE)",
+    )
+    smtpd.add_argument(
+        "--tls-dir",
+        metavar="DIR",
+        help="where the CA and certificate are kept (a per-user cache folder)",
+    )
+    smtpd.add_argument(
+        "--tls-cert", metavar="FILE", help="your own certificate (PEM); implies --tls"
+    )
+    smtpd.add_argument("--tls-key", metavar="FILE", help="its private key, when not in --tls-cert")
+    smtpd.add_argument(
+        "--smtps-port",
+        type=int,
+        metavar="PORT",
+        help="also listen for implicit TLS (EMAIL_USE_SSL, port 465 style); implies --tls",
+    )
+    smtpd.add_argument(
+        "--web-host-allow",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also serve the inbox to requests for this host name (repeatable)",
+    )
     smtpd.set_defaults(handler=_cmd_smtpd)

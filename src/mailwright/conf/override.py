@@ -79,7 +79,7 @@ class override_settings:
                 if original_setup is not None:
                     original_setup.__func__(klass)
                 else:
-                    super(cls, klass).setUpClass()
+                    super(cls, klass).setUpClass()  # type: ignore[misc]
 
             cls.setUpClass = setUpClass  # type: ignore[method-assign,assignment]
             return cls

@@ -105,12 +105,12 @@ def _parse_optional_path(name: str, value: Any) -> str | None:
 
 
 def _parse_charset(name: str, value: Any) -> str:
-    value = _parse_str(name, value)
+    text = _parse_str(name, value)
     try:
-        codecs.lookup(value)
+        codecs.lookup(text)
     except LookupError:
-        raise bad_value(name, value, "a known character set") from None
-    return value
+        raise bad_value(name, text, "a known character set") from None
+    return text
 
 
 def _parse_backend(name: str, value: Any) -> Any:

@@ -1,20 +1,43 @@
-"""The catcher's SMTP side: an aiosmtpd handler that accepts every well-formed message."""
+"""The catcher's SMTP server: an ``asyncio.Protocol`` that accepts every well-formed
+message.
+
+Hand-written rather than on aiosmtpd, for speed: on the 2-core development machine
+aiosmtpd with a handler that does nothing takes about 2,450 messages/s from 8
+``smtp-source`` sessions, while this protocol (no streams, no per-command coroutine,
+address checks with one regex, pipelined replies written together) takes about 7,000,
+which leaves room for storing the mail (``bench/ingest.py``).
+
+It speaks ESMTP as a submission server would: EHLO/HELO, MAIL (SIZE, BODY, SMTPUTF8),
+RCPT, DATA, RSET, NOOP, VRFY, HELP, QUIT, PIPELINING (commands are answered in order,
+replies to a pipelined group are written together), STARTTLS when given a TLS context,
+and AUTH PLAIN and LOGIN accepting any credentials (the user name is kept with the
+message). Like Postfix it hangs up on HTTP requests, so a web page cannot smuggle mail
+in through the browser.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import binascii
 import re
+import ssl
 from collections.abc import Callable
-from typing import Any
+from typing import Protocol
 
-from aiosmtpd.smtp import SMTP
-
-from .store import MessageStore, StoredMessage
-
-__all__ = ["CatcherHandler", "malformed_reason", "smtp_factory"]
+__all__ = ["Delivery", "SMTPService", "SMTPSession", "malformed_reason"]
 
 _HEADER_FIELD = re.compile(rb"[\x21-\x39\x3b-\x7e]+[ \t]*:")
 _MAX_LINE = 998
+MAX_COMMAND_LINE = 4096  # RFC 5321 says 512 plus extensions; AUTH responses need more
+MAX_RECIPIENTS = 1000
+MAX_BAD_COMMANDS = 20
+IDLE_TIMEOUT = 300.0
+
+# MAIL FROM:<addr> params / RCPT TO:<addr> params. The address between the brackets may
+# be anything but brackets and whitespace (quoted local parts with spaces aside: rare).
+_PATH = re.compile(rb"\s*<([^<>\s]*)>(.*)$|\s*([^<>\s]+)(.*)$", re.DOTALL)
+_PARAM = re.compile(rb"([A-Za-z0-9][A-Za-z0-9-]*)(?:=(\S+))?$")
+_HTTP_VERBS = frozenset({b"GET", b"POST", b"PUT", b"HEAD", b"OPTIONS", b"CONNECT", b"DELETE"})
 
 
 def malformed_reason(raw: bytes) -> str | None:
@@ -28,15 +51,14 @@ def malformed_reason(raw: bytes) -> str | None:
         return "the message is empty"
     if b"\x00" in raw:
         return "the message contains a NUL byte"
-    lines = raw.split(b"\n")
-    for number, line in enumerate(lines, 1):
-        if len(line.rstrip(b"\r")) > _MAX_LINE:
-            return f"line {number} is longer than {_MAX_LINE} octets"
+    if len(raw) > _MAX_LINE:
+        lines = raw.split(b"\n")
+        if max(map(len, lines)) > _MAX_LINE:
+            for number, line in enumerate(lines, 1):
+                if len(line.rstrip(b"\r")) > _MAX_LINE:
+                    return f"line {number} is longer than {_MAX_LINE} octets"
     fields = 0
-    for number, line in enumerate(lines, 1):
-        line = line.rstrip(b"\r")
-        if not line:
-            break
+    for number, line in enumerate(_header_lines(raw), 1):
         if line[:1] in (b" ", b"\t"):
             if fields == 0:
                 return "the message starts with a continuation line"
@@ -49,44 +71,555 @@ def malformed_reason(raw: bytes) -> str | None:
     return None
 
 
-class CatcherHandler:
-    """aiosmtpd handler: check, store, report."""
+def _header_lines(raw: bytes) -> list[bytes]:
+    """The lines of the header section (up to the first empty line)."""
+    end = raw.find(b"\r\n\r\n")
+    block = raw[: end + 2] if end >= 0 else raw
+    lines = []
+    for line in block.split(b"\n"):
+        line = line.rstrip(b"\r")
+        if not line:
+            break
+        lines.append(line)
+    return lines
+
+
+class Delivery(Protocol):
+    """What the session hands a finished message to. Return None when it is stored,
+    or a future that resolves to None (stored) or an error text (refused)."""
+
+    def __call__(
+        self, raw: bytes, mail_from: str, rcpt_tos: list[str], auth_user: str | None
+    ) -> asyncio.Future[str | None] | None: ...
+
+
+class SMTPService:
+    """Settings shared by every session of one listening socket."""
 
     def __init__(
-        self, store: MessageStore, report: Callable[[StoredMessage], None] | None = None
+        self,
+        deliver: Delivery,
+        *,
+        hostname: str = "mailwright.devserver",
+        max_size: int = 32 * 1024 * 1024,
+        tls_context: ssl.SSLContext | None = None,
+        idle_timeout: float = IDLE_TIMEOUT,
     ) -> None:
-        self.store = store
-        self.report = report
+        self.deliver = deliver
+        self.hostname = hostname
+        self.max_size = max_size
+        self.tls_context = tls_context
+        self.idle_timeout = idle_timeout
+        self.sessions: set[SMTPSession] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self._sweeper: asyncio.TimerHandle | None = None
 
-    async def handle_EHLO(
-        self, server: SMTP, session: Any, envelope: Any, hostname: str, responses: list[str]
-    ) -> list[str]:
-        session.host_name = hostname
-        # aiosmtpd reads commands in order, so it can take them pipelined.
-        responses.insert(-1, "250-PIPELINING")
-        return responses
+    def factory(self, implicit_tls: bool = False) -> Callable[[], SMTPSession]:
+        """Sessions for a plain listener, or (``implicit_tls``) for one whose sockets
+        are TLS from the first byte (SMTPS, port 465 style)."""
+        return lambda: SMTPSession(self, implicit_tls)
 
-    async def handle_DATA(self, server: SMTP, session: Any, envelope: Any) -> str:
-        raw = bytes(envelope.original_content or b"")
-        problem = malformed_reason(raw)
+    def start_sweeping(self) -> None:
+        """Hang up on sessions idle for longer than ``idle_timeout`` (one timer for all
+        sessions instead of re-arming one per command)."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for session in list(self.sessions):
+            if now - session.last_active > self.idle_timeout:
+                session.reply_and_close(b"421 4.4.2 Idle for too long, closing connection\r\n")
+        self._sweeper = loop.call_later(min(self.idle_timeout, 30.0), self.start_sweeping)
+
+    def close_all(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        for session in list(self.sessions):
+            session.reply_and_close(b"421 4.3.2 Server shutting down\r\n")
+
+
+class SMTPSession(asyncio.Protocol):
+    """One SMTP connection. Input is buffered and handled line by line; while a
+    message is being stored (or TLS being set up) nothing further is read."""
+
+    def __init__(self, service: SMTPService, implicit_tls: bool = False) -> None:
+        self.service = service
+        self.transport: asyncio.Transport | None = None
+        self.loop = asyncio.get_running_loop()
+        self.last_active = self.loop.time()
+        self._buffer = bytearray()
+        self._out: list[bytes] = []
+        self._greeted = False
+        self._extended = False
+        self._tls = implicit_tls
+        self.auth_user: str | None = None
+        self._mail_from: str | None = None
+        self._rcpt_tos: list[str] = []
+        self._in_data = False
+        self._data = bytearray()
+        self._data_scanned = 0
+        self._data_too_big = False
+        self._auth_step: Callable[[bytes], None] | None = None
+        self._busy = False  # waiting for a delivery or a TLS handshake
+        self._closing = False
+        self._discarding = False  # skipping the rest of an over-long command line
+        self._bad_commands = 0
+        self._paused_by_writes = False
+
+    # --- asyncio.Protocol ---
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.service.sessions.add(self)
+        transport.write(
+            f"220 {self.service.hostname} ESMTP mailwright development SMTP server\r\n".encode()
+        )
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.service.sessions.discard(self)
+        self._closing = True
+        self.transport = None
+
+    def pause_writing(self) -> None:
+        # The client does not read its replies: stop reading its commands.
+        self._paused_by_writes = True
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self._paused_by_writes = False
+        if self.transport is not None and not self._busy:
+            self.transport.resume_reading()
+
+    def data_received(self, data: bytes) -> None:
+        self.last_active = self.loop.time()
+        self._buffer += data
+        if not self._busy:
+            self._process()
+
+    def eof_received(self) -> bool | None:
+        return None  # close the connection
+
+    # --- input ---
+
+    def _process(self) -> None:
+        buffer = self._buffer
+        while buffer and not self._busy and not self._closing:
+            if self._in_data:
+                if not self._take_data():
+                    break
+                continue
+            end = buffer.find(b"\n")
+            if end < 0:
+                if len(buffer) > MAX_COMMAND_LINE:
+                    if not self._discarding:
+                        self._reply(b"500 5.5.2 Line too long\r\n")
+                        self._discarding = True
+                    del buffer[:]
+                break
+            line = bytes(buffer[:end]).rstrip(b"\r")
+            del buffer[: end + 1]
+            if self._discarding:
+                self._discarding = False
+                continue
+            if len(line) > MAX_COMMAND_LINE:
+                self._reply(b"500 5.5.2 Line too long\r\n")
+                continue
+            self._line(line)
+        self._flush()
+
+    def _take_data(self) -> bool:
+        """Collect DATA until CRLF.CRLF; True when the message ended."""
+        # ``_data`` starts with the CRLF that ended the DATA command, so the terminator
+        # is always CRLF "." CRLF, even for an empty message.
+        data = self._data
+        data += self._buffer
+        del self._buffer[:]
+        end = data.find(b"\r\n.\r\n", max(0, self._data_scanned - 4))
+        if end < 0:
+            self._data_scanned = len(data)
+            if len(data) > self.service.max_size + 8:
+                # Too big: read on to the end, keeping only the tail.
+                self._data_too_big = True
+                del data[: len(data) - 8]
+                self._data_scanned = len(data)
+            return False
+        self._buffer += data[end + 5 :]
+        body = bytes(data[2 : end + 2])
+        self._in_data = False
+        self._data = bytearray()
+        self._data_scanned = 0
+        too_big, self._data_too_big = self._data_too_big, False
+        if too_big:
+            self._reply(b"552 5.3.4 Message too big for this server\r\n")
+            self._reset()
+            return True
+        # Undo dot-stuffing (RFC 5321 4.5.2).
+        if body.startswith(b"."):
+            body = body[1:]
+        body = body.replace(b"\r\n.", b"\r\n")
+        if len(body) > self.service.max_size:
+            self._reply(b"552 5.3.4 Message too big for this server\r\n")
+            self._reset()
+            return True
+        problem = malformed_reason(body)
         if problem is not None:
-            return f"550 5.6.0 Malformed message refused: {problem}"
-        stored = await asyncio.to_thread(
-            self.store.add, raw, envelope.mail_from or "", list(envelope.rcpt_tos)
+            self._reply(f"550 5.6.0 Malformed message refused: {problem}\r\n".encode())
+            self._reset()
+            return True
+        mail_from, rcpt_tos = self._mail_from or "", self._rcpt_tos
+        self._reset()
+        try:
+            pending = self.service.deliver(body, mail_from, rcpt_tos, self.auth_user)
+        except Exception as exc:  # a store that cannot store must not kill the session
+            self._reply(f"451 4.3.0 Message not stored: {exc}\r\n".encode())
+            return True
+        if pending is None:
+            self._reply(b"250 2.0.0 Ok: queued\r\n")
+            return True
+        self._wait(pending)
+        return True
+
+    def _wait(self, pending: asyncio.Future[str | None]) -> None:
+        self._busy = True
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+        def finished(future: asyncio.Future[str | None]) -> None:
+            if future.cancelled():
+                error: object = "the server is stopping"
+            else:
+                error = future.exception() or future.result()
+            if error:
+                self._reply(f"451 4.3.0 Message not stored: {error}\r\n".encode())
+            else:
+                self._reply(b"250 2.0.0 Ok: queued\r\n")
+            self._resume()
+
+        pending.add_done_callback(finished)
+
+    def _resume(self) -> None:
+        self._busy = False
+        if self.transport is not None and not self._paused_by_writes:
+            self.transport.resume_reading()
+        self._process()
+
+    # --- output ---
+
+    def _reply(self, text: bytes) -> None:
+        self._out.append(text)
+
+    def _flush(self) -> None:
+        if self._out and self.transport is not None:
+            self.transport.write(b"".join(self._out))
+        self._out.clear()
+
+    def reply_and_close(self, text: bytes) -> None:
+        self._reply(text)
+        self._flush()
+        self._closing = True
+        if self.transport is not None:
+            self.transport.close()
+
+    # --- commands ---
+
+    def _reset(self) -> None:
+        self._mail_from = None
+        self._rcpt_tos = []
+
+    def _line(self, line: bytes) -> None:
+        if self._auth_step is not None:
+            step, self._auth_step = self._auth_step, None
+            step(line)
+            return
+        verb, _, arg = line.partition(b" ")
+        verb = verb.upper()
+        handler = _COMMANDS.get(verb)
+        if handler is None:
+            if verb in _HTTP_VERBS or verb.endswith(b":"):
+                # An HTTP request (or its header lines) sent to the SMTP port.
+                self.reply_and_close(b"221 2.7.0 This is an SMTP server, not HTTP. Bye\r\n")
+                return
+            self._bad(b"500 5.5.2 Command not recognized\r\n")
+            return
+        handler(self, arg.strip())
+
+    def _bad(self, text: bytes) -> None:
+        self._bad_commands += 1
+        if self._bad_commands >= MAX_BAD_COMMANDS:
+            self.reply_and_close(b"421 4.7.0 Too many errors, closing connection\r\n")
+        else:
+            self._reply(text)
+
+    def _ehlo_lines(self) -> list[bytes]:
+        lines = [
+            self.service.hostname.encode(),
+            f"SIZE {self.service.max_size}".encode(),
+            b"8BITMIME",
+            b"SMTPUTF8",
+            b"PIPELINING",
+            b"ENHANCEDSTATUSCODES",
+        ]
+        if self.service.tls_context is not None and not self._tls:
+            lines.append(b"STARTTLS")
+        lines.append(b"AUTH PLAIN LOGIN")
+        lines.append(b"HELP")
+        return lines
+
+    def cmd_ehlo(self, arg: bytes) -> None:
+        if not arg:
+            self._bad(b"501 5.5.4 Syntax: EHLO hostname\r\n")
+            return
+        self._greeted = self._extended = True
+        self._reset()
+        lines = self._ehlo_lines()
+        text = b"".join(b"250-" + line + b"\r\n" for line in lines[:-1])
+        self._reply(text + b"250 " + lines[-1] + b"\r\n")
+
+    def cmd_helo(self, arg: bytes) -> None:
+        if not arg:
+            self._bad(b"501 5.5.4 Syntax: HELO hostname\r\n")
+            return
+        self._greeted = True
+        self._extended = False
+        self._reset()
+        self._reply(b"250 " + self.service.hostname.encode() + b"\r\n")
+
+    def cmd_mail(self, arg: bytes) -> None:
+        if not self._greeted:
+            self._bad(b"503 5.5.1 Send EHLO or HELO first\r\n")
+            return
+        if self._mail_from is not None:
+            self._bad(b"503 5.5.1 Nested MAIL command\r\n")
+            return
+        if arg[:5].upper() != b"FROM:":
+            self._bad(b"501 5.5.4 Syntax: MAIL FROM:<address>\r\n")
+            return
+        parsed = self._path(arg[5:])
+        if parsed is None:
+            self._bad(b"501 5.1.7 Bad sender address syntax\r\n")
+            return
+        address, params = parsed
+        for name, value in params:
+            if name == b"SIZE" and self._extended:
+                if value is None or not value.isdigit():
+                    self._bad(b"501 5.5.4 Syntax: SIZE=<number>\r\n")
+                    return
+                if int(value) > self.service.max_size:
+                    self._reply(b"552 5.3.4 Message size exceeds fixed limit\r\n")
+                    return
+            elif name == b"BODY" and self._extended:
+                if value is None or value.upper() not in (b"7BIT", b"8BITMIME"):
+                    self._bad(b"501 5.5.4 Syntax: BODY=7BIT or BODY=8BITMIME\r\n")
+                    return
+            elif (name == b"SMTPUTF8" and self._extended and value is None) or (
+                name == b"AUTH" and self._extended
+            ):
+                pass
+            else:
+                self._bad(b"555 5.5.4 Unsupported MAIL parameter\r\n")
+                return
+        self._mail_from = address
+        self._rcpt_tos = []
+        self._reply(b"250 2.1.0 Ok\r\n")
+
+    def cmd_rcpt(self, arg: bytes) -> None:
+        if self._mail_from is None:
+            self._bad(b"503 5.5.1 Need MAIL before RCPT\r\n")
+            return
+        if arg[:3].upper() != b"TO:":
+            self._bad(b"501 5.5.4 Syntax: RCPT TO:<address>\r\n")
+            return
+        parsed = self._path(arg[3:])
+        if parsed is None or not parsed[0]:
+            self._bad(b"501 5.1.3 Bad recipient address syntax\r\n")
+            return
+        address, params = parsed
+        if params:
+            self._bad(b"555 5.5.4 Unsupported RCPT parameter\r\n")
+            return
+        if len(self._rcpt_tos) >= MAX_RECIPIENTS:
+            self._reply(b"452 4.5.3 Too many recipients\r\n")
+            return
+        self._rcpt_tos.append(address)
+        self._reply(b"250 2.1.5 Ok\r\n")
+
+    @staticmethod
+    def _path(text: bytes) -> tuple[str, list[tuple[bytes, bytes | None]]] | None:
+        match = _PATH.match(text)
+        if match is None:
+            return None
+        address = match[1] if match[1] is not None else match[3]
+        rest = match[2] if match[1] is not None else match[4]
+        params: list[tuple[bytes, bytes | None]] = []
+        for word in rest.split():
+            param = _PARAM.match(word)
+            if param is None:
+                return None
+            params.append((param[1].upper(), param[2]))
+        try:
+            return address.decode("utf-8"), params
+        except UnicodeDecodeError:
+            return None
+
+    def cmd_data(self, arg: bytes) -> None:
+        if self._mail_from is None:
+            self._bad(b"503 5.5.1 Need MAIL command\r\n")
+            return
+        if not self._rcpt_tos:
+            self._bad(b"503 5.5.1 Need RCPT command (no valid recipients)\r\n")
+            return
+        if arg:
+            self._bad(b"501 5.5.4 Syntax: DATA\r\n")
+            return
+        self._in_data = True
+        self._data = bytearray(b"\r\n")
+        self._reply(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+
+    def cmd_rset(self, arg: bytes) -> None:
+        self._reset()
+        self._reply(b"250 2.0.0 Ok\r\n")
+
+    def cmd_noop(self, arg: bytes) -> None:
+        self._reply(b"250 2.0.0 Ok\r\n")
+
+    def cmd_vrfy(self, arg: bytes) -> None:
+        self._reply(b"252 2.5.2 Cannot VRFY user, but will accept message\r\n")
+
+    def cmd_help(self, arg: bytes) -> None:
+        self._reply(
+            b"214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP VRFY QUIT STARTTLS AUTH\r\n"
         )
-        if self.report is not None:
-            self.report(stored)
-        return f"250 2.0.0 Ok: queued as {stored.id}"
+
+    def cmd_quit(self, arg: bytes) -> None:
+        self.reply_and_close(b"221 2.0.0 Bye\r\n")
+
+    # --- STARTTLS ---
+
+    def cmd_starttls(self, arg: bytes) -> None:
+        context = self.service.tls_context
+        if context is None:
+            self._bad(b"502 5.5.1 STARTTLS not offered (start the catcher with --tls)\r\n")
+            return
+        if self._tls:
+            self._bad(b"503 5.5.1 Already using TLS\r\n")
+            return
+        if arg:
+            self._bad(b"501 5.5.4 Syntax: STARTTLS\r\n")
+            return
+        # Anything the client pipelined after STARTTLS was sent in the clear: drop it
+        # (the CVE-2011-0411 class of command injection).
+        del self._buffer[:]
+        self._reply(b"220 2.0.0 Ready to start TLS\r\n")
+        self._flush()
+        self._busy = True
+        task = self.loop.create_task(self._start_tls(context))
+        self.service.tasks.add(task)
+        task.add_done_callback(self.service.tasks.discard)
+
+    async def _start_tls(self, context: ssl.SSLContext) -> None:
+        transport = self.transport
+        if transport is None:
+            return
+        try:
+            new_transport = await self.loop.start_tls(
+                transport, self, context, server_side=True, ssl_handshake_timeout=30
+            )
+        except (TimeoutError, OSError, ssl.SSLError, ConnectionError):
+            transport.abort()
+            return
+        if new_transport is None:
+            transport.abort()
+            return
+        self.transport = new_transport
+        self._tls = True
+        # RFC 3207: forget everything learnt before TLS.
+        self._greeted = self._extended = False
+        self.auth_user = None
+        self._reset()
+        del self._buffer[:]
+        self._busy = False
+        self._process()
+
+    # --- AUTH (any credentials) ---
+
+    def cmd_auth(self, arg: bytes) -> None:
+        if not self._extended:
+            self._bad(b"503 5.5.1 Send EHLO first\r\n")
+            return
+        if self.auth_user is not None:
+            self._bad(b"503 5.5.1 Already authenticated\r\n")
+            return
+        if self._mail_from is not None:
+            self._bad(b"503 5.5.1 AUTH not allowed during a mail transaction\r\n")
+            return
+        mechanism, _, initial = arg.partition(b" ")
+        mechanism = mechanism.upper()
+        initial = initial.strip()
+        if mechanism == b"PLAIN":
+            if initial:
+                self._auth_plain(initial)
+            else:
+                self._challenge(b"", self._auth_plain)
+        elif mechanism == b"LOGIN":
+            if initial:
+                self._auth_login_user(initial)
+            else:
+                self._challenge(b"Username:", self._auth_login_user)
+        else:
+            self._bad(b"504 5.5.4 Unrecognized authentication type (PLAIN and LOGIN offered)\r\n")
+
+    def _challenge(self, text: bytes, step: Callable[[bytes], None]) -> None:
+        self._reply(b"334 " + binascii.b2a_base64(text, newline=False) + b"\r\n")
+        self._auth_step = step
+
+    def _decode(self, line: bytes) -> bytes | None:
+        if line.strip() == b"*":
+            self._reply(b"501 5.7.0 Authentication cancelled\r\n")
+            return None
+        try:
+            return binascii.a2b_base64(line.strip(), strict_mode=True) if line.strip() else b""
+        except (binascii.Error, ValueError):
+            self._bad(b"501 5.5.2 Cannot decode response (base64 expected)\r\n")
+            return None
+
+    def _accept_login(self, user: bytes) -> None:
+        self.auth_user = user.decode("utf-8", "replace")
+        self._reply(b"235 2.7.0 Authentication successful (any credentials are accepted)\r\n")
+
+    def _auth_plain(self, line: bytes) -> None:
+        decoded = self._decode(line)
+        if decoded is None:
+            return
+        parts = decoded.split(b"\x00")
+        if len(parts) != 3:
+            self._bad(b"501 5.5.2 Bad PLAIN response (authzid NUL user NUL password)\r\n")
+            return
+        self._accept_login(parts[1])
+
+    def _auth_login_user(self, line: bytes) -> None:
+        user = self._decode(line)
+        if user is None:
+            return
+
+        def password(line: bytes) -> None:
+            if self._decode(line) is not None:
+                self._accept_login(user)
+
+        self._challenge(b"Password:", password)
 
 
-def smtp_factory(handler: CatcherHandler, max_size: int) -> Callable[[], SMTP]:
-    def factory() -> SMTP:
-        return SMTP(
-            handler,
-            hostname="mailwright.devserver",
-            enable_SMTPUTF8=True,
-            data_size_limit=max_size,
-            ident="mailwright development SMTP server",
-        )
-
-    return factory
+_COMMANDS: dict[bytes, Callable[[SMTPSession, bytes], None]] = {
+    b"EHLO": SMTPSession.cmd_ehlo,
+    b"HELO": SMTPSession.cmd_helo,
+    b"MAIL": SMTPSession.cmd_mail,
+    b"RCPT": SMTPSession.cmd_rcpt,
+    b"DATA": SMTPSession.cmd_data,
+    b"RSET": SMTPSession.cmd_rset,
+    b"NOOP": SMTPSession.cmd_noop,
+    b"VRFY": SMTPSession.cmd_vrfy,
+    b"HELP": SMTPSession.cmd_help,
+    b"QUIT": SMTPSession.cmd_quit,
+    b"STARTTLS": SMTPSession.cmd_starttls,
+    b"AUTH": SMTPSession.cmd_auth,
+}

@@ -11,7 +11,7 @@ error, never a hang or an unbounded buffer.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .errors import SMTPProtocolError
 
@@ -22,12 +22,16 @@ MAX_LINE = 8192
 #: Largest multi-line reply accepted (an EHLO reply is a few hundred bytes).
 MAX_REPLY = 65536
 
+_FIRST_DIGITS = b"2345"
 _ENHANCED = re.compile(rb"([245])\.(\d{1,3})\.(\d{1,3})(?: |$)")
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """One reply: its code and its text lines (bytes, without code and separator)."""
+class Reply(NamedTuple):
+    """One reply: its code and its text lines (bytes, without code and separator).
+
+    A named tuple: the engine builds several per message, and a tuple is the cheapest
+    immutable value to build.
+    """
 
     code: int
     lines: tuple[bytes, ...]
@@ -64,13 +68,21 @@ class Reply:
         return f"{self.code} {' '.join(self.text.split())}".strip()
 
 
+# Building a named tuple through its class calls a Python-level __new__; the parser
+# makes several per message, so it builds them the way that __new__ does, directly.
+_new_reply = tuple.__new__
+# b"250 " -> 250: the start of every valid last line of a reply, for one dict look-up.
+_CODES = {f"{code} ".encode(): code for code in range(200, 600)}
+
+
 class ReplyParser:
     """Bytes in, ``Reply`` objects out."""
 
-    __slots__ = ("_buffer", "_code", "_lines", "_size", "eof")
+    __slots__ = ("_buffer", "_code", "_lines", "_pos", "_size", "eof")
 
     def __init__(self) -> None:
         self._buffer = b""
+        self._pos = 0  # where the unread part of the buffer starts
         self._lines: list[bytes] = []
         self._code = b""
         self._size = 0
@@ -80,24 +92,47 @@ class ReplyParser:
         """Add bytes read from the peer; ``b""`` means the peer closed the connection."""
         if not data:
             self.eof = True
-        elif self._buffer:
-            self._buffer += data
+        elif self._pos >= len(self._buffer):
+            self._buffer, self._pos = data, 0
         else:
-            self._buffer = data
+            self._buffer, self._pos = self._buffer[self._pos :] + data, 0
 
     @property
     def buffered(self) -> int:
-        return len(self._buffer)
+        return len(self._buffer) - self._pos
+
+    def replies(self, limit: int) -> list[Reply]:
+        """Up to ``limit`` complete replies (a pipelined group's worth at once)."""
+        found: list[Reply] = []
+        if not self._lines and self._pos < len(self._buffer):
+            # The common case, in as few Python steps as possible: one-line replies
+            # with CRLF, split in C. Anything else goes the general way below.
+            pos = self._pos
+            chunk = self._buffer[pos:] if pos else self._buffer
+            lines = chunk.split(b"\r\n")
+            codes = _CODES
+            for line in lines[: min(limit, len(lines) - 1)]:
+                code = codes.get(line[:4])
+                if code is None or len(line) > MAX_LINE:
+                    break
+                found.append(_new_reply(Reply, (code, (line[4:],))))
+                pos += len(line) + 2
+            self._pos = pos
+        while len(found) < limit:
+            reply = self.next_reply()
+            if reply is None:
+                break
+            found.append(reply)
+        return found
 
     def next_reply(self) -> Reply | None:
         """The next complete reply, or None until more bytes arrive."""
-        buffer = self._buffer
-        start = 0
+        buffer, start = self._buffer, self._pos
         while True:
             end = buffer.find(b"\n", start)
             if end < 0:
-                self._buffer = buffer[start:]
-                if len(self._buffer) > MAX_LINE:
+                self._pos = start
+                if len(buffer) - start > MAX_LINE:
                     raise SMTPProtocolError(f"reply line longer than {MAX_LINE} bytes")
                 return None
             line = buffer[start:end]
@@ -110,7 +145,7 @@ class ReplyParser:
             separator = line[3:4]
             if len(code) != 3 or not code.isdigit() or separator not in (b" ", b"-", b""):
                 raise SMTPProtocolError(f"malformed reply line {line[:80]!r}")
-            if code[0] not in b"2345":
+            if code[0] not in _FIRST_DIGITS:
                 raise SMTPProtocolError(f"reply code {code.decode()} is out of range")
             if self._lines and code != self._code:
                 raise SMTPProtocolError(
@@ -126,5 +161,5 @@ class ReplyParser:
                 reply = Reply(int(code), tuple(self._lines))
                 self._lines = []
                 self._size = 0
-                self._buffer = buffer[start:]
+                self._pos = start
                 return reply

@@ -161,6 +161,8 @@ class SMTPConnection:
             try:
                 if kind is Send:
                     sock.sendall(action.data)  # type: ignore[union-attr]
+                    if action.then_envelope:  # type: ignore[union-attr]
+                        answer = next(source, None) if source is not None else None
                 elif action is NEED_DATA:
                     answer = sock.recv(_READ_SIZE)
                 elif action is NEED_ENVELOPE:

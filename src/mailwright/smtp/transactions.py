@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import SMTPUTF8NotSupportedError
-from .actions import NEED_ENVELOPE, Abort, Action, Outcome, Send
+from ..message import Delivery
+from .actions import NEED_DATA, NEED_ENVELOPE, Abort, Action, Outcome, Send
 from .errors import NotAttemptedError
 from .protocol import ClientProtocol, check_address
 from .replies import Reply
@@ -44,35 +45,38 @@ __all__ = ["mail_parameters", "transactions"]
 
 Item = tuple[int, "Envelope"]
 
+# Sends are made once per group: built the way a named tuple's __new__ builds them,
+# without the Python-level call.
+_send = tuple.__new__
 
-def _delivery(accepted: list[str], refused: dict[str, tuple[int, str]], error: Any) -> Any:
-    from ..message import Delivery
 
-    return Delivery(accepted=accepted, refused=refused, error=error)
+def _delivery(accepted: list[str], refused: dict[str, tuple[int, str]], error: Any) -> Delivery:
+    return Delivery(accepted, refused, error)
 
 
 def mail_parameters(proto: ClientProtocol, envelope: Envelope) -> tuple[str, ...]:
     """MAIL FROM parameters for this message on this server; raises when the server
     cannot take it at all."""
+    smtputf8, eightbit, size, limit = proto.capabilities
+    data = envelope.data
     parameters: list[str] = []
     if envelope.smtputf8:
-        if not proto.offers("smtputf8"):
+        if not smtputf8:
             raise SMTPUTF8NotSupportedError(
                 f"message from {envelope.sender!r} to {envelope.recipients!r} has a "
                 "non-ASCII address and the server does not offer SMTPUTF8"
             )
         parameters.append("SMTPUTF8")
-    if not envelope.data.isascii() and proto.offers("8bitmime"):
+    if eightbit and not data.isascii():
         parameters.append("BODY=8BITMIME")
-    if proto.offers("size"):
-        limit = proto.size_limit()
-        if limit is not None and len(envelope.data) > limit:
+    if size:
+        if limit is not None and len(data) > limit:
             raise smtplib.SMTPDataError(
                 552,
-                f"5.3.4 the message is {len(envelope.data)} bytes; the server takes at most "
+                f"5.3.4 the message is {len(data)} bytes; the server takes at most "
                 f"{limit} (SIZE)".encode(),
             )
-        parameters.append(f"SIZE={len(envelope.data)}")
+        parameters.append(f"SIZE={len(data)}")
     return tuple(parameters)
 
 
@@ -124,11 +128,8 @@ class _Transaction:
             self.accepted.append(recipient)
 
     def queue(self, proto: ClientProtocol) -> None:
-        proto.mail(self.envelope.sender, self.parameters)
         # RCPT takes SMTPUTF8 from MAIL; nothing to repeat per recipient.
-        for recipient in self.envelope.recipients:
-            proto.rcpt(recipient)
-        proto.data()
+        proto.mail_transaction(self.envelope.sender, self.parameters, self.envelope.recipients)
 
     def refusal(self) -> smtplib.SMTPException | None:
         """Why nobody can get the message, once MAIL, RCPT and DATA are answered."""
@@ -156,12 +157,14 @@ class _Transaction:
         return smtplib.SMTPResponseException(last.code, last.message)
 
     def sent(self) -> Outcome:
-        refused = {
-            rcpt: (reply.code, reply.text)
-            for rcpt, reply in self.rcpt.items()
-            if not 200 <= reply.code < 300
-        }
-        return Outcome(self.index, _delivery(list(self.accepted), refused, None), None)
+        if len(self.accepted) < len(self.rcpt):
+            refused = {
+                rcpt: (reply.code, reply.text)
+                for rcpt, reply in self.rcpt.items()
+                if not 200 <= reply.code < 300
+            }
+            return Outcome(self.index, Delivery(self.accepted, refused, None), None)
+        return Outcome(self.index, Delivery(self.accepted, {}, None), None)
 
     def failed(self, error: Any) -> Outcome:
         return failed(self.index, self.envelope, error, self.rcpt)
@@ -176,27 +179,23 @@ def transactions(
 ) -> Generator[Action, Any, None]:
     """Send every envelope the driver hands over; yield an ``Outcome`` for each."""
     if pipelining and proto.pipelining:
-        yield from _pipelined(proto, stop_on_failure)
-    else:
-        yield from _classic(proto, stop_on_failure)
+        return _pipelined(proto, stop_on_failure)
+    return _classic(proto, stop_on_failure)
 
 
 def _prepare(proto: ClientProtocol, item: Item) -> _Transaction | Outcome:
     """The transaction for an item, or the outcome of an item that fails on its own
-    before any command is sent (a server that cannot take it; a path the protocol
-    layer refuses, which the message side's checks make impossible)."""
+    before any command is sent (a server that cannot take it)."""
     index, envelope = item
     try:
-        check_address(envelope.sender, allow_empty=True)
-        for recipient in envelope.recipients:
-            check_address(recipient)
         return _Transaction(index, envelope, mail_parameters(proto, envelope))
-    except (smtplib.SMTPException, ValueError) as exc:
+    except smtplib.SMTPException as exc:
         return failed(index, envelope, exc)
 
 
 def _pipelined(proto: ClientProtocol, stop_on_failure: bool) -> Generator[Action, Any, None]:
     ahead: Item | None = yield NEED_ENVELOPE
+    exhausted = ahead is None  # the driver has no more items
     carry: _Transaction | None = None  # its DATA got 354: its content goes with the next group
     lone_dot = False  # 354 with no accepted recipient: end the data with a lone dot
     rset_due = False  # a transaction failed before its data: RSET goes with the next group
@@ -215,6 +214,7 @@ def _pipelined(proto: ClientProtocol, stop_on_failure: bool) -> Generator[Action
                         yield prepared
                         stopped = stop_on_failure
                         ahead = None if stopped else (yield NEED_ENVELOPE)
+                        exhausted = exhausted or (ahead is None and not stopped)
                         continue
                     current = prepared
             if carry is not None:
@@ -224,45 +224,66 @@ def _pipelined(proto: ClientProtocol, stop_on_failure: bool) -> Generator[Action
             if rset_due:
                 proto.rset()
             if current is not None:
-                current.queue(proto)
-            yield Send(proto.data_to_send())
-            ahead = None
-            if current is not None:
-                # Composed while the server works through the group.
-                ahead = yield NEED_ENVELOPE
+                try:
+                    current.queue(proto)
+                except ValueError as exc:
+                    # A path the protocol layer refuses (the message side's checks make
+                    # it impossible): this message fails alone; nothing of it was queued.
+                    yield current.failed(exc)
+                    current = None
+                    stopped = stopped or stop_on_failure
+            # With the group on its way, the next message is composed while the server
+            # works through it.
+            more = not (stopped or exhausted)
+            ahead = yield _send(Send, (proto.data_to_send(), more))
+            exhausted = exhausted or (more and ahead is None)
 
-            # The replies, in the order the commands went.
+            # The replies, in the order the commands went (fewer if a 421 ended it).
+            due = proto.waiting
+            received = proto.next_replies()
+            while len(received) < due and not proto.closed:
+                proto.receive_data((yield NEED_DATA))
+                received += proto.next_replies()
+            replies = iter(received)
             if carry is not None or lone_dot:
-                _, reply = yield from read_reply(proto)
-                if carry is not None:
+                reply = next(replies, None)
+                if carry is not None and reply is not None:
                     if reply.code == 250:
                         yield carry.sent()
                     else:
                         yield carry.failed(smtplib.SMTPDataError(reply.code, reply.message))
                         stopped = stopped or stop_on_failure
-                carry, lone_dot = None, False
+                    carry = None
+                lone_dot = False
                 if proto.closed:
                     break
             if rset_due:
-                yield from read_reply(proto)
+                next(replies, None)
                 rset_due = False
                 if proto.closed:
                     break
             if current is None:
                 continue
-            _, current.mail = yield from read_reply(proto)
+            current.mail = next(replies, None)
+            rcpt, accepted = current.rcpt, current.accepted
             for recipient in current.envelope.recipients:
-                if proto.closed:
+                reply = next(replies, None)
+                if reply is None:
                     break
-                _, reply = yield from read_reply(proto)
-                current.record_rcpt(recipient, reply)
-            if not proto.closed:
-                _, current.data = yield from read_reply(proto)
+                rcpt[recipient] = reply
+                if 200 <= reply[0] < 300:
+                    accepted.append(recipient)
+            current.data = next(replies, None)
             if proto.closed:  # a 421 ended the session part-way through the envelope
                 yield current.failed(current.closed_error())
                 current = None
                 break
-            refusal = current.refusal()
+            data_reply = current.data
+            refusal = (
+                None
+                if data_reply is not None and data_reply[0] == 354 and current.accepted
+                else current.refusal()
+            )
             if refusal is None:
                 if stopped:
                     # An earlier message failed while this one's DATA was open: drop the
@@ -340,6 +361,12 @@ def _classic_one(
 ) -> Generator[Action, Any, tuple[Outcome, bool, Item | None]]:
     """One transaction, one command at a time. Returns its outcome, whether the next
     item was asked for (once the content is out, while the server works) and that item."""
+    try:  # every path first, so a refused one never leaves a transaction half-way
+        check_address(txn.envelope.sender, allow_empty=True)
+        for recipient in txn.envelope.recipients:
+            check_address(recipient)
+    except ValueError as exc:
+        return txn.failed(exc), False, None
     proto.mail(txn.envelope.sender, txn.parameters)
     yield Send(proto.data_to_send())
     _, txn.mail = yield from read_reply(proto)
@@ -364,8 +391,7 @@ def _classic_one(
         yield from read_reply(proto)
         return txn.failed(refusal), False, None
     proto.content(txn.envelope.data)
-    yield Send(proto.data_to_send())
-    ahead: Item | None = yield NEED_ENVELOPE
+    ahead: Item | None = yield Send(proto.data_to_send(), then_envelope=True)
     _, reply = yield from read_reply(proto)
     if reply.code == 250:
         return txn.sent(), True, ahead

@@ -1,0 +1,141 @@
+"""The SMTP engine: sync against async, pipelining over latency, and the async sender
+against a raw pipelined asyncio client (the ceiling), all in one run.
+
+    python bench/engine.py [--messages 5000] [--latency-messages 300] [--repeat 3]
+
+Uses Postfix's ``smtp-sink`` (Debian ``postfix``) when installed, else an aiosmtpd sink,
+in its own process; every figure is checked against the sink's count. Rows:
+
+1. one connection: ``send_messages`` (sync) and ``asend_bulk(connections=1)`` (async),
+   messages built inside the timing; the ratio async / sync;
+2. one connection with 10 ms added each way (``bench/_proxy.py``): sync and async;
+3. eight connections: a raw pipelined asyncio client sending pre-built bytes (the
+   ceiling: no message building, no checks, no bookkeeping) against ``asend_bulk``
+   with eight connections building its messages inside the timing; the ratio, and
+   the client's CPU time per message (``time.process_time``).
+
+The machine is shared and noisy: each figure is the best of ``--repeat`` runs, and
+only ratios from one run mean anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from collections.abc import Callable
+
+from bulk import Proxy, Sink, plain_messages
+
+import mailwright
+
+
+def best_rate(
+    label: str, count: int, sink: Sink, repeat: int, run: Callable[[], object]
+) -> tuple[float, float]:
+    """(messages/s, client CPU µs per message), the best of ``repeat`` runs."""
+    best, cpu_best = 0.0, float("inf")
+    for _ in range(repeat):
+        before = sink.count
+        start, cpu = time.perf_counter(), time.process_time()
+        run()
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+        got = sink.wait_count(before + count) - before
+        if got != count:
+            raise SystemExit(f"{label}: the sink received {got} of {count} messages")
+        best = max(best, count / elapsed)
+        cpu_best = min(cpu_best, cpu / count * 1e6)
+    return best, cpu_best
+
+
+async def raw_client(port: int, payloads: list[bytes], connections: int) -> None:
+    """The ceiling: pre-built messages pipelined as MAIL/RCPT/DATA groups and content,
+    one round trip per message, replies counted, not parsed."""
+    per = [payloads[i::connections] for i in range(connections)]
+
+    async def one(chunk: list[bytes]) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        await reader.readuntil(b"\r\n")
+        writer.write(b"EHLO bench\r\n")
+        while not (await reader.readuntil(b"\r\n")).startswith(b"250 "):
+            pass
+        pending = 0
+        carry = b""
+        for data in chunk:
+            writer.write(
+                carry + b"MAIL FROM:<bench@example.com>\r\nRCPT TO:<a@example.com>\r\nDATA\r\n"
+            )
+            pending += 3 + (1 if carry else 0)
+            while pending:
+                await reader.readuntil(b"\r\n")
+                pending -= 1
+            carry = data + b".\r\n"
+        writer.write(carry + b"QUIT\r\n")
+        await reader.readuntil(b"\r\n")
+        writer.close()
+
+    await asyncio.gather(*(one(chunk) for chunk in per))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--messages", type=int, default=5000)
+    parser.add_argument("--latency-messages", type=int, default=300)
+    parser.add_argument("--sink", choices=["auto", "smtp-sink", "aiosmtpd"], default="auto")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    n, repeat = args.messages, args.repeat
+    sink = Sink(args.sink)
+    proxy = Proxy(sink.port, 10.0)
+    options = {"backend": "smtp", "host": "127.0.0.1"}
+    print(f"{sink.kind} sink, {n} plain messages (best of {repeat})\n")
+
+    def sync_send(port: int, count: int) -> Callable[[], object]:
+        def run() -> None:
+            messages = plain_messages(mailwright, count)
+            with mailwright.get_connection("smtp", host="127.0.0.1", port=port) as connection:
+                assert connection.send_messages(messages) == count
+
+        return run
+
+    def async_send(port: int, count: int, connections: int) -> Callable[[], object]:
+        def run() -> None:
+            messages = plain_messages(mailwright, count)
+            result = asyncio.run(mailwright.asend_bulk(messages, connections, port=port, **options))
+            assert result.ok, result.failed[:3]
+
+        return run
+
+    try:
+        sync_rate, sync_cpu = best_rate("sync", n, sink, repeat, sync_send(sink.port, n))
+        async_rate, async_cpu = best_rate("async", n, sink, repeat, async_send(sink.port, n, 1))
+        print("one connection (messages built inside the timing)")
+        print(f"  send_messages (sync)        {sync_rate:9.0f}/s   {sync_cpu:5.1f} µs CPU/msg")
+        print(f"  asend_bulk(connections=1)   {async_rate:9.0f}/s   {async_cpu:5.1f} µs CPU/msg")
+        print(f"  async / sync                {async_rate / sync_rate:9.2f}x   (goal ≥ 0.8x)\n")
+
+        m = args.latency_messages
+        lat_sync, _ = best_rate("sync 10 ms", m, sink, 1, sync_send(proxy.port, m))
+        lat_async, _ = best_rate("async 10 ms", m, sink, 1, async_send(proxy.port, m, 1))
+        print("one connection, 10 ms added each way")
+        print(f"  send_messages (sync)        {lat_sync:9.0f}/s")
+        print(f"  asend_bulk(connections=1)   {lat_async:9.0f}/s   (goal ≥ 40/s)\n")
+
+        payloads = [m.as_bytes() for m in plain_messages(mailwright, n)]
+        raw_rate, raw_cpu = best_rate(
+            "raw", n, sink, repeat, lambda: asyncio.run(raw_client(sink.port, payloads, 8))
+        )
+        bulk_rate, bulk_cpu = best_rate("bulk8", n, sink, repeat, async_send(sink.port, n, 8))
+        print("eight connections")
+        print(f"  raw asyncio client, pre-built {raw_rate:7.0f}/s   {raw_cpu:5.1f} µs CPU/msg")
+        print(f"  asend_bulk(connections=8)   {bulk_rate:9.0f}/s   {bulk_cpu:5.1f} µs CPU/msg")
+        print(f"  asend_bulk / raw            {bulk_rate / raw_rate:9.2f}x   (goal ≥ 0.4x)")
+    finally:
+        proxy.stop()
+        sink.stop()
+
+
+if __name__ == "__main__":
+    main()
