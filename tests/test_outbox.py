@@ -230,9 +230,31 @@ def test_queries_use_the_index(tmp_path: Path) -> None:
     with Outbox(path) as outbox:
         plans = outbox.explain()
     for name, plan in plans.items():
-        # No scan anywhere: each one searches a range of the index.
-        assert all("message_state_due" in line for line in plan), (name, plan)
-        assert all(line.startswith("SEARCH") for line in plan), (name, plan)
+        # The table is never scanned: each query searches a range of the index.
+        assert not any(line.startswith("SCAN message") for line in plan), (name, plan)
+        assert any(
+            line.startswith("SEARCH message USING") and "INDEX message_state_due" in line
+            for line in plan
+        ), (name, plan)
+
+
+def test_status_splits_due_and_waiting(tmp_path: Path) -> None:
+    path = str(tmp_path / "outbox.sqlite3")
+    message = Stored("a@example.com", ["t@example.com"], b"S: x\r\n\r\nb\r\n")
+    with Outbox(path) as outbox:
+        outbox.queue([message] * 2500, now=100)  # more than one counting round
+        outbox.queue([message] * 1500, now=300)
+        seen = {
+            now: (s.counts["queued"], s.due_now, s.waiting, s.overdue_since, s.next_retry)
+            for now in (50, 100, 200, 300)
+            for s in [outbox.status(now)]
+        }
+    assert seen == {
+        50: (4000, 0, 4000, None, 100),
+        100: (4000, 2500, 1500, 100, 300),
+        200: (4000, 2500, 1500, 100, 300),
+        300: (4000, 4000, 0, 100, None),
+    }
 
 
 # --- retries (the shared policy, mailwright.bulk.policy, with the outbox's delays) ---

@@ -306,22 +306,37 @@ class Outbox:
     # --- inspecting and managing (``mailwright queue``) ---
 
     def status(self, now: float | None = None) -> Status:
-        """Counts per state (kept in ``tally``) and what waits (index probes: the
-        time it takes does not grow with the outbox, except for counting retries
-        that are not due yet)."""
+        """Counts per state (kept in ``tally``) and what waits, from index probes:
+        the time it takes does not grow with the outbox (only with the smaller of
+        "due now" and "waiting to retry", which are counted)."""
         now = time.time() if now is None else now
         with self._read("counting messages") as db:
             counts = dict.fromkeys(STATES, 0)
             counts.update(db.execute("SELECT state, count FROM tally").fetchall())
-            waiting, next_retry = db.execute(
-                "SELECT count(*), min(due) FROM message WHERE state = 'queued' AND due > ?",
-                (now,),
+            due_now = self._due_now(db, counts["queued"], now)
+            next_retry, overdue_since = db.execute(
+                "SELECT (SELECT min(due) FROM message WHERE state = 'queued' AND due > ?),"
+                " (SELECT min(due) FROM message WHERE state = 'queued' AND due <= ?)",
+                (now, now),
             ).fetchone()
-            overdue_since = db.execute(
-                "SELECT min(due) FROM message WHERE state = 'queued' AND due <= ?", (now,)
-            ).fetchone()[0]
-        due_now = counts["queued"] - waiting
-        return Status(counts, due_now, waiting, overdue_since, next_retry)
+        return Status(counts, due_now, counts["queued"] - due_now, overdue_since, next_retry)
+
+    @staticmethod
+    def _due_now(db: sqlite3.Connection, queued: int, now: float) -> int:
+        """How many queued messages are due, counting whichever side (due, or not
+        yet) is the smaller: up to ``limit`` entries of each, ten times more each
+        round."""
+        limit = 1000
+        while True:
+            for operator, due in (("<=", True), (">", False)):
+                found = db.execute(
+                    "SELECT count(*) FROM (SELECT 1 FROM message WHERE state = 'queued'"
+                    f" AND due {operator} ? LIMIT ?)",
+                    (now, limit),
+                ).fetchone()[0]
+                if found < limit:
+                    return int(found) if due else queued - int(found)
+            limit *= 10
 
     def recount(self) -> dict[str, int]:
         """Count every state by reading the whole index, and correct ``tally`` with
@@ -477,8 +492,13 @@ class Outbox:
                 "UPDATE message SET due = ? WHERE state = 'sending' AND owner = ?",
                 (0.0, ""),
             ),
-            "status: waiting, next retry": (
-                "SELECT count(*), min(due) FROM message WHERE state = 'queued' AND due > ?",
+            "status: due now": (
+                "SELECT count(*) FROM (SELECT 1 FROM message WHERE state = 'queued'"
+                " AND due <= ? LIMIT ?)",
+                (0.0, 1000),
+            ),
+            "status: next retry": (
+                "SELECT min(due) FROM message WHERE state = 'queued' AND due > ?",
                 (0.0,),
             ),
             "status: overdue since": (
