@@ -55,7 +55,7 @@ def test_send_mail_stores_wire_bytes_and_envelope(outbox_path: str) -> None:
     parsed = message_from_bytes(row["data"].replace(b"\r\n", b"\n"), policy=policy.default)
     assert parsed["Subject"] == "Grüße"
     assert parsed.get_body(("plain",)).get_content() == "Hello\n"  # type: ignore[union-attr]
-    assert parsed.get_body(("html",)).get_content() == "<p>Hi</p>\n"  # type: ignore[union-attr]
+    assert parsed.get_body(("html",)).get_content() == "<p>Hi</p>"  # type: ignore[union-attr]
     assert b"\r\n" in row["data"] and b"\n" not in row["data"].replace(b"\r\n", b"")
 
 
