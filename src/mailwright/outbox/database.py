@@ -154,6 +154,11 @@ def _prepare(db: sqlite3.Connection, path: str, durable: bool) -> None:
         # FULL: in WAL mode, every commit syncs the log, so a message queued is on
         # disk when queueing returns; one transaction, one fsync.
         db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+        if not durable:
+            # The worker's connections never stop to copy the log into the file (and
+            # sync it) in the middle of a batch: the worker does it on the side
+            # (``Outbox.checkpoint``).
+            db.execute("PRAGMA wal_autocheckpoint=0")
     except sqlite3.Error as exc:
         raise failure(path, exc, "setting up") from exc
     if mode != "wal":

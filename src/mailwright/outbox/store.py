@@ -296,6 +296,12 @@ class Outbox:
             ).fetchone()[0]
             return due
 
+    def checkpoint(self) -> None:
+        """Copy what the log holds into the database file, as far as readers allow
+        (SQLite's passive checkpoint), so the log stays short."""
+        with self._read("checkpointing"):
+            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+
     def data_version(self) -> int:
         """A number that changes when another connection commits (SQLite's
         ``data_version``): a cheap way to notice newly queued mail."""

@@ -150,7 +150,7 @@ class Worker:
         self.stats = WorkerStats()
         self._stop = threading.Event()  # stop claiming (stop(), a signal)
         self._limiter = RateLimiter(rate) if rate is not None else None
-        self._renewed = 0.0
+        self._renewed = self._checkpointed = 0.0
         self._signals = 0
         self._failure: BaseException | None = None  # what ended a connection thread
 
@@ -235,13 +235,18 @@ class Worker:
         return self.stats
 
     def _heartbeat(self, outbox: Outbox) -> None:
+        """Renew the leases (every third of one); checkpoint the log (every second:
+        the connections do not, so that no batch waits for it)."""
         now = time.monotonic()
-        if now - self._renewed >= self.lease / 3:
-            self._renewed = now
-            try:
+        try:
+            if now - self._checkpointed >= 1.0:
+                self._checkpointed = now
+                outbox.checkpoint()
+            if now - self._renewed >= self.lease / 3:
+                self._renewed = now
                 outbox.renew(self.owner, self.lease)
-            except OutboxError as exc:
-                self._fail(exc)
+        except OutboxError as exc:
+            self._fail(exc)
 
     def _fail(self, exc: BaseException) -> None:
         """The outbox failed (a full disk, say): stop, and let ``run()`` raise it."""
