@@ -277,8 +277,8 @@ def test_mailwright_functions_read_the_projects_settings(server: SMTPTestServer)
     assert received.mail_from == "errors@example.com"
     assert received.rcpt_tos == ["ann@example.com", "bob@example.com"]
     assert [a.addr_spec for a in parsed["To"].addresses] == ["ann@example.com", "bob@example.com"]
-    # Django's defaults are not the project's choice: mailwright's stay.
-    assert parsed["Subject"] == "[mailwright] Disk full"  # Django's default: "[Django] "
+    # Django's defaults are the project's too, but for the timeout: mailwright's is safer.
+    assert parsed["Subject"] == "[Django] Disk full"
     assert settings.EMAIL_TIMEOUT == 60  # Django's default: None (wait forever)
     assert mailwright.EmailMessage().from_email == "Site <site@example.com>"
 

@@ -60,6 +60,13 @@ class EmailBackend(BaseEmailBackend):
     ssl_cafile = _config_property("ssl_cafile", "extra CA bundle")
     pipelining = _config_property("pipelining", "use PIPELINING when offered")
 
+    @property
+    def engine_bulk(self) -> bool:
+        """True when ``send_bulk`` may drive the SMTP engine directly with ``config``
+        instead of calling ``send_messages`` (not for a subclass that changes how it
+        sends)."""
+        return type(self).send_messages is EmailBackend.send_messages
+
     def __init__(
         self,
         host: str | None = None,
@@ -162,7 +169,7 @@ class EmailBackend(BaseEmailBackend):
                 return batch.result()
             opened = self.open()
             connection = self.connection
-            if connection is None:
+            if connection is None or opened is None:  # failed (silently), as Django checks
                 batch.not_sent("could not connect")
                 return batch.result()
             try:
@@ -241,7 +248,7 @@ class EmailBackend(BaseEmailBackend):
                 return batch.result()
             opened = await self.aopen()
             connection = self.aconnection
-            if connection is None:
+            if connection is None or opened is None:
                 batch.not_sent("could not connect")
                 return batch.result()
             items = itertools.chain([first], batch.rest())

@@ -3,11 +3,11 @@
 Inside a Django project, ``mailwright.send_mail`` and friends read ``EMAIL_HOST``,
 ``DEFAULT_FROM_EMAIL``, ``ADMINS``... from Django's settings, below ``configure()`` and
 ``override_settings()`` and above the environment. Only values the project chose are
-taken: a value set in the settings module, by ``settings.configure()`` or by Django's
-``override_settings``, or one that differs from Django's default (Django's test runner
-switching ``EMAIL_BACKEND`` to locmem). Django's own defaults are not mailwright's:
-``EMAIL_TIMEOUT = None`` (wait forever) or ``EMAIL_SUBJECT_PREFIX = "[Django] "`` left at
-Django's default keep mailwright's defaults.
+Django's settings, its defaults included, are the project's truth (``EMAIL_SUBJECT_PREFIX``
+is ``"[Django] "`` unless the project says otherwise), with one exception where
+mailwright's contract is deliberately safer: Django's default ``EMAIL_TIMEOUT = None``
+(wait forever, a known way to hang a worker) is not taken; mailwright's 60 seconds
+stay unless the project sets a timeout itself.
 
 ``EMAIL_BACKEND`` names a Django backend class; mailwright's functions need a mailwright
 backend, so Django's built-in backends map to their mailwright equivalents (locmem to
@@ -25,6 +25,9 @@ from ..conf import MISSING
 __all__ = ["BACKEND_EQUIVALENTS", "django_setting"]
 
 _UNSET = object()
+
+#: Settings whose Django default mailwright does not take (SPEC: safer defaults).
+_SAFER_DEFAULTS = frozenset({"EMAIL_TIMEOUT"})
 
 #: Django's EMAIL_BACKEND values and the mailwright backend that does the same.
 BACKEND_EQUIVALENTS: dict[str, str] = {
@@ -49,9 +52,10 @@ def django_setting(name: str) -> Any:
     value = getattr(holder, name, _UNSET)
     if value is _UNSET:
         return MISSING
-    default = getattr(sys.modules.get("django.conf.global_settings"), name, _UNSET)
-    if default is not _UNSET and value == default and not holder.is_overridden(name):
-        return MISSING  # Django's default, not the project's choice
+    if name in _SAFER_DEFAULTS:
+        default = getattr(sys.modules.get("django.conf.global_settings"), name, _UNSET)
+        if default is not _UNSET and value == default and not holder.is_overridden(name):
+            return MISSING  # Django's unsafe default, not the project's choice
     if name == "EMAIL_BACKEND" and isinstance(value, str):
         return BACKEND_EQUIVALENTS.get(value, value)
     return value
