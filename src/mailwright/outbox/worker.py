@@ -158,7 +158,7 @@ class Worker:
         return f"<Worker {self.owner} outbox={self.path}>"
 
     def _new_backend(self) -> BaseEmailBackend:
-        from ..api import get_connection
+        from ..backends.loading import get_connection
         from ..backends.queue import EmailBackend as QueueBackend
 
         backend = get_connection(self.relay, fail_silently=True)
