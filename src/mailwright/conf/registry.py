@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import getaddresses
@@ -16,7 +17,15 @@ from typing import Any
 
 from ..exceptions import ImproperlyConfigured
 
-__all__ = ["SETTINGS", "SETTING_NAMES", "Setting", "bad_value", "clean_setting", "default"]
+__all__ = [
+    "SETTINGS",
+    "SETTING_NAMES",
+    "Setting",
+    "bad_value",
+    "clean_setting",
+    "default",
+    "parse_duration",
+]
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
@@ -110,6 +119,36 @@ def _parse_backend(name: str, value: Any) -> Any:
     if isinstance(value, type):
         return value
     raise bad_value(name, value, "a dotted path to a backend class")
+
+
+_DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_SECONDS = re.compile(r"\d+(?:\.\d*)?|\.\d+")
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([smhdw])")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``text``: a number of seconds (``"90"``, ``"0.5"``) or amounts with
+    units ``s m h d w`` (``"5d"``, ``"1h30m"``). Raises ``ValueError`` otherwise."""
+    compact = text.strip().lower()
+    if _SECONDS.fullmatch(compact):
+        return float(compact)
+    parts = _DURATION.findall(compact)
+    if not parts or "".join(number + unit for number, unit in parts) != compact.replace(" ", ""):
+        raise ValueError(f"{text!r} is not a duration (like 90, 30s, 15m, 12h, 5d or 1h30m)")
+    return sum(float(number) * _DURATION_UNITS[unit] for number, unit in parts)
+
+
+def _parse_duration(name: str, value: Any) -> float:
+    if isinstance(value, str):
+        try:
+            value = parse_duration(value)
+        except ValueError:
+            raise bad_value(
+                name, value, "a duration (seconds, or like 30s, 15m, 12h, 5d)"
+            ) from None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1e10:
+        raise bad_value(name, value, "a positive duration in seconds")
+    return float(value)
 
 
 def _parse_address_list(name: str, value: Any) -> list[str | tuple[str, str]]:
@@ -226,6 +265,13 @@ SETTINGS: dict[str, Setting] = {
     "EMAIL_CELERY_MAX_RETRIES": Setting(8, _parse_retries),
     # Seconds before the first retry of a temporary failure; doubles on each further one.
     "EMAIL_CELERY_RETRY_DELAY": Setting(10.0, _parse_delay),
+    # The durable outbox (mailwright.backends.queue, ``mailwright worker``).
+    "EMAIL_QUEUE_PATH": Setting(None, _parse_optional_path),
+    "EMAIL_QUEUE_RELAY_BACKEND": Setting("mailwright.backends.smtp.EmailBackend", _parse_backend),
+    "EMAIL_QUEUE_MAX_AGE": Setting(5 * 86400.0, _parse_duration),
+    "EMAIL_QUEUE_RETRY_DELAY": Setting(60.0, _parse_duration),
+    "EMAIL_QUEUE_MAX_RETRY_DELAY": Setting(3600.0, _parse_duration),
+    "EMAIL_QUEUE_LEASE": Setting(60.0, _parse_duration),
 }
 
 SETTING_NAMES: frozenset[str] = frozenset(SETTINGS)

@@ -43,7 +43,9 @@ class RawMessage(EmailMessage):
         if not data.strip():
             raise ValueError("RawMessage data is empty")
         recipient_list = address_list_arg(recipients, "recipients")
-        super().__init__(connection=connection)
+        # from_email given: the base class then skips reading DEFAULT_FROM_EMAIL (a
+        # settings lookup that cost a quarter of building a RawMessage).
+        super().__init__(from_email=from_email, connection=connection)
         self._sender = parse_mailbox(from_email, "from_email")
         self._recipients = parse_mailboxes(recipient_list, "recipients")
         self.from_email = self._sender.addr_spec
