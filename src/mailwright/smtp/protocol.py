@@ -421,11 +421,15 @@ class ClientProtocol:
                 if self.closed:
                     # Nothing more is due; what the server sent after a 421 is noise.
                     return replies[: replies.index(reply) + 1]
-        if len(replies) < limit:
-            if waiting and parser.eof:
-                self.next_reply()  # raises: the server closed with replies due
-            if not waiting and parser.buffered:
-                self.next_reply()  # raises: a reply nobody asked for
+        if len(replies) < limit and waiting and parser.eof:
+            self.next_reply()  # raises: the server closed with replies due
+        if not waiting and parser.buffered:
+            # Bytes after the last reply due: kept, they would be taken as the reply
+            # to the next command (a refused message reported as sent).
+            raise SMTPProtocolError(
+                f"unexpected reply {parser._buffer[parser._pos :][:80]!r} "
+                "(no command was waiting for it)"
+            )
         return replies
 
     def _after(self, command: Command, reply: Reply) -> None:
