@@ -79,7 +79,8 @@ _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-\u0080-\U0010ffff]"
 _QTEXT = r"[\x20\x21\x23-\x5b\x5d-\x7e\u0080-\U0010ffff]|\\[\x20-\x7e]"
 _LOCAL = rf'(?:{_ATEXT}+(?:\.{_ATEXT}+)*|"(?:{_QTEXT})*")'
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_DOMAIN = rf"(?:{_LABEL}(?:\.{_LABEL})*\.?|\[[\x21-\x5a\x5e-\x7e]+\])"
+# (An address literal's dcontent, less "<" and ">": no path may hold them.)
+_DOMAIN = rf"(?:{_LABEL}(?:\.{_LABEL})*\.?|\[[\x21-\x3b\x3d\x3f-\x5a\x5e-\x7e]+\])"
 _PATH = re.compile(rf"{_LOCAL}(?:@{_DOMAIN})?")
 # RFC 5321 section 4.1.2: esmtp-keyword ["=" esmtp-value].
 _PARAMETER = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*(?:=[\x21-\x3c\x3e-\x7e]+)?")
