@@ -108,6 +108,16 @@ def _checked_parameter(parameter: str) -> bool:
     return _PARAMETER.fullmatch(parameter) is not None
 
 
+# EHLO/HELO take a domain or an address literal: printable ASCII, no space.
+_HELLO_NAME = re.compile(r"[\x21-\x7e]+")
+
+
+def _hello_line(verb: str, name: str) -> bytes:
+    if not _HELLO_NAME.fullmatch(name):
+        raise ValueError(f"{name!r} is not a valid {verb} name")
+    return f"{verb} {name}\r\n".encode("ascii")
+
+
 def dot_stuff(data: bytes) -> bytes:
     """Message content as DATA sends it: every line break CRLF, a final CRLF, leading
     dots doubled (RFC 5321 section 4.5.2), and the terminating ``.`` line.
@@ -273,10 +283,10 @@ class ClientProtocol:
             self._auth_challenge = False
 
     def ehlo(self, name: str) -> None:
-        self._queue(Command.EHLO, f"EHLO {name}\r\n".encode("ascii"))
+        self._queue(Command.EHLO, _hello_line("EHLO", name))
 
     def helo(self, name: str) -> None:
-        self._queue(Command.HELO, f"HELO {name}\r\n".encode("ascii"))
+        self._queue(Command.HELO, _hello_line("HELO", name))
 
     def starttls(self) -> None:
         if self.tls:
