@@ -216,7 +216,7 @@ def _pipelined(proto: ClientProtocol, stop_on_failure: bool) -> Generator[Action
                         ahead = None if stopped else (yield NEED_ENVELOPE)
                         exhausted = exhausted or (ahead is None and not stopped)
                         continue
-                    current = prepared
+                    current, ahead = prepared, None  # in flight now, no longer ahead
             if carry is not None:
                 proto.content(carry.envelope.data)
             elif lone_dot:
