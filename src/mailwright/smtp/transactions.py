@@ -392,7 +392,12 @@ def _classic_one(
         return txn.failed(refusal), False, None
     proto.content(txn.envelope.data)
     ahead: Item | None = yield Send(proto.data_to_send(), then_envelope=True)
-    _, reply = yield from read_reply(proto)
+    try:
+        _, reply = yield from read_reply(proto)
+    except (OSError, smtplib.SMTPException) as exc:
+        if ahead is not None:  # taken while the server worked, never sent
+            yield not_attempted(ahead[0], f"not sent: the connection failed ({exc})")
+        raise
     if reply.code == 250:
         return txn.sent(), True, ahead
     return txn.failed(smtplib.SMTPDataError(reply.code, reply.message)), True, ahead
