@@ -241,9 +241,22 @@ def _pipelined(proto: ClientProtocol, stop_on_failure: bool) -> Generator[Action
             # The replies, in the order the commands went (fewer if a 421 ended it).
             due = proto.waiting
             received = proto.next_replies()
-            while len(received) < due and not proto.closed:
-                proto.receive_data((yield NEED_DATA))
-                received += proto.next_replies()
+            try:
+                while len(received) < due and not proto.closed:
+                    proto.receive_data((yield NEED_DATA))
+                    received += proto.next_replies()
+            except (OSError, smtplib.SMTPException):
+                # The connection failed part-way through the replies: the reply to
+                # the end of data, when it came, still says what became of that message.
+                if carry is not None and received:
+                    end = received[0]
+                    yield (
+                        carry.sent()
+                        if end.code == 250
+                        else carry.failed(smtplib.SMTPDataError(end.code, end.message))
+                    )
+                    carry = None
+                raise
             replies = iter(received)
             if carry is not None or lone_dot:
                 reply = next(replies, None)
