@@ -148,6 +148,8 @@ class _Transaction:
     def closed_error(self) -> smtplib.SMTPException:
         """Why the message failed when the server ended the session (421) before
         answering all of its envelope."""
+        if self.mail is None:
+            return smtplib.SMTPServerDisconnected(_closed_reason(None))
         refusal = self.refusal()
         if refusal is not None:
             return refusal
@@ -268,14 +270,12 @@ def _pipelined(proto: ClientProtocol, stop_on_failure: bool) -> Generator[Action
                         stopped = stopped or stop_on_failure
                     carry = None
                 lone_dot = False
-                if proto.closed:
-                    break
             if rset_due:
                 next(replies, None)
                 rset_due = False
+            if current is None:
                 if proto.closed:
                     break
-            if current is None:
                 continue
             current.mail = next(replies, None)
             rcpt, accepted = current.rcpt, current.accepted
