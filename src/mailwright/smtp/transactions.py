@@ -169,7 +169,10 @@ class _Transaction:
         return Outcome(self.index, Delivery(self.accepted, {}, None), None)
 
     def failed(self, error: Any) -> Outcome:
-        return failed(self.index, self.envelope, error, self.rcpt)
+        # After a refused MAIL, RCPT replies (pipelined: "503 need MAIL first") say
+        # nothing about the recipients: the refusal of MAIL is what each one gets.
+        mail_refused = self.mail is not None and self.mail.code != 250
+        return failed(self.index, self.envelope, error, None if mail_refused else self.rcpt)
 
 
 def _closed_reason(reply: Reply | None) -> str:
