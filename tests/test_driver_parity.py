@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -269,33 +270,48 @@ def silent_port() -> Iterator[int]:
         sock.close()
 
 
-@pytest.fixture(params=["silent", "implicit-tls"])
-def mute_server(request, start_server: ServerFactory, certs: CertFiles) -> Iterator[dict[str, Any]]:  # type: ignore[no-untyped-def]
-    """Settings for a server that never greets a client: one that never answers, or an
-    implicit-TLS port (waiting for a TLS hello) seen by a STARTTLS client."""
-    if request.param == "silent":
-        for port in silent_port():
-            yield {"EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": port}
-    else:
+@dataclass
+class Mute:
+    settings: dict[str, Any]
+    waiting: str  # what the error says it waited for
+    step: str  # the step `mailwright check` names
+
+
+@pytest.fixture(params=["silent", "implicit-tls-port", "implicit-tls-client"])
+def mute_server(request, start_server: ServerFactory, certs: CertFiles) -> Iterator[Mute]:  # type: ignore[no-untyped-def]
+    """A server that never gets a session going: one that never answers; an
+    implicit-TLS port (waiting for a TLS hello) seen by a STARTTLS client; and an
+    implicit-TLS client at a port that never answers its TLS hello."""
+    if request.param == "implicit-tls-port":
         server = start_server(implicit_tls=certs.server_context())
-        yield {**server.settings, "EMAIL_USE_TLS": True, "EMAIL_SSL_CAFILE": certs.ca}
+        settings = {**server.settings, "EMAIL_USE_TLS": True, "EMAIL_SSL_CAFILE": certs.ca}
+        yield Mute(settings, "waiting for the server's greeting", "greeting")
+        return
+    for port in silent_port():
+        settings = {"EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": port}
+        if request.param == "silent":
+            yield Mute(settings, "waiting for the server's greeting", "greeting")
+        else:
+            settings |= {"EMAIL_USE_SSL": True, "EMAIL_SSL_CAFILE": certs.ca}
+            yield Mute(settings, "waiting to connect", "connect")
 
 
 PATHS = ["send_messages", "asend_messages", "check", "send_bulk", "asend_bulk"]
 
 
 @pytest.mark.parametrize("path", PATHS)
-def test_a_server_that_never_greets_times_out_on_every_path(
-    mute_server: dict[str, Any], path: str
-) -> None:
-    configure(**mute_server, EMAIL_TIMEOUT=TIMEOUT)
+def test_a_server_that_never_greets_times_out_on_every_path(mute_server: Mute, path: str) -> None:
+    configure(**mute_server.settings, EMAIL_TIMEOUT=TIMEOUT)
     started = time.monotonic()
     if path == "check":
-        env = {k: str(int(v) if isinstance(v, bool) else v) for k, v in mute_server.items()}
+        env = {
+            name: str(int(value) if isinstance(value, bool) else value)
+            for name, value in mute_server.settings.items()
+        }
         result = run_cli("check", env={**env, "EMAIL_TIMEOUT": str(TIMEOUT)}, timeout=WITHIN)
         assert result.returncode != 0
         (error,) = result.stderr.strip().splitlines()
-        assert "step 'greeting'" in error
+        assert f"step '{mute_server.step}'" in error
     elif path.endswith("bulk"):
         batch = numbered(3)
         with senders.make("async" if path == "asend_bulk" else "sync") as sender:
@@ -310,8 +326,8 @@ def test_a_server_that_never_greets_times_out_on_every_path(
         error = str(info.value)
     elapsed = time.monotonic() - started
     assert "\n" not in error
-    assert f"no answer after {TIMEOUT:g} s waiting for the server's greeting" in error
-    if "EMAIL_USE_TLS" in mute_server:
+    assert f"no answer after {TIMEOUT:g} s {mute_server.waiting}" in error
+    if mute_server.settings.get("EMAIL_USE_TLS"):
         assert "implicit TLS" in error and "EMAIL_USE_SSL" in error
     assert elapsed < WITHIN
 
