@@ -97,7 +97,11 @@ def test_mail_admins(smtp_server: SMTPTestServer) -> None:
     assert parsed["Subject"] == "[site] Error"
     assert received.mail_from == "server@example.com"
     assert received.rcpt_tos == ["ann@example.com", "bob@example.com"]
-    assert parsed["To"].addresses[0].display_name == "Ann Admin"
+    # To holds the addresses only, as Django's mail_admins (issue 9 item 7)
+    assert [(a.display_name, a.addr_spec) for a in parsed["To"].addresses] == [
+        ("", "ann@example.com"),
+        ("", "bob@example.com"),
+    ]
     assert parsed.get_content_type() == "multipart/alternative"
 
 

@@ -23,13 +23,19 @@ def parse(data: bytes) -> StdlibMessage:
     return message_from_bytes(data, policy=email.policy.default)  # type: ignore[return-value]
 
 
+def stored(data: bytes) -> StdlibMessage:
+    """``data`` parsed as a mailbox holds it: the wire's CRLF line breaks read as "\\n"."""
+    return parse(data.replace(b"\r\n", b"\n"))
+
+
 def both(msg: EmailMessage) -> list[StdlibMessage]:
     """The message as sent (wire bytes) and as message() serialises it, both parsed."""
-    return [parse(msg.as_bytes()), parse(msg.message().as_bytes())]
+    return [stored(msg.as_bytes()), stored(msg.message().as_bytes())]
 
 
 def text(part: StdlibMessage) -> str:
-    return part.get_content().replace("\r\n", "\n")
+    content: str = part.get_content()
+    return content
 
 
 def test_constructor_positional_order_and_attributes() -> None:
@@ -107,7 +113,7 @@ def test_plain_message_headers() -> None:
         assert parsed["MIME-Version"] == "1.0"
         assert parsed.get_content_type() == "text/plain"
         assert parsed.get_content_charset() == "utf-8"
-        assert text(parsed) == "Body text\n"
+        assert text(parsed) == "Body text"
     assert b"hidden@example.com" not in msg.as_bytes()
     assert b"hidden@example.com" not in msg.message().as_bytes()
 
@@ -282,10 +288,10 @@ def test_long_lines_are_kept_under_998_octets_and_crlf() -> None:
 
 def test_body_with_header_looking_text_stays_body() -> None:
     body = "To: victim@example.com\nSubject: injected\n\nreal body"
-    parsed = parse(EmailMessage("s", body, "a@example.com", ["b@example.com"]).as_bytes())
+    parsed = stored(EmailMessage("s", body, "a@example.com", ["b@example.com"]).as_bytes())
     assert parsed["Subject"] == "s"
     assert parsed.get_all("To") == ["b@example.com"]
-    assert text(parsed) == body + "\n"
+    assert text(parsed) == body
 
 
 def test_default_charset_setting_and_encoding_attribute() -> None:
@@ -322,8 +328,8 @@ def test_alternatives_structure() -> None:
         assert parsed.get_content_type() == "multipart/alternative"
         parts = list(parsed.iter_parts())
         assert [p.get_content_type() for p in parts] == ["text/plain", "text/html"]
-        assert text(parts[0]) == "plain text\n"
-        assert text(parts[1]) == "<p>html</p>\n"
+        assert text(parts[0]) == "plain text"
+        assert text(parts[1]) == "<p>html</p>"
 
 
 def test_alternatives_with_attachments_are_mixed() -> None:
@@ -340,11 +346,15 @@ def test_alternatives_with_attachments_are_mixed() -> None:
         assert attachment.get_content_disposition() == "attachment"
 
 
-def test_alternative_without_body_keeps_empty_plain_part() -> None:
+def test_alternative_without_body_sends_only_the_html() -> None:
+    # Issue 9 item 6: no empty text/plain part next to the HTML (as Django).
     msg = EmailMultiAlternatives(to=["b@example.com"])
     msg.attach_alternative("<p>only html</p>", "text/html")
-    parts = list(parse(msg.as_bytes()).iter_parts())
-    assert [p.get_content_type() for p in parts] == ["text/plain", "text/html"]
+    for parsed in both(msg):
+        assert parsed.get_content_type() == "multipart/alternative"
+        parts = list(parsed.iter_parts())
+        assert [p.get_content_type() for p in parts] == ["text/html"]
+        assert text(parts[0]) == "<p>only html</p>"
 
 
 def test_attach_alternative_needs_content_and_type() -> None:
@@ -425,9 +435,9 @@ def test_attachment_mimetype_guessing_and_text_handling() -> None:
         ]
         assert parts[0].get_content() == b"\xff\xd8\xff"
         assert parts[1].get_content() == b"\x00\x01"
-        assert text(parts[2]) == "héllo text\n"
+        assert text(parts[2]) == "héllo text"
         assert parts[2].get_content_charset() == "utf-8"
-        assert text(parts[3]) == "ünïcode bytes\n"
+        assert text(parts[3]) == "ünïcode bytes"
         assert parts[4].get_content() == b"\xff\xfe\x00 not utf-8"
 
 
@@ -545,7 +555,7 @@ def test_unparsable_address_is_value_error_naming_it(address: str) -> None:
 
 def test_bad_from_address_is_value_error() -> None:
     with pytest.raises(ValueError, match="from_email"):
-        EmailMessage("s", "b", "nobody", ["b@example.com"]).as_bytes()
+        EmailMessage("s", "b", "nobody@", ["b@example.com"]).as_bytes()
 
 
 def test_message_ids_differ_in_a_forked_child() -> None:
@@ -570,8 +580,9 @@ def test_message_ids_differ_in_a_forked_child() -> None:
 
 def test_filenames_with_unicode_line_separators_work_in_message_too() -> None:
     # str.splitlines() breaks on these; the stdlib's set_param refuses them, RFC 2231
-    # encodes them fine. Found by the differential Hypothesis test.
-    names = ["vertical\x0btab.txt", "para\u2028sep.pdf", "file\x1cx.bin"]
+    # encodes them fine. Found by the differential Hypothesis test. (The C0 controls
+    # among them, \x0b and \x1c, are refused since issue 9: see test_message_side.)
+    names = ["para\u2028sep.pdf", "next\x85line.bin", "para\u2029.txt"]
     msg = EmailMessage("s", "b", "a@example.com", ["b@example.com"])
     for name in names:
         msg.attach(name, b"data", "application/octet-stream")

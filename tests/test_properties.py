@@ -3,14 +3,15 @@
 1. a line break anywhere in any header field or address raises BadHeaderError and
    the server receives nothing;
 2. any Unicode subject, display name and body round-trips exactly through
-   send -> receive -> parse (bodies: line breaks become CRLF on the wire and the
-   text ends with one; that is how text travels in MIME).
+   send -> receive -> parse (the wire's CRLF line breaks read as "\\n", as a mailbox
+   stores them; a single-part 7bit body gains the final line break SMTP needs).
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from email import message_from_bytes, policy
 from typing import Any
 
 import pytest
@@ -38,7 +39,12 @@ def connection(server: SMTPTestServer):  # type: ignore[no-untyped-def]
     return get_connection("smtp", host=server.host, port=server.port)
 
 
-no_breaks = st.text().filter(lambda s: "\r" not in s and "\n" not in s)
+# Header text: anything but line breaks and the other C0 controls (refused, tab aside).
+no_breaks = st.text(
+    st.characters(
+        blacklist_categories=["Cs"], blacklist_characters=[chr(c) for c in range(32) if c != 9]
+    )
+)
 line_break = st.sampled_from(["\n", "\r", "\r\n"])
 
 
@@ -120,19 +126,23 @@ def test_line_break_in_any_header_or_address_is_refused(
     assert server.connections == connections_before
 
 
-def _expected_body(body: str) -> str:
-    # CR, LF and CRLF each end a line; the text ends with a line break.
-    return "\n".join(line.decode() for line in body.encode().splitlines()) + "\n"
+def stored(data: bytes) -> Any:
+    """What arrived, parsed as a mailbox holds it: the wire's CRLF line breaks as "\\n"."""
+    return message_from_bytes(data.replace(b"\r\n", b"\n"), policy=policy.default)
 
 
 def assert_same_name(got: str, sent: str) -> None:
-    """Display names round-trip exactly, but for two cases where the stdlib parser
-    and RFC 2047 disagree and mailwright follows the RFC (see headers._phrase_items):
-    a tab next to a non-ASCII word, and a space followed by another Unicode space
-    between non-ASCII words. There only whitespace may differ."""
-    quirk = not sent.isascii() and (
+    """Display names round-trip exactly, but for cases where the stdlib parser and
+    RFC 2047 disagree and mailwright follows the RFC (see headers.phrase_atoms): a tab
+    next to a non-ASCII word, a space followed by another Unicode space between
+    non-ASCII words, and a name split into several encoded words because it is too
+    long for one line. There only whitespace may differ."""
+    quirk = (not sent.isascii() or "=?" in sent) and (
         "\t" in sent or any(a == " " and b.isspace() for a, b in itertools.pairwise(sent))
     )
+    # A name too long for one encoded word on a line is split into several, which
+    # RFC 2047 readers join exactly and the stdlib parser shows with spaces between.
+    quirk = quirk or len(sent.encode("utf-8")) > 290
     if quirk:
         assert got.split() == sent.split()
     else:
@@ -155,15 +165,20 @@ def test_unicode_round_trips_exactly(
         msg.attach_alternative(body, "text/html")
     assert connection(server).send_messages([msg]) == 1
     (received,) = server.wait_for(1)
-    parsed = received.parsed()
+    parsed = stored(received.data)
     assert str(parsed["Subject"]) == subject
     assert_same_name(parsed["To"].addresses[0].display_name, display_name)
     assert_same_name(parsed["From"].addresses[0].display_name, "Sender " + display_name)
     plain = parsed.get_body(("plain",))
-    assert plain.get_content().replace("\r\n", "\n") == _expected_body(body)
+    if body or not html:
+        expected = body
+        seven_bit = plain["Content-Transfer-Encoding"] == "7bit"
+        if not html and seven_bit and body and not body.endswith("\n"):
+            expected += "\n"  # SPEC 2: the one change SMTP forces (single part, 7bit)
+        assert plain.get_content() == expected
+    else:
+        assert plain is None  # an empty body beside the HTML is left out
     if html:
-        assert parsed.get_body(("html",)).get_content().replace("\r\n", "\n") == _expected_body(
-            body
-        )
+        assert parsed.get_body(("html",)).get_content() == body
     for line in received.data.split(b"\r\n"):
         assert len(line) <= 998

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from .addresses import Mailbox
 from .api import (
     amail_admins,
     amail_managers,
@@ -24,6 +23,7 @@ from .api import (
 )
 from .bulk import BulkResult, Failure, Refusal, asend_bulk, send_bulk
 from .conf import configure, override_settings, settings
+from .django.settings import django_setting
 from .exceptions import BadHeaderError, ImproperlyConfigured, SMTPUTF8NotSupportedError
 from .message import (
     DEFAULT_ATTACHMENT_MIME_TYPE,
@@ -35,6 +35,10 @@ from .message import (
     InlineAttachment,
     RawMessage,
 )
+from .message.addresses import Mailbox
+
+# Inside a Django project, Django's settings are read too (a no-op elsewhere).
+settings.add_source(django_setting)
 
 __version__ = "0.1.0"
 

@@ -143,14 +143,16 @@ def _list_mail(
     html_message: str | None,
 ) -> EmailMultiAlternatives | None:
     """The message for ADMINS or MANAGERS; None when the list is empty."""
-    recipients = getattr(settings, setting)
-    if not recipients:
+    entries = getattr(settings, setting)
+    if not entries:
         return None
+    # To holds the addresses: a (name, address) pair contributes its address.
+    recipients = [entry if isinstance(entry, str) else entry[1] for entry in entries]
     return _mail(
         f"{settings.EMAIL_SUBJECT_PREFIX}{subject}",
         message,
         settings.SERVER_EMAIL,
-        list(recipients),
+        recipients,
         html_message,
         connection,
     )

@@ -46,7 +46,7 @@ def _offers(extensions: dict[str, str]) -> str:
 
 class _Progress:
     """Turns the engine's step announcements into report lines: each step when it
-    starts, and how it ended when the next one starts."""
+    starts, and how it ended when the next one starts; skipped steps in their place."""
 
     def __init__(
         self, config: SMTPConfig, connection: SMTPConnection, report: Callable[[str, str], None]
@@ -54,12 +54,23 @@ class _Progress:
         self.config = config
         self.connection = connection
         self.report = report
-        self.step = "connect"
+        self.step = "connect"  # the step in progress, or the last one
+        self.running = False
+        self.skipped_tls = False
 
     def __call__(self, step: str, detail: str) -> None:
         self.finish()
-        self.step = step
+        if step in ("auth", "quit") and not self.config.use_tls:
+            self.skip_tls()
+        if step == "quit" and not self.config.username:
+            self.report("auth", "skipped (no EMAIL_HOST_USER)")
+        self.step, self.running = step, True
         self.report(step, f"{detail} ..." if detail else "...")
+
+    def skip_tls(self) -> None:
+        if not self.skipped_tls:
+            self.skipped_tls = True
+            self.report("starttls", "skipped (EMAIL_USE_TLS is off)")
 
     def _tls(self) -> str:
         sock = self.connection.socket
@@ -67,7 +78,10 @@ class _Progress:
         return f"{version}, certificate verified for {self.config.host}"
 
     def finish(self) -> None:
-        """Report how the current step ended (it succeeded: the next one starts)."""
+        """Report how the step in progress ended (it succeeded: the next one starts)."""
+        if not self.running:
+            return
+        self.running = False
         protocol = self.connection.protocol
         step = self.step
         if step == "connect":
@@ -101,11 +115,6 @@ def run_check(
     connection.on_step = progress
     try:
         connection.connect()
-        progress.finish()
-        if not config.use_tls:
-            report("starttls", "skipped (EMAIL_USE_TLS is off)")
-        if not config.username:
-            report("auth", "skipped (no EMAIL_HOST_USER)")
         progress("quit", "")
         connection.quit()
         progress.finish()

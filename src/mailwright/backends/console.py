@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable
 from typing import IO, TYPE_CHECKING, Any
 
 from .base import BaseEmailBackend
@@ -35,15 +36,17 @@ class EmailBackend(BaseEmailBackend):
         text = message.as_bytes().decode("utf-8", errors="replace").replace("\r\n", "\n")
         self.stream.write(f"{text}\n{SEPARATOR}\n")
 
-    def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
-        if not email_messages:
-            return 0
+    def send_messages(self, email_messages: Iterable[EmailMessage]) -> int:
+        messages = iter(email_messages)
+        first = next(messages, None)
+        if first is None:
+            return 0  # nothing to write: no file is opened
         sent = 0
         with self._lock:
             try:
                 opened = self.open()
                 try:
-                    for message in email_messages:
+                    for message in itertools.chain([first], messages):
                         self.write_message(message)
                         self.stream.flush()
                         sent += 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from .base import BaseEmailBackend
@@ -16,5 +16,5 @@ __all__ = ["EmailBackend"]
 class EmailBackend(BaseEmailBackend):
     async_inline = True
 
-    def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
-        return len(email_messages)
+    def send_messages(self, email_messages: Iterable[EmailMessage]) -> int:
+        return sum(1 for _ in email_messages)  # any iterable, as Django's

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from .base import BaseEmailBackend
@@ -14,18 +14,9 @@ if TYPE_CHECKING:
 __all__ = ["EmailBackend"]
 
 
-def _outbox() -> list[Any]:
-    # Looked up on every send, so a test may replace the list (mailwright.outbox = []).
-    import mailwright
-
-    outbox = getattr(mailwright, "outbox", None)
-    if outbox is None:
-        outbox = mailwright.outbox = []
-    return outbox
-
-
 class EmailBackend(BaseEmailBackend):
-    """Appends a copy of every message to ``mailwright.outbox``.
+    """Appends a deep copy of every message to ``mailwright.outbox``: changing a message
+    after sending it (``msg.to.append(...)``) leaves what was sent as it was.
 
     Each message is fully composed first, so a bad header or address fails here
     exactly as it would with a real server. The async methods run inline.
@@ -35,12 +26,22 @@ class EmailBackend(BaseEmailBackend):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        _outbox()
+        self.outbox()
 
-    def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
+    def outbox(self) -> list[Any]:
+        """The list sent messages are appended to. Looked up on every send, so a test
+        may replace it (``mailwright.outbox = []``)."""
+        import mailwright
+
+        outbox: list[Any] | None = getattr(mailwright, "outbox", None)
+        if outbox is None:
+            outbox = mailwright.outbox = []
+        return outbox
+
+    def send_messages(self, email_messages: Iterable[EmailMessage]) -> int:
         sent = 0
         for message in email_messages:
             message.as_bytes()
-            _outbox().append(copy.copy(message))
+            self.outbox().append(copy.deepcopy(message))
             sent += 1
         return sent

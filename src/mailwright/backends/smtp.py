@@ -162,7 +162,7 @@ class EmailBackend(BaseEmailBackend):
                 return batch.result()
             opened = self.open()
             connection = self.connection
-            if connection is None:
+            if connection is None or opened is None:  # failed (silently), as Django checks
                 batch.not_sent("could not connect")
                 return batch.result()
             try:
@@ -241,7 +241,7 @@ class EmailBackend(BaseEmailBackend):
                 return batch.result()
             opened = await self.aopen()
             connection = self.aconnection
-            if connection is None:
+            if connection is None or opened is None:
                 batch.not_sent("could not connect")
                 return batch.result()
             items = itertools.chain([first], batch.rest())

@@ -15,7 +15,7 @@ from ..message import Envelope
 from ..smtp import AsyncSMTPConnection, Outcome, SMTPConfig
 from .compose import compose
 from .plan import CONNECT_ATTEMPTS, Plan
-from .queue import Job, JobQueue, Verdict
+from .queue import NO_CHANGE, Job, JobQueue, Verdict
 from .rate import RateLimiter
 from .results import BulkResult
 
@@ -27,6 +27,7 @@ class _Work:
         self.queue = queue
         self.condition = asyncio.Condition()
         self.workers = workers
+        self.idle = 0  # tasks waiting on the condition
 
     async def get(self) -> Job | None:
         async with self.condition:
@@ -36,12 +37,16 @@ class _Work:
                 if job is not None:
                     return job
                 due = self.queue.next_due()
-                if due is None:
-                    await self.condition.wait()
-                else:
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(max(0.0, due - now)):
-                            await self.condition.wait()
+                self.idle += 1
+                try:
+                    if due is None:
+                        await self.condition.wait()
+                    else:
+                        with contextlib.suppress(TimeoutError):
+                            async with asyncio.timeout(max(0.0, due - now)):
+                                await self.condition.wait()
+                finally:
+                    self.idle -= 1
             return None
 
     def take_now(self) -> Job | None:
@@ -49,8 +54,9 @@ class _Work:
         return self.queue.take(time.monotonic())
 
     async def notify(self) -> None:
-        async with self.condition:
-            self.condition.notify_all()
+        if self.idle:  # only a waiting task needs to hear that the books changed
+            async with self.condition:
+                self.condition.notify_all()
 
     async def prepare(self, job: Job) -> Envelope | None:
         envelope, error, reason = compose(job)
@@ -153,7 +159,9 @@ class _SMTPWorker:
 
         try:
             async for outcome in self.connection.send(source):
-                self._apply(await self.work.settle(in_flight.pop(outcome.index), outcome))
+                verdict = await self.work.settle(in_flight.pop(outcome.index), outcome)
+                if verdict is not NO_CHANGE:
+                    self._apply(verdict)
         except (smtplib.SMTPException, OSError):
             await self._drop(polite=False)
             self.pause_until = time.monotonic() + self.work.queue.policy.delay(1)

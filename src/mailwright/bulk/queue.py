@@ -21,15 +21,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
+from ..message import Delivery
 from ..smtp.errors import NotAttemptedError
 from .policy import RetryPolicy, error_code, is_temporary, is_temporary_code, is_throttling
 from .results import BulkResult, Failure, Refusal
 
 if TYPE_CHECKING:
-    from ..message import Delivery, EmailMessage, Envelope
+    from ..message import EmailMessage, Envelope
     from ..smtp import Outcome
 
-__all__ = ["Job", "JobQueue", "Verdict"]
+__all__ = ["NO_CHANGE", "Job", "JobQueue", "Verdict"]
 
 
 @dataclass(slots=True)
@@ -48,6 +49,10 @@ class Verdict:
 
     pause: float = 0.0
     reconnect: bool = False
+
+
+#: The verdict that changes nothing (shared: most outcomes get it).
+NO_CHANGE = Verdict()
 
 
 @dataclass(slots=True)
@@ -124,11 +129,17 @@ class JobQueue:
         self.outstanding -= 1
         assert job.envelope is not None
         error = outcome.error
+        delivery = outcome.delivery
+        if error is None and not delivery.refused and job.index not in self._books:
+            # The usual case, booked directly: every recipient accepted, first time.
+            self._settled_once(job.index)
+            self.result.sent += 1
+            self.messages[job.index].delivery = delivery
+            return NO_CHANGE
         if isinstance(error, NotAttemptedError):
             self._push(job)  # never tried: no attempt used
-            return Verdict()
+            return NO_CHANGE
         books = self._books.setdefault(job.index, _Books())
-        delivery = outcome.delivery
         books.accepted.extend(delivery.accepted)
         codes = [code for code, _ in delivery.refused.values()]
         message_code = error_code(error)
@@ -166,7 +177,7 @@ class JobQueue:
             self._settle(job.index, attempts=job.attempt)
         throttled = [code for code in codes if is_throttling(code)]
         if not throttled:
-            return Verdict()
+            return NO_CHANGE
         return Verdict(pause=self.policy.delay(job.attempt), reconnect=421 in throttled)
 
     def _fail_job(self, job: Job, reason: str, error: BaseException | None) -> None:
@@ -179,10 +190,14 @@ class JobQueue:
                 books.refused.setdefault(recipient, (error_code(error) or 0, reason))
         self._settle(job.index, reason)
 
+    def _settled_once(self, index: int) -> None:
+        if index in self._settled:
+            raise AssertionError(f"message {index} settled twice")
+        self._settled.add(index)
+
     def _settle(self, index: int, reason: str | None = None, attempts: int = 1) -> None:
         """Book message ``index`` once and for all."""
-        assert index not in self._settled, f"message {index} settled twice"
-        self._settled.add(index)
+        self._settled_once(index)
         books = self._books.pop(index, _Books())
         result = self.result
         for address, (code, text) in books.refused.items():
@@ -201,6 +216,4 @@ class JobQueue:
 
 
 def _delivery(books: _Books, error: BaseException | None) -> Delivery:
-    from ..message import Delivery
-
-    return Delivery(accepted=books.accepted, refused=books.refused, error=error)
+    return Delivery(books.accepted, books.refused, error)

@@ -15,7 +15,7 @@ from ..message import Envelope
 from ..smtp import SMTPConfig, SMTPConnection
 from .compose import compose
 from .plan import CONNECT_ATTEMPTS, Plan
-from .queue import Job, JobQueue, Verdict
+from .queue import NO_CHANGE, Job, JobQueue, Verdict
 from .rate import RateLimiter
 from .results import BulkResult
 
@@ -142,7 +142,9 @@ class _SMTPWorker:
         in_flight: dict[int, Job] = {}
         try:
             for outcome in self.connection.send(self._items(first, in_flight)):
-                self._apply(self.work.settle(in_flight.pop(outcome.index), outcome))
+                verdict = self.work.settle(in_flight.pop(outcome.index), outcome)
+                if verdict is not NO_CHANGE:
+                    self._apply(verdict)
         except (smtplib.SMTPException, OSError):
             # Every message in flight got its outcome (and was settled) first.
             self._drop(polite=False)

@@ -31,6 +31,7 @@ from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
+from ..message.addresses import parse_mailbox
 from . import assets
 from .pages import inbox_list, inbox_page, message_page
 from .store import MessageStore, StoredMessage, header_fields, leaf_parts
@@ -499,13 +500,32 @@ async def api_delete(request: web.Request) -> web.Response:
 
 
 def _release_addresses(value: Any) -> list[str]:
+    """The addresses given as 'to': each entry exactly one address, checked by the
+    same validator as every address mailwright sends to."""
     if value is None:
         return []
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise web.HTTPBadRequest(text="'to' must be a list of addresses\n")
-    return [address for _, address in email.utils.getaddresses(value) if address]
+    addresses = []
+    for item in value:
+        try:
+            addresses.append(parse_mailbox(item, "to").addr_spec)
+        except ValueError as exc:
+            raise web.HTTPBadRequest(text=f"{exc}\n") from None
+    return addresses
+
+
+def _header_addresses(values: list[str]) -> list[str]:
+    """The valid addresses in To/Cc header values (the rest are left out)."""
+    addresses = []
+    for _, address in email.utils.getaddresses(values):
+        try:
+            addresses.append(parse_mailbox(address, "to").addr_spec)
+        except ValueError:
+            continue
+    return addresses
 
 
 async def api_release(request: web.Request) -> web.Response:
@@ -540,7 +560,7 @@ async def api_release(request: web.Request) -> web.Response:
         return _json({"error": exc.text.strip() if exc.text else "bad 'to'"}, 400)
     if not recipients:
         fields = header_fields(stored.raw)
-        recipients = _release_addresses(
+        recipients = _header_addresses(
             [value for name, value in fields if name.lower() in ("to", "cc")]
         )
     if not recipients:

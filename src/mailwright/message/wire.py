@@ -9,15 +9,22 @@ from the stdlib generator's output for ``EmailMessage.message()``.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
 import os
 import threading
 from collections import OrderedDict
 
 from . import headers
-from .mime import BinaryPart, ForeignPart, MessagePart, Multipart, Part, TextPart, crlf_lines
+from .mime import (
+    BinaryPart,
+    ForeignPart,
+    MessagePart,
+    Multipart,
+    Part,
+    TextPart,
+    base64_lines,
+    crlf,
+)
 
 __all__ = ["render"]
 
@@ -57,7 +64,7 @@ class _Base64Cache:
 
 def _base64_lines(data: bytes) -> bytes:
     # 76-character lines (RFC 2045 section 6.8), CRLF line breaks.
-    return base64.encodebytes(data).replace(b"\n", CRLF)
+    return base64_lines(data).replace(b"\n", CRLF)
 
 
 _base64_cache = _Base64Cache()
@@ -77,20 +84,12 @@ def _text_fields(subtype: str, charset: str, cte: str) -> bytes:
     ).encode("ascii")
 
 
-def _text_body(part: TextPart) -> bytes:
-    if part.cte == "7bit":
-        return part.data
-    if part.cte == "quoted-printable":
-        return binascii.b2a_qp(part.data, istext=True)
-    return _base64_lines(part.data)
-
-
 def _write(part: Part, out: list[bytes]) -> None:
     if isinstance(part, TextPart):
         out.append(_text_fields(part.subtype, part.charset, part.cte))
         _disposition_fields(out, part.disposition, part.filename, part.content_id)
         out.append(CRLF)
-        out.append(_text_body(part))
+        out.append(part.encoded.replace(b"\n", CRLF))  # encoded bodies hold no CR
     elif isinstance(part, BinaryPart):
         out.append(
             f"Content-Type: {part.maintype}/{part.subtype}\r\n"
@@ -120,12 +119,19 @@ def _write(part: Part, out: list[bytes]) -> None:
     else:
         assert isinstance(part, ForeignPart)
         raw = part.part.as_bytes(policy=part.part.policy.clone(linesep="\r\n"))
-        out.append(crlf_lines(raw))
+        out.append(crlf(raw))
 
 
 def render(fields: list[tuple[str, str]], root: Part, *, utf8: bool = False) -> bytes:
-    """The message as bytes: ``fields`` (name, folded value) on top, then the tree."""
+    """The message as bytes: ``fields`` (name, folded value) on top, then the tree.
+
+    The content is exact: a text body that does not end with a line break does not get
+    one, so the bytes may not end with CRLF (a single-part 7bit message); SMTP adds it
+    (``EmailMessage.envelope()``). A quoted-printable body ends with a soft line break
+    instead, which decodes to nothing."""
     head = "".join([f"{name}: {value}\r\n" for name, value in fields])
     out = [head.encode("utf-8" if utf8 else "ascii"), b"MIME-Version: 1.0\r\n"]
     _write(root, out)
+    if isinstance(root, TextPart) and root.cte == "quoted-printable" and not root.ends_line:
+        out.append(b"=\r\n")
     return b"".join(out)

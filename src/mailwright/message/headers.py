@@ -19,8 +19,8 @@ import base64
 import re
 from collections.abc import Sequence
 
+from ..exceptions import BadHeaderError
 from .addresses import Group, Mailbox
-from .exceptions import BadHeaderError
 
 __all__ = [
     "address_value",
@@ -32,9 +32,14 @@ __all__ = [
 ]
 
 MAX_LINE = 78
+MAX_LINE_OCTETS = 998  # RFC 5322 section 2.1.1, without the CRLF
+#: An encoded word in a display name is kept whole (see ``phrase_atoms``) up to this
+#: length; a longer one could not fit a line, and is split.
+_LONG_WORD = 900
 _ENCODED_WORD_MAX = 75  # RFC 2047 section 2
 _OVERHEAD = len("=?utf-8?q??=")
 
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f]")  # C0 controls but tab
 _FIELD_NAME = re.compile(r"[\x21-\x39\x3b-\x7e]+")
 _PLAIN_TEXT = re.compile(r"[\x21-\x7e](?:[\x20-\x7e\t]*[\x21-\x7e])?")
 _WHITESPACE_SPLIT = re.compile(r"(?=[ \t])(?<![ \t])")
@@ -42,6 +47,7 @@ _ATOM_PHRASE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?: [A-Za-z0-9!#$%&'*
 _PRINTABLE_PHRASE = re.compile(r"[\x20-\x7e\t]*")
 _PRINTABLE_WORD = re.compile(r"[\x21-\x7e]+")
 _WSP_RUN = re.compile(r"([ \t]+)")
+_SINGLE_SPACED = re.compile(r"\S+(?: \S+)*")
 _PARAM_PLAIN = re.compile(
     r"[\x21\x23-\x5b\x5d-\x7e](?:[\x20\x21\x23-\x5b\x5d-\x7e]*[\x21\x23-\x5b\x5d-\x7e])?"
 )
@@ -59,9 +65,17 @@ _PCT_BYTE = {b: (chr(b) if b in _PARAM_SAFE else f"%{b:02X}") for b in range(256
 
 
 def check_value(field: str, value: str) -> str:
-    """Refuse a value with a line break: that is how headers are injected."""
+    """Refuse a value with a line break (that is how headers are injected) or another
+    control character (NUL, the ``.exe\\0.txt`` trick); tab is allowed."""
     if "\n" in value or "\r" in value:
-        raise BadHeaderError(f"header {field!r}: value contains a line break: {value!r}")
+        raise BadHeaderError(
+            f"Header values can't contain newlines (header {field!r} has a line break: {value!r})"
+        )
+    bad = _CONTROL.search(value)
+    if bad:
+        raise BadHeaderError(
+            f"header {field!r}: value contains the control character U+{ord(bad[0]):04X}: {value!r}"
+        )
     return value
 
 
@@ -84,7 +98,8 @@ def fold(name: str, atoms: Sequence[str]) -> str:
 
     Every atom after the first starts with the whitespace before which a line may be
     broken; breaking there and unfolding again gives back the same text. An atom that
-    is longer than a line on its own stays whole (the hard limit, 998, is far away).
+    is longer than a line on its own stays whole, up to the hard limit: a line that
+    would exceed 998 octets raises ``ValueError``, so it is never sent.
     """
     used = len(name) + 2
     if used + sum(map(len, atoms)) <= MAX_LINE:
@@ -100,6 +115,14 @@ def fold(name: str, atoms: Sequence[str]) -> str:
             line += atom
             used += len(atom)
     lines.append(line)
+    first = len(name) + 2
+    for index, text in enumerate(lines):
+        size = (first if index == 0 else 0) + len(text.encode("utf-8"))
+        if size > MAX_LINE_OCTETS:
+            raise ValueError(
+                f"header {name!r}: a line of it would be {size} octets, over the "
+                f"{MAX_LINE_OCTETS} RFC 5322 allows, and it cannot be folded there"
+            )
     return "\r\n".join(lines)
 
 
@@ -229,26 +252,44 @@ def _phrase_items(display_name: str) -> list[tuple[bool, str]]:
 def phrase_atoms(display_name: str) -> list[str]:
     """A display name as an RFC 5322 phrase, in atoms that may be folded apart.
 
-    Printable ASCII stays readable (atoms or a quoted string); other words become
-    encoded words, each kept whole: the stdlib parser keeps the whitespace between
-    adjacent encoded words in a phrase (RFC 2047 says to drop it), so a word is never
-    split into several. Mail readers accept long encoded words; lines stay far below
-    998 octets.
+    Printable ASCII stays readable (atoms or a quoted string, which may be folded at its
+    spaces); other words become encoded words, each kept whole: the stdlib parser keeps
+    the whitespace between adjacent encoded words in a phrase (RFC 2047 says to drop
+    it), so a word is not split into several while it fits a line. A word too long for
+    any line (over ~900 octets) is the exception: the whole name is then written as
+    standard encoded words of at most 75 characters, which RFC 2047 readers join
+    exactly (the stdlib parser shows a space at each split).
     """
     check_value("display name", display_name)
     if not display_name:
         return []
+    atoms: list[str] = []
     if _PRINTABLE_PHRASE.fullmatch(display_name) and "=?" not in display_name:
-        return [_quoted(display_name)]
-    atoms = []
-    for encoded, text in _phrase_items(display_name):
-        if encoded:
-            data = text.encode("utf-8")
-            atom = _encode_word(data, _use_q(data))
-        else:
-            atom = _quoted(text)
-        atoms.append(" " + atom if atoms else atom)
+        atoms = _split_at_spaces(_quoted(display_name))
+    elif _SINGLE_SPACED.fullmatch(display_name):
+        # Words with single spaces: one encoded word reads back exactly, and it is how
+        # most mailers (and Django) write such a name.
+        data = display_name.encode("utf-8")
+        atoms = [_encode_word(data, _use_q(data))]
+    else:
+        for encoded, text in _phrase_items(display_name):
+            if encoded:
+                data = text.encode("utf-8")
+                pieces = [_encode_word(data, _use_q(data))]
+            else:
+                pieces = _split_at_spaces(_quoted(text))
+            if atoms:
+                pieces[0] = " " + pieces[0]
+            atoms.extend(pieces)
+    if max(map(len, atoms)) > _LONG_WORD:
+        return encoded_words(display_name, _ENCODED_WORD_MAX)
     return atoms
+
+
+def _split_at_spaces(text: str) -> list[str]:
+    """Atoms of ``text`` (an atom phrase or a quoted string) breaking before each run of
+    whitespace: folding there and unfolding gives back the same text, quotes included."""
+    return _WHITESPACE_SPLIT.split(text)
 
 
 def _mailbox_atoms(mailbox: Mailbox) -> list[str]:

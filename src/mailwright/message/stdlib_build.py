@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import email.policy
 from email import message_from_bytes
-from email.message import EmailMessage, MIMEPart
+from email.message import EmailMessage, Message, MIMEPart
 
 from .headers import disposition_fields
 from .mime import BinaryPart, ForeignPart, MessagePart, Multipart, Part, TextPart
@@ -34,7 +34,11 @@ def _add_disposition(
 
 def _fill(target: MIMEPart, part: Part, policy: email.policy.Policy) -> None:
     if isinstance(part, TextPart):
-        target.set_content(part.text, subtype=part.subtype, charset=part.charset, cte=part.cte)
+        # Not set_content(): it appends a line break to every text. The payload is
+        # stored encoded, exactly as the wire carries it.
+        target.set_raw("Content-Type", f'text/{part.subtype}; charset="{part.charset}"')
+        target.set_raw("Content-Transfer-Encoding", part.cte)
+        target.set_payload(part.encoded.decode("ascii"))
         _add_disposition(target, part.disposition, part.filename, part.content_id)
     elif isinstance(part, BinaryPart):
         target.set_content(part.data, part.maintype, part.subtype)
@@ -45,7 +49,7 @@ def _fill(target: MIMEPart, part: Part, policy: email.policy.Policy) -> None:
         _add_disposition(target, part.disposition, part.filename, None)
     elif isinstance(part, Multipart):
         target["Content-Type"] = f"multipart/{part.subtype}"
-        children = []
+        children: list[Message | str] = []
         for child in part.children:
             if isinstance(child, ForeignPart):
                 children.append(child.part)

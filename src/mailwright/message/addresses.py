@@ -1,0 +1,295 @@
+"""Parsing and checking email addresses.
+
+Every address mailwright puts in a header or an SMTP envelope is a ``Mailbox``, and a
+``Mailbox`` cannot exist unless it passed the one validator here (``Mailbox``'s own
+constructor runs it), whatever the address came as: a string, a ``(name, address)``
+pair, a stdlib ``email.headerregistry.Address``, a ``Mailbox`` built by hand, or an
+object whose ``str()`` is the address (a lazy translation string). So the sync and async
+paths, the headers and the envelope all see the same checked values:
+
+* a line break, NUL or another control character anywhere raises ``BadHeaderError``,
+  and so does any character that Python or a mail program may read as a line break
+  (U+0085, U+2028, U+2029) in the local part;
+* the domain is a host name made of LDH labels (letters, digits, hyphens; not starting
+  or ending with a hyphen) after IDNA encoding, or an IPv4 or IPv6 address literal; the
+  address has no domain at all only when none was given (``"root"``, for a local MTA);
+* the whole address fits an SMTP path (254 octets).
+
+Strings are parsed strictly: a value that is not exactly one address raises
+``ValueError`` naming it. Common forms (``a@x``, ``Name <a@x>``) take a regular
+expression fast path; anything else goes through the stdlib's RFC 5322 parser.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from email.errors import InvalidHeaderDefect, NonASCIILocalPartDefect
+from email.headerregistry import Address, HeaderRegistry
+from typing import Any
+
+from ..exceptions import BadHeaderError
+from .lazy import as_text
+
+__all__ = ["Group", "Mailbox", "parse_address_list", "parse_mailbox"]
+
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+_DOT_ATOM = rf"{_ATEXT}+(?:\.{_ATEXT}+)*"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
+_SIMPLE_ADDR = rf"({_DOT_ATOM})@({_LABEL}(?:\.{_LABEL})*)"
+_SIMPLE_NAME = rf"{_ATEXT}+(?: {_ATEXT}+)*"
+_FAST_BARE = re.compile(_SIMPLE_ADDR)
+_FAST_NAMED = re.compile(rf"({_SIMPLE_NAME}) <{_SIMPLE_ADDR}>")
+# RFC 6532 lets a dot-atom hold any non-ASCII character too.
+_UTF8_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\x80-\U0010ffff-]"
+_DOT_ATOM_RE = re.compile(rf"{_UTF8_ATEXT}+(?:\.{_UTF8_ATEXT}+)*")
+_QUOTE_NEEDED = re.compile(r'(["\\])')
+# Controls (C0 but tab, DEL, C1) and what str.splitlines() breaks on: never in a local part.
+_BAD_IN_LOCAL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# In display names, C0 controls but tab (other characters are encoded when written).
+_BAD_IN_NAME = re.compile(r"[\x00-\x08\x0a-\x1f]")
+_LINE_BREAK = re.compile(r"[\r\n]")
+MAX_ADDRESS = 254  # RFC 5321 section 4.5.3.1.3: a path is at most 256 octets with <>
+MAX_DOMAIN = 253
+
+_registry = HeaderRegistry()
+
+
+def _refuse_controls(what: str, value: str, pattern: re.Pattern[str], original: object) -> None:
+    if _LINE_BREAK.search(value):
+        raise BadHeaderError(
+            f"Invalid address {original!r}: Header values can't contain newlines "
+            f"(a line break in the {what})"
+        )
+    bad = pattern.search(value)
+    if bad:
+        raise BadHeaderError(
+            f"Invalid address {original!r}: its {what} contains the control or "
+            f"line-separator character U+{ord(bad[0]):04X}"
+        )
+
+
+def _domain_literal(literal: str, original: object) -> str:
+    inner = literal[1:-1]
+    try:
+        if inner[:5].lower() == "ipv6:":
+            return f"[IPv6:{ipaddress.IPv6Address(inner[5:]).compressed}]"
+        return f"[{ipaddress.IPv4Address(inner)}]"
+    except ValueError:
+        raise ValueError(
+            f"Invalid address {original!r}: {literal!r} is not an IPv4 or IPv6 address literal"
+        ) from None
+
+
+def _ascii_domain(domain: str, original: object) -> str:
+    """The domain as the envelope and the headers carry it: LDH labels (IDNA-encoded
+    when not ASCII) or an address literal."""
+    if domain.startswith("[") and domain.endswith("]"):
+        return _domain_literal(domain, original)
+    ascii_domain = domain
+    if not domain.isascii():
+        try:
+            ascii_domain = domain.encode("idna").decode("ascii")
+        except UnicodeError as exc:
+            raise ValueError(
+                f"Invalid address {original!r}: IDNA cannot encode the domain {domain!r}: {exc}"
+            ) from None
+    if len(ascii_domain) > MAX_DOMAIN or not _HOST.fullmatch(ascii_domain):
+        raise ValueError(
+            f"Invalid address {original!r}: {domain!r} is not a valid domain (letters, "
+            "digits and hyphens in dot-separated labels, or an address literal)"
+        )
+    return ascii_domain
+
+
+def _quoted_local(local: str) -> str:
+    if _DOT_ATOM_RE.fullmatch(local):
+        return local
+    return '"' + _QUOTE_NEEDED.sub(r"\\\1", local) + '"'
+
+
+@dataclass(frozen=True, slots=True)
+class Mailbox:
+    """One checked address: a display name and an addr-spec.
+
+    Constructing one runs the validator (see the module), so every ``Mailbox`` is safe
+    to write into a header or an SMTP command. ``domain`` is always ASCII:
+    internationalised domain names are stored IDNA-encoded, which is what both the
+    envelope and the headers carry. ``domain`` is empty for a domain-less address
+    (``root``), which local MTAs accept.
+    """
+
+    display_name: str
+    local_part: str
+    domain: str
+    #: ``local@domain``, the local part quoted when it has to be (computed once).
+    addr_spec: str = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        original = self._original()
+        for name in ("display_name", "local_part", "domain"):
+            if not isinstance(getattr(self, name), str):
+                raise TypeError(f"Invalid address {original!r}: {name} must be a string")
+        _refuse_controls("display name", self.display_name, _BAD_IN_NAME, original)
+        _refuse_controls("local part", self.local_part, _BAD_IN_LOCAL, original)
+        _refuse_controls("domain", self.domain, _BAD_IN_LOCAL, original)
+        if not self.local_part:
+            raise ValueError(f"Invalid address {original!r}: the local part is empty")
+        domain = _ascii_domain(self.domain, original) if self.domain else ""
+        object.__setattr__(self, "domain", domain)
+        local = _quoted_local(self.local_part)
+        spec = f"{local}@{domain}" if domain else local
+        if len(spec.encode("utf-8")) > MAX_ADDRESS:
+            raise ValueError(
+                f"Invalid address {original!r}: longer than the {MAX_ADDRESS} octets "
+                "an SMTP path allows"
+            )
+        object.__setattr__(self, "addr_spec", spec)
+
+    @classmethod
+    def _valid(cls, display_name: str, local_part: str, domain: str) -> Mailbox:
+        """A mailbox from parts the fast-path expressions below already proved valid
+        (an atom phrase, a dot-atom, LDH labels, short enough): the checks are skipped,
+        as they are the most expensive step of composing a simple message."""
+        self = object.__new__(cls)
+        object.__setattr__(self, "display_name", display_name)
+        object.__setattr__(self, "local_part", local_part)
+        object.__setattr__(self, "domain", domain)
+        object.__setattr__(self, "addr_spec", f"{local_part}@{domain}")
+        return self
+
+    def _original(self) -> str:
+        spec = f"{self.local_part}@{self.domain}" if self.domain else f"{self.local_part}"
+        return f"{self.display_name} <{spec}>" if self.display_name else spec
+
+    @property
+    def needs_smtputf8(self) -> bool:
+        """A non-ASCII local part can only travel with the SMTPUTF8 extension."""
+        return not self.local_part.isascii()
+
+    def __str__(self) -> str:
+        if not self.display_name:
+            return self.addr_spec
+        return f"{self.display_name} <{self.addr_spec}>"
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """An RFC 5322 group (``undisclosed-recipients:;``), allowed in display headers."""
+
+    display_name: str
+    mailboxes: tuple[Mailbox, ...]
+
+
+def _without_domain(defects: list[Any]) -> bool:
+    return all(
+        isinstance(d, InvalidHeaderDefect) and "no domain" in str(d)
+        for d in defects
+        if not isinstance(d, NonASCIILocalPartDefect)
+    )
+
+
+def _parse_with_stdlib(value: str, field: str) -> Address:
+    try:
+        header: Any = _registry("To", value)  # an AddressHeader (typeshed lacks .defects)
+    except Exception:  # the stdlib parser raises several types on malformed input
+        raise ValueError(f"Invalid address {value!r} in {field}") from None
+    defects = [d for d in header.defects if not isinstance(d, NonASCIILocalPartDefect)]
+    groups = header.groups
+    if (
+        len(groups) != 1
+        or groups[0].display_name is not None
+        or len(groups[0].addresses) != 1
+        or (defects and not ("@" not in value and _without_domain(defects)))
+    ):
+        raise ValueError(f"Invalid address {value!r} in {field}: not exactly one address")
+    address: Address = groups[0].addresses[0]
+    return address
+
+
+def _in_field(field: str, make: Any, *args: Any) -> Mailbox:
+    """``make(*args)``, its errors saying which field the address came from."""
+    try:
+        mailbox: Mailbox = make(*args)
+    except (ValueError, TypeError) as exc:
+        raise type(exc)(f"{exc} (in {field})") from None
+    return mailbox
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_string(value: str, field: str) -> Mailbox:
+    if _LINE_BREAK.search(value):
+        raise BadHeaderError(
+            f"Invalid address {value!r}: Header values can't contain newlines "
+            f"(a line break, in {field})"
+        )
+    text = value.strip()
+    if "=?" not in text:  # encoded words need the full parser to be decoded
+        match = _FAST_BARE.fullmatch(text)
+        if match and len(text) <= MAX_ADDRESS and len(match[2]) <= MAX_DOMAIN:
+            return Mailbox._valid("", match[1], match[2])
+        match = _FAST_NAMED.fullmatch(text)
+        if match and len(match[2]) + len(match[3]) < MAX_ADDRESS and len(match[3]) <= MAX_DOMAIN:
+            return Mailbox._valid(match[1], match[2], match[3])
+    if _BAD_IN_NAME.search(text):
+        _refuse_controls("text", text, _BAD_IN_NAME, value)
+    address = _parse_with_stdlib(text, field)
+    return _in_field(field, Mailbox, address.display_name, address.username, address.domain)
+
+
+def parse_mailbox(value: object, field: str = "address") -> Mailbox:
+    """Parse one address given as ``"a@x"``, ``"Name <a@x>"``, a ``(name, "a@x")`` pair,
+    a ``Mailbox``, a stdlib ``email.headerregistry.Address``, or an object whose
+    ``str()`` is one of the string forms (a lazy string).
+
+    ``field`` names where the address came from, for error messages.
+    """
+    if isinstance(value, str):
+        return _parse_string(value, field)
+    if isinstance(value, Mailbox):
+        return value  # checked when it was made
+    if isinstance(value, Address):
+        return _in_field(field, Mailbox, value.display_name, value.username, value.domain)
+    if isinstance(value, tuple | list) and len(value) == 2:
+        name, addr = (as_text(part) for part in value)
+        if name is not None and addr is not None:
+            bare = _parse_string(addr, field)
+            if bare.display_name:
+                raise ValueError(
+                    f"Invalid address {addr!r} in {field}: in {value!r} it should be bare"
+                )
+            return _in_field(field, Mailbox, name, bare.local_part, bare.domain)
+    text = as_text(value)
+    if text is not None and not isinstance(value, tuple | list):
+        return _parse_string(text, field)
+    raise TypeError(
+        f'{field}: expected an address string like "a@x" or "Name <a@x>", '
+        f"or a (name, address) pair; got {value!r}"
+    )
+
+
+def parse_address_list(value: str, field: str) -> list[Mailbox | Group]:
+    """Parse a whole address-list header value (used for From/To/Cc/Reply-To overrides)."""
+    if _LINE_BREAK.search(value):
+        raise BadHeaderError(
+            f"Invalid address list {value!r}: Header values can't contain newlines "
+            f"(a line break, in {field})"
+        )
+    try:
+        header: Any = _registry("To", value)  # an AddressHeader (typeshed lacks .defects)
+    except Exception:
+        raise ValueError(f"Invalid address list {value!r} in {field}") from None
+    defects = [d for d in header.defects if not isinstance(d, NonASCIILocalPartDefect)]
+    if (defects and not _without_domain(defects)) or not header.groups:
+        raise ValueError(f"Invalid address list {value!r} in {field}")
+    items: list[Mailbox | Group] = []
+    for group in header.groups:
+        mailboxes = tuple(parse_mailbox(address, field) for address in group.addresses)
+        if group.display_name is None:
+            items.extend(mailboxes)
+        else:
+            items.append(Group(group.display_name, mailboxes))
+    return items

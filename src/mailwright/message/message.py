@@ -1,0 +1,521 @@
+"""``EmailMessage`` and ``EmailMultiAlternatives``: what a message is made of.
+
+A message object holds plain Python values (subject, body, address strings,
+attachments). Nothing is checked or encoded until it is needed: ``message()`` (a stdlib
+``email.message.EmailMessage``), ``as_bytes()`` (the bytes that are sent) and ``send()``
+all start from ``_compose()``, which checks every field through ``headers`` and
+``addresses`` and decides the MIME structure.
+"""
+
+from __future__ import annotations
+
+import email.charset
+import email.message
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import format_datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..conf import settings
+from . import headers as hdr
+from . import stdlib_build, wire
+from .addresses import Group, Mailbox, parse_address_list, parse_mailbox
+from .content import (
+    DEFAULT_ATTACHMENT_MIME_TYPE,
+    EmailAlternative,
+    EmailAttachment,
+    InlineAttachment,
+    content_part,
+    guess_mimetype,
+    split_mimetype,
+)
+from .envelope import Delivery, Envelope
+from .lazy import as_text
+from .mime import ForeignPart, Multipart, Part, TextPart, text_part
+from .stamps import make_message_id, now_date
+
+if TYPE_CHECKING:
+    from ..backends.base import BaseEmailBackend
+
+__all__ = ["EmailMessage", "EmailMultiAlternatives", "address_list_arg", "parse_mailboxes"]
+
+_CONTENT_ID = re.compile(r"[\x21-\x3b\x3d\x3f-\x7e]+")  # printable, no < > or space
+# Fields mailwright writes itself from the MIME tree; a user value would break it.
+_STRUCTURAL = frozenset({"content-type", "content-transfer-encoding", "mime-version"})
+# RFC 5322 section 3.6: the fields a message may hold at most once.
+_ONCE = frozenset(
+    {
+        "date",
+        "from",
+        "sender",
+        "reply-to",
+        "to",
+        "cc",
+        "bcc",
+        "message-id",
+        "in-reply-to",
+        "references",
+        "subject",
+    }
+)
+_ADDRESS_FIELDS = {
+    "from": "From",
+    "to": "To",
+    "cc": "Cc",
+    "reply-to": "Reply-To",
+    "sender": "Sender",
+}
+
+
+def address_list_arg(value: Any, name: str) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        raise TypeError(
+            f'"{name}" argument must be a list or tuple of addresses, not a string: {value!r}'
+        )
+    return list(value)
+
+
+def parse_mailboxes(values: list[Any], field: str) -> list[Mailbox]:
+    """Parsed addresses of one list attribute; empty entries are dropped."""
+    if not values:
+        return []
+    return [parse_mailbox(value, field) for value in values if value]
+
+
+def _field_text(name: str, value: Any) -> str:
+    if type(value) is str:
+        return value
+    if isinstance(value, datetime):
+        return format_datetime(value if value.tzinfo else value.astimezone())
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    text = as_text(value)
+    if text is None:
+        raise TypeError(f"header {name!r}: expected a string, got {type(value).__name__}")
+    return text
+
+
+def _text_encoding(encoding: str | email.charset.Charset | None) -> tuple[str, str | None]:
+    """The charset for text parts, and the transfer encoding an ``email.charset.Charset``
+    asks for (None: mailwright chooses)."""
+    if encoding is None:
+        return settings.DEFAULT_CHARSET, None
+    if isinstance(encoding, email.charset.Charset):
+        cte = {email.charset.QP: "quoted-printable", email.charset.BASE64: "base64"}
+        return str(encoding.output_charset or encoding.input_charset), cte.get(
+            encoding.body_encoding
+        )
+    if isinstance(encoding, str):
+        return encoding, None
+    raise TypeError(
+        f"encoding must be a charset name or an email.charset.Charset, got {encoding!r}"
+    )
+
+
+def _deduplicated(headers: Mapping[Any, Any]) -> list[tuple[str, str]]:
+    """Extra headers, checked, as (name, text). Names are case-insensitive: a field
+    RFC 5322 allows only once appears once (the last of its spellings wins, in the
+    place of the first); others may repeat."""
+    fields: list[tuple[str, str]] = []
+    position: dict[str, int] = {}
+    for name, value in headers.items():
+        hdr.check_name(name)
+        text = hdr.check_value(name, _field_text(name, value))
+        key = name.lower()
+        if key in _ONCE and key in position:
+            fields[position[key]] = (name, text)
+            continue
+        position[key] = len(fields)
+        fields.append((name, text))
+    return fields
+
+
+@dataclass(slots=True)
+class _Composition:
+    fields: list[tuple[str, str]]
+    root: Part
+    sender: Mailbox
+    recipients: list[Mailbox]
+    smtputf8: bool
+
+
+class EmailMessage:
+    """An email message, the way ``django.core.mail.EmailMessage`` defines it.
+
+    >>> msg = EmailMessage("Hello", "Body", "from@example.com", ["to@example.com"])
+    >>> msg.send()  # doctest: +SKIP
+    1
+    """
+
+    content_subtype = "plain"
+    mixed_subtype = "mixed"
+    #: A charset name, or an ``email.charset.Charset`` (whose ``body_encoding`` then
+    #: picks the transfer encoding); None means DEFAULT_CHARSET.
+    encoding: str | email.charset.Charset | None = None
+
+    def __init__(
+        self,
+        subject: str = "",
+        body: str = "",
+        from_email: str | None = None,
+        to: Iterable[Any] | None = None,
+        bcc: Iterable[Any] | None = None,
+        connection: BaseEmailBackend | None = None,
+        attachments: Iterable[Any] | None = None,
+        headers: Mapping[str, Any] | None = None,
+        cc: Iterable[Any] | None = None,
+        reply_to: Iterable[Any] | None = None,
+    ) -> None:
+        self.to = address_list_arg(to, "to")
+        self.cc = address_list_arg(cc, "cc")
+        self.bcc = address_list_arg(bcc, "bcc")
+        self.reply_to = address_list_arg(reply_to, "reply_to")
+        self.from_email = from_email or settings.DEFAULT_FROM_EMAIL
+        self.subject = subject
+        self.body = body or ""
+        self.attachments: list[Any] = []
+        self.inline_attachments: list[InlineAttachment] = []
+        for attachment in attachments or ():
+            if isinstance(attachment, email.message.Message):
+                self.attach(attachment)
+            else:
+                self.attach(*attachment)
+        self.extra_headers: dict[str, Any] = dict(headers or {})
+        self.connection = connection
+        self.delivery: Delivery | None = None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} subject={self.subject!r} to={self.to!r}>"
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A connection (a socket) does not travel with a pickled message.
+        state = self.__dict__.copy()
+        state["connection"] = None
+        return state
+
+    # --- sending ---
+
+    def get_connection(self, fail_silently: bool = False) -> BaseEmailBackend:
+        from ..api import get_connection
+
+        if not self.connection:
+            self.connection = get_connection(fail_silently=fail_silently)
+        return self.connection
+
+    def send(self, fail_silently: bool = False) -> int:
+        """Send the message; return 1 if it was sent, 0 if not (or no recipients)."""
+        if not self.recipients():
+            return 0
+        return self.get_connection(fail_silently).send_messages([self])
+
+    async def asend(self, fail_silently: bool = False) -> int:
+        """``send()`` for asyncio code; never blocks the event loop."""
+        if not self.recipients():
+            return 0
+        return await self.get_connection(fail_silently).asend_messages([self])
+
+    # --- reading ---
+
+    def recipients(self) -> list[str]:
+        """Envelope recipients: to + cc + bcc as bare addresses, empty entries dropped."""
+        return [mailbox.addr_spec for mailbox in self._recipient_mailboxes()]
+
+    def message(self) -> email.message.EmailMessage:
+        """The message as a stdlib ``email.message.EmailMessage``, ready to send."""
+        composed = self._compose()
+        return stdlib_build.build(composed.fields, composed.root, utf8=composed.smtputf8)
+
+    def as_bytes(self) -> bytes:
+        """The message as bytes: CRLF line breaks, Bcc never included, content exact.
+        These are the bytes sent, except that SMTP needs the data to end with a line
+        break: see ``envelope()``."""
+        composed = self._compose()
+        return wire.render(composed.fields, composed.root, utf8=composed.smtputf8)
+
+    def envelope(self) -> Envelope:
+        """Sender, recipients and data for an SMTP transaction (used by backends).
+
+        The data ends with CRLF, as SMTP requires: a single-part 7bit message whose
+        body does not end with a line break gains one here (the one change SMTP forces
+        on content)."""
+        composed = self._compose()
+        data = wire.render(composed.fields, composed.root, utf8=composed.smtputf8)
+        if not data.endswith(b"\r\n"):
+            data += b"\r\n"
+        return Envelope(
+            composed.sender.addr_spec,
+            [mailbox.addr_spec for mailbox in composed.recipients],
+            data,
+            composed.smtputf8,
+        )
+
+    # --- attachments ---
+
+    def attach(
+        self,
+        filename: Any = None,
+        content: Any = None,
+        mimetype: str | None = None,
+    ) -> None:
+        """Attach ``(filename, content, mimetype)``, or a ready-made stdlib MIME part.
+
+        The type is guessed from the filename when not given. ``bytes`` content of a
+        ``text/*`` type is decoded as UTF-8 when it can be, otherwise sent as
+        ``application/octet-stream``.
+        """
+        if isinstance(filename, email.message.Message):
+            if content is not None or mimetype is not None:
+                raise ValueError(
+                    "content and mimetype must not be given when a MIMEBase instance is provided."
+                )
+            self.attachments.append(filename)
+            return
+        if content is None:
+            raise ValueError(f"attachment {filename!r}: content must be provided.")
+        if filename is not None and not isinstance(filename, str):
+            raise TypeError(f"attachment filename must be a string, got {filename!r}")
+        mimetype = mimetype or guess_mimetype(filename)
+        maintype, _ = split_mimetype(mimetype)
+        if maintype == "text" and isinstance(content, bytes | bytearray):
+            try:
+                content = bytes(content).decode("utf-8")
+            except UnicodeDecodeError:
+                mimetype = DEFAULT_ATTACHMENT_MIME_TYPE
+        self.attachments.append(EmailAttachment(filename, content, mimetype))
+
+    def attach_file(self, path: str | os.PathLike[str], mimetype: str | None = None) -> None:
+        """Attach a file from disk (read now: a missing file raises ``FileNotFoundError``)."""
+        path = Path(path)
+        content = path.read_bytes()
+        self.attach(path.name, content, mimetype or guess_mimetype(path.name))
+
+    def attach_inline(
+        self,
+        filename: str | None,
+        content: bytes | str,
+        mimetype: str | None = None,
+        *,
+        cid: str | None = None,
+    ) -> str:
+        """Attach an image (or other part) for the HTML to show inline; return its
+        Content-ID, to reference as ``<img src="cid:{cid}">``."""
+        if content is None:
+            raise ValueError(f"inline attachment {filename!r}: content must be given")
+        mimetype = mimetype or guess_mimetype(filename)
+        split_mimetype(mimetype)
+        if cid is None:
+            cid = f"{os.urandom(10).hex()}@mailwright.inline"
+        elif not isinstance(cid, str) or not _CONTENT_ID.fullmatch(cid) or len(cid) > 250:
+            hdr.check_value("Content-ID", str(cid))
+            raise ValueError(
+                f"invalid content id {cid!r}: use at most 250 printable ASCII characters without <>"
+            )
+        self.inline_attachments.append(InlineAttachment(filename, content, mimetype, cid))
+        return cid
+
+    # --- composition ---
+
+    def _charset(self) -> tuple[str, str | None]:
+        return _text_encoding(self.encoding)
+
+    def _recipient_mailboxes(self) -> list[Mailbox]:
+        return [
+            *parse_mailboxes(self.to, "to"),
+            *parse_mailboxes(self.cc, "cc"),
+            *parse_mailboxes(self.bcc, "bcc"),
+        ]
+
+    def _body_text(self) -> str:
+        return as_text(self.body) or ""
+
+    def _body_part(self, charset: tuple[str, str | None]) -> Part | None:
+        """The main text part, or None when an empty body would only sit beside
+        attachments."""
+        body = self._body_text()
+        if not body and (self.attachments or self.inline_attachments):
+            return None
+        return text_part(self.content_subtype, body, charset[0], cte=charset[1])
+
+    def _main_part(self, charset: tuple[str, str | None]) -> Part | None:
+        return self._body_part(charset)
+
+    def _attach_related(self, main: Part | None, inline: list[Part]) -> tuple[Part | None, bool]:
+        """Wrap the HTML part and the inline parts in multipart/related.
+        Returns the new main part and whether an HTML part was found."""
+        if main is None or not inline:
+            return main, False
+        if isinstance(main, TextPart) and main.subtype == "html":
+            return Multipart("related", [main, *inline]), True
+        if isinstance(main, Multipart) and main.subtype == "alternative":
+            for index in range(len(main.children) - 1, -1, -1):
+                child = main.children[index]
+                if isinstance(child, TextPart) and child.subtype == "html":
+                    main.children[index] = Multipart("related", [child, *inline])
+                    return main, True
+        return main, False
+
+    def _tree(self, charset: tuple[str, str | None]) -> Part:
+        main = self._main_part(charset)
+        inline = [
+            content_part(
+                item.content,
+                item.mimetype,
+                charset[0],
+                disposition="inline",
+                filename=item.filename,
+                content_id=item.cid,
+                cte=charset[1],
+            )
+            for item in self.inline_attachments
+        ]
+        main, placed = self._attach_related(main, inline)
+        extra: list[Part] = [] if placed else inline
+        for attachment in self.attachments:
+            if isinstance(attachment, email.message.Message):
+                extra.append(ForeignPart(attachment))
+            else:
+                filename, content, mimetype = attachment
+                extra.append(
+                    content_part(
+                        content,
+                        mimetype or guess_mimetype(filename),
+                        charset[0],
+                        disposition="attachment",
+                        filename=filename,
+                        cte=charset[1],
+                    )
+                )
+        if not extra:
+            assert main is not None
+            return main
+        children = [main, *extra] if main is not None else extra
+        return Multipart(self.mixed_subtype, children)
+
+    def _compose(self) -> _Composition:
+        """Check every field, encode the header, decide the tree. Each address is
+        parsed once; the envelope and the displayed fields share the result."""
+        charset = self._charset()
+        extra = _deduplicated(self.extra_headers)
+        overridden = {name.lower() for name, _ in extra}
+
+        sender = parse_mailbox(self.from_email, "from_email")
+        to = parse_mailboxes(self.to, "to")
+        cc = parse_mailboxes(self.cc, "cc")
+        recipients = [*to, *cc, *parse_mailboxes(self.bcc, "bcc")]
+        used: list[Mailbox] = [sender, *recipients]
+
+        fields: list[tuple[str, str]] = []
+        for key, label, items in (
+            ("from", "From", [sender]),
+            ("to", "To", to),
+            ("cc", "Cc", cc),
+            ("reply-to", "Reply-To", None),
+        ):
+            if key in overridden:
+                continue
+            if items is None:
+                items = parse_mailboxes(self.reply_to, "reply_to")
+                used.extend(items)
+            if items:
+                fields.append((label, hdr.address_value(label, items)))
+        if "subject" not in overridden:
+            subject = _field_text("Subject", self.subject) if self.subject else ""
+            fields.append(("Subject", hdr.unstructured_value("Subject", subject)))
+        if "date" not in overridden:
+            fields.append(("Date", now_date(settings.EMAIL_USE_LOCALTIME)))
+        if "message-id" not in overridden:
+            fields.append(("Message-ID", make_message_id(sender.domain or "localhost")))
+
+        for name, value in extra:
+            key = name.lower()
+            if key == "bcc":
+                continue  # Bcc is never written into the message
+            if key in _STRUCTURAL:
+                raise ValueError(
+                    f"header {name!r} is set by mailwright from the message content "
+                    "and cannot be given in headers"
+                )
+            if key in _ADDRESS_FIELDS:
+                listed = parse_address_list(value, name)
+                for item in listed:
+                    used.extend(item.mailboxes if isinstance(item, Group) else [item])
+                fields.append((name, hdr.address_value(name, listed)))
+            else:
+                fields.append((name, hdr.unstructured_value(name, value)))
+
+        return _Composition(
+            fields=fields,
+            root=self._tree(charset),
+            sender=sender,
+            recipients=recipients,
+            smtputf8=any(mailbox.needs_smtputf8 for mailbox in used),
+        )
+
+
+class EmailMultiAlternatives(EmailMessage):
+    """A message with alternative renderings of the body (typically HTML).
+
+    The body is the first alternative (``text/plain``) unless it is empty: a message
+    with only an HTML alternative sends only the HTML.
+    """
+
+    alternative_subtype = "alternative"
+
+    def __init__(
+        self,
+        subject: str = "",
+        body: str = "",
+        from_email: str | None = None,
+        to: Iterable[Any] | None = None,
+        bcc: Iterable[Any] | None = None,
+        connection: BaseEmailBackend | None = None,
+        attachments: Iterable[Any] | None = None,
+        headers: Mapping[str, Any] | None = None,
+        alternatives: Iterable[Any] | None = None,
+        cc: Iterable[Any] | None = None,
+        reply_to: Iterable[Any] | None = None,
+    ) -> None:
+        super().__init__(
+            subject, body, from_email, to, bcc, connection, attachments, headers, cc, reply_to
+        )
+        self.alternatives: list[EmailAlternative] = []
+        for content, mimetype in alternatives or ():
+            self.attach_alternative(content, mimetype)
+
+    def attach_alternative(self, content: Any, mimetype: str) -> None:
+        """Add an alternative rendering, e.g. ``attach_alternative(html, "text/html")``."""
+        if content is None or mimetype is None:
+            raise ValueError("Both content and mimetype must be provided.")
+        split_mimetype(mimetype)
+        self.alternatives.append(EmailAlternative(content, mimetype))
+
+    def body_contains(self, text: str) -> bool:
+        """Whether ``text`` is in the body and in every ``text/*`` alternative (for
+        tests: the same words in the plain and the HTML version)."""
+        if text not in self._body_text():
+            return False
+        for content, mimetype in self.alternatives:
+            if str(mimetype).lower().startswith("text/"):
+                value = as_text(content)
+                if value is not None and text not in value:
+                    return False
+        return True
+
+    def _main_part(self, charset: tuple[str, str | None]) -> Part | None:
+        if not self.alternatives:
+            return self._body_part(charset)
+        parts: list[Part] = []
+        body = self._body_text()
+        if body:
+            parts.append(text_part(self.content_subtype, body, charset[0], cte=charset[1]))
+        parts.extend(
+            content_part(content, mimetype, charset[0], cte=charset[1])
+            for content, mimetype in self.alternatives
+        )
+        return Multipart(self.alternative_subtype, parts)

@@ -1,0 +1,312 @@
+"""``mailwright.django.EmailBackend`` in a Django project (``settings.configure()``), with
+a real aiosmtpd server: Django's own ``django.core.mail`` code sends through mailwright's
+engine, and what arrives parses like what Django's own SMTP backend sends.
+
+Also: inside a Django project mailwright's functions read Django's settings, but only
+those the project set (Django's defaults, such as ``EMAIL_TIMEOUT = None``, do not
+override mailwright's).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from email import message_from_bytes, policy
+from email.message import EmailMessage as StdlibMessage
+from typing import Any
+
+import pytest
+
+django = pytest.importorskip("django")
+
+from django.conf import settings as django_settings  # noqa: E402
+from django.core import mail as django_mail  # noqa: E402
+from django.utils.functional import empty  # noqa: E402
+
+import mailwright  # noqa: E402
+from certs import CertFiles  # noqa: E402
+from conftest import ServerFactory  # noqa: E402
+from mailwright.conf import settings  # noqa: E402
+from smtpserver import Received, SMTPTestServer  # noqa: E402
+
+MAILWRIGHT = "mailwright.django.EmailBackend"
+DJANGO_SMTP = "django.core.mail.backends.smtp.EmailBackend"
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+
+
+@pytest.fixture
+def project() -> Iterator[Callable[..., None]]:
+    """Configure a Django project (once per test); unconfigured again afterwards, so
+    the rest of the suite sees no Django settings."""
+
+    def configure(**values: Any) -> None:
+        django_settings.configure(**values)
+
+    yield configure
+    django_settings._wrapped = empty
+    if hasattr(django_mail, "outbox"):
+        del django_mail.outbox
+
+
+@pytest.fixture
+def server(start_server: ServerFactory, project: Callable[..., None]) -> SMTPTestServer:
+    server = start_server()
+    project(
+        EMAIL_BACKEND=MAILWRIGHT,
+        EMAIL_HOST=server.host,
+        EMAIL_PORT=server.port,
+        DEFAULT_FROM_EMAIL="Site <site@example.com>",
+        SERVER_EMAIL="errors@example.com",
+        ADMINS=[("Ann Admin", "ann@example.com"), ("Bob", "bob@example.com")],
+        MANAGERS=[("Meg", "meg@example.com")],
+    )
+    return server
+
+
+def stored(received: Received) -> StdlibMessage:
+    """What arrived, parsed as a mailbox holds it (CRLF line breaks read as "\\n")."""
+    data = received.data.replace(b"\r\n", b"\n")
+    return message_from_bytes(data, policy=policy.default)  # type: ignore[return-value]
+
+
+def view(received: Received) -> dict[str, Any]:
+    """Everything a reader gets from a message; not how it was encoded."""
+    parsed = stored(received)
+
+    def addresses(name: str) -> list[tuple[str, str]]:
+        header = parsed[name]
+        if header is None:
+            return []
+        return [(a.display_name, a.addr_spec) for a in header.addresses]
+
+    bodies, attachments = [], []
+    for part in parsed.walk():
+        if part.is_multipart():
+            continue
+        if part.get_content_disposition() in ("attachment", "inline"):
+            attachments.append((part.get_filename(), part.get_content_type(), part.get_content()))
+        else:
+            bodies.append((part.get_content_type(), part.get_content()))
+    return {
+        "envelope": (received.mail_from, sorted(received.rcpt_tos)),
+        "subject": str(parsed["Subject"]),
+        "from": addresses("From"),
+        "to": addresses("To"),
+        "cc": addresses("Cc"),
+        "reply-to": addresses("Reply-To"),
+        "x-tag": str(parsed["X-Tag"]),
+        "bodies": bodies,
+        "attachments": attachments,
+    }
+
+
+def scenarios() -> list[tuple[str, Callable[[Any], Any]]]:
+    """(name, send(connection)): the same Django code, run once per backend."""
+
+    def plain(connection: Any) -> Any:
+        return django_mail.send_mail(
+            "Hello", "Plain text.\n", None, ["to@example.com"], connection=connection
+        )
+
+    def html(connection: Any) -> Any:
+        return django_mail.send_mail(
+            "Grüße",
+            "Grüße aus Köln\nZweite Zeile",
+            "Jörg <joerg@example.com>",
+            ["Zoë <zoe@example.com>", "plain@example.com"],
+            html_message="<p>Grüße aus <b>Köln</b></p>",
+            connection=connection,
+        )
+
+    def full(connection: Any) -> Any:
+        message = django_mail.EmailMultiAlternatives(
+            "Report for Zoë",
+            "See the attachments.",
+            "reports@example.com",
+            ["Zoë Ünal <zoe@example.com>"],
+            bcc=["audit@example.com"],
+            cc=["cc@example.com"],
+            reply_to=["Help Desk <help@example.com>"],
+            headers={"X-Tag": "monthly"},
+            connection=connection,
+        )
+        message.attach_alternative("<h1>Report</h1><p>See the attachments.</p>", "text/html")
+        message.attach("data.csv", "a,b\n1,2", "text/csv")
+        message.attach("résumé.txt", "Ünïcode\ntext\n", "text/plain")
+        message.attach("logo.png", PNG, "image/png")
+        message.attach("blob.bin", bytes(range(256)), "application/octet-stream")
+        return message.send()
+
+    def admins(connection: Any) -> Any:
+        django_mail.mail_admins(  # returns None in Django
+            "Server error", "Traceback...", html_message="<pre>Traceback...</pre>",
+            connection=connection,
+        )  # fmt: skip
+        return 1
+
+    return [("plain", plain), ("html", html), ("full", full), ("admins", admins)]
+
+
+@pytest.mark.parametrize(("name", "send"), scenarios(), ids=[name for name, _ in scenarios()])
+def test_arrives_as_with_djangos_own_smtp_backend(
+    server: SMTPTestServer, name: str, send: Callable[[Any], Any]
+) -> None:
+    assert send(django_mail.get_connection(DJANGO_SMTP)) == 1
+    (django_sent,) = server.wait_for(1)
+    server.messages.clear()
+    connection = django_mail.get_connection()  # EMAIL_BACKEND: mailwright's
+    assert type(connection).__module__ == "mailwright.django.backend"
+    assert send(connection) == 1
+    (mailwright_sent,) = server.wait_for(1)
+    assert view(mailwright_sent) == view(django_sent)
+
+
+def test_full_message_content(server: SMTPTestServer) -> None:
+    """What the comparison above compares, spelled out once."""
+    send = dict(scenarios())["full"]
+    assert send(django_mail.get_connection()) == 1
+    (received,) = server.wait_for(1)
+    got = view(received)
+    assert got["envelope"] == (
+        "reports@example.com",
+        ["audit@example.com", "cc@example.com", "zoe@example.com"],
+    )
+    assert got["subject"] == "Report for Zoë"
+    assert got["to"] == [("Zoë Ünal", "zoe@example.com")]
+    assert got["reply-to"] == [("Help Desk", "help@example.com")]
+    assert got["x-tag"] == "monthly"
+    assert got["bodies"] == [
+        ("text/plain", "See the attachments."),
+        ("text/html", "<h1>Report</h1><p>See the attachments.</p>"),
+    ]
+    assert got["attachments"] == [
+        ("data.csv", "text/csv", "a,b\n1,2"),
+        ("résumé.txt", "text/plain", "Ünïcode\ntext\n"),
+        ("logo.png", "image/png", PNG),
+        ("blob.bin", "application/octet-stream", bytes(range(256))),
+    ]
+    assert b"audit@example.com" not in received.data  # Bcc: envelope only
+
+
+def test_delivery_per_recipient_and_pipelining(start_server: ServerFactory, project: Any) -> None:
+    server = start_server(refuse={"gone@example.com"})
+    project(EMAIL_BACKEND=MAILWRIGHT, EMAIL_HOST=server.host, EMAIL_PORT=server.port)
+    messages = [
+        django_mail.EmailMessage(f"n{i}", "b", "a@example.com", [f"u{i}@example.com"])
+        for i in range(3)
+    ]
+    messages[1].to.append("gone@example.com")
+    with django_mail.get_connection() as connection:
+        assert connection.send_messages(messages) == 3
+    assert len(server.wait_for(3)) == 3
+    assert messages[1].delivery.accepted == ["u1@example.com"]
+    assert messages[1].delivery.refused["gone@example.com"][0] == 550
+    assert all(m.delivery.sent for m in messages)
+    # Pipelined: the envelope of the next message travels with the content before it.
+    assert any(b"\r\n.\r\nMAIL FROM:" in chunk for _, chunk in server.chunks)
+    assert server.connections == 1
+
+
+def test_iterators_and_connections_keyword(server: SMTPTestServer) -> None:
+    messages = [
+        django_mail.EmailMessage(f"m{i}", "b", None, [f"u{i}@example.com"]) for i in range(12)
+    ]
+    connection = django_mail.get_connection(connections=3)
+    assert connection.connections == 3  # the engine's attributes read through
+    assert connection.send_messages(iter(messages)) == 12
+    assert sorted(r.rcpt_tos[0] for r in server.wait_for(12)) == sorted(
+        f"u{i}@example.com" for i in range(12)
+    )
+    assert server.connections > 1
+    assert all(m.delivery.accepted for m in messages)
+
+
+def test_verified_tls_from_django_settings(
+    start_server: ServerFactory, project: Any, certs: CertFiles
+) -> None:
+    server = start_server(starttls=certs.server_context(), require_starttls=True)
+    project(
+        EMAIL_BACKEND=MAILWRIGHT,
+        EMAIL_HOST="localhost",
+        EMAIL_PORT=server.port,
+        EMAIL_USE_TLS=True,
+        EMAIL_SSL_CAFILE=certs.ca,  # mailwright's setting, read from Django's too
+    )
+    assert django_mail.send_mail("s", "b", "a@example.com", ["b@example.com"]) == 1
+    (received,) = server.wait_for(1)
+    assert received.tls
+    # The same server, without the CA that signed its certificate: refused.
+    import ssl
+
+    with pytest.raises(ssl.SSLCertVerificationError):
+        django_mail.get_connection(ssl_cafile=certs.other_ca).send_messages(
+            [django_mail.EmailMessage("s", "b", "a@example.com", ["b@example.com"])]
+        )
+    assert len(server.messages) == 1
+
+
+def test_a_bad_message_stops_the_batch_after_the_good_ones(server: SMTPTestServer) -> None:
+    good = django_mail.EmailMessage("good", "b", "a@example.com", ["u@example.com"])
+    bad = django_mail.EmailMessage("bad", "b", "a@example.com", ["u@example.com"])
+    bad.extra_headers["X-Bad"] = "line\r\nBcc: victim@example.com"
+    with pytest.raises(mailwright.BadHeaderError):
+        django_mail.get_connection().send_messages([good, bad])
+    assert [str(stored(r)["Subject"]) for r in server.wait_for(1)] == ["good"]
+    assert good.delivery.sent
+
+
+def test_subclass_that_overrides_message_is_sent_as_it_serialises(server: SMTPTestServer) -> None:
+    class Stamped(django_mail.EmailMessage):  # type: ignore[misc]
+        def message(self, *args: Any, **kwargs: Any) -> Any:
+            msg = super().message(*args, **kwargs)
+            msg["X-Stamp"] = "added in message()"
+            return msg
+
+    assert Stamped("s", "body", "a@example.com", ["b@example.com"]).send() == 1
+    (received,) = server.wait_for(1)
+    assert stored(received)["X-Stamp"] == "added in message()"
+    assert received.rcpt_tos == ["b@example.com"]
+
+
+def test_mailwright_functions_read_the_projects_settings(server: SMTPTestServer) -> None:
+    # EMAIL_BACKEND (mailwright.django's) maps to the engine it drives; the rest as set.
+    assert settings.EMAIL_BACKEND == "mailwright.backends.smtp.EmailBackend"
+    assert server.port == settings.EMAIL_PORT
+    assert mailwright.mail_admins("Disk full", "db1") == 1
+    (received,) = server.wait_for(1)
+    parsed = stored(received)
+    assert received.mail_from == "errors@example.com"
+    assert received.rcpt_tos == ["ann@example.com", "bob@example.com"]
+    assert [a.addr_spec for a in parsed["To"].addresses] == ["ann@example.com", "bob@example.com"]
+    # Django's defaults are the project's too, but for the timeout: mailwright's is safer.
+    assert parsed["Subject"] == "[Django] Disk full"
+    assert settings.EMAIL_TIMEOUT == 60  # Django's default: None (wait forever)
+    assert mailwright.EmailMessage().from_email == "Site <site@example.com>"
+
+
+def test_explicit_django_values_win_even_when_equal_to_djangos_default(project: Any) -> None:
+    project(EMAIL_TIMEOUT=None, EMAIL_SUBJECT_PREFIX="[Django] ")
+    assert settings.EMAIL_TIMEOUT is None
+    assert settings.EMAIL_SUBJECT_PREFIX == "[Django] "
+    # configure() and override_settings() still win over Django's settings
+    with mailwright.override_settings(EMAIL_TIMEOUT=5):
+        assert settings.EMAIL_TIMEOUT == 5
+
+
+def test_djangos_test_runner_locmem_fills_djangos_outbox(project: Any) -> None:
+    from django.test.utils import setup_test_environment, teardown_test_environment
+
+    project()
+    setup_test_environment()  # what Django's test runner does: locmem, mail.outbox = []
+    try:
+        assert mailwright.send_mail("Welcome", "Hi", "a@example.com", ["new@example.com"]) == 1
+        assert [m.subject for m in django_mail.outbox] == ["Welcome"]
+        assert django_mail.outbox[0].recipients() == ["new@example.com"]
+        assert mailwright.outbox == []
+    finally:
+        teardown_test_environment()
+
+
+def test_without_a_configured_project_django_is_not_consulted(project: Any) -> None:
+    assert not django_settings.configured
+    assert settings.EMAIL_PORT == 25
+    assert settings.EMAIL_SUBJECT_PREFIX == "[mailwright] "
