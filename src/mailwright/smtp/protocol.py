@@ -216,6 +216,11 @@ class ClientProtocol:
         return self._waiting[0] if self._waiting else None
 
     @property
+    def starting_tls(self) -> bool:
+        """The server said 220 to STARTTLS: the TLS handshake is due."""
+        return self._tls_pending
+
+    @property
     def in_data(self) -> bool:
         """The server answered DATA with 354: message content must follow."""
         return self._in_data
