@@ -400,3 +400,24 @@ def test_asyncio_timeouts_leave_the_loop_usable() -> None:
         assert [t for t in asyncio.all_tasks() if t is not current] == []
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("path", ["send_messages", "asend_messages", "check"])
+def test_a_tls_handshake_that_never_comes_after_starttls(scripted, path: str) -> None:  # type: ignore[no-untyped-def]
+    server = scripted({b"STARTTLS": [b"220 2.0.0 go ahead"]}, features=[b"STARTTLS"])
+    settings = {"EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": server.port, "EMAIL_USE_TLS": True}
+    configure(**settings, EMAIL_TIMEOUT=TIMEOUT)
+    started = time.monotonic()
+    if path == "check":
+        env = {"EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": str(server.port), "EMAIL_USE_TLS": "1"}
+        result = run_cli("check", env={**env, "EMAIL_TIMEOUT": str(TIMEOUT)}, timeout=WITHIN)
+        (error,) = result.stderr.strip().splitlines()
+        assert "step 'starttls'" in error
+    else:
+        driver = "async" if path == "asend_messages" else "sync"
+        with senders.make(driver) as sender, pytest.raises(TimeoutError) as info:
+            sender.send_messages(numbered(1))
+        error = str(info.value)
+    assert time.monotonic() - started < WITHIN
+    assert f"no answer after {TIMEOUT:g} s waiting for the TLS handshake after STARTTLS" in error
+    assert b"MAIL" not in server.received  # nothing in the clear after the 220
