@@ -381,6 +381,9 @@ def _classic_one(
         check_address(txn.envelope.sender, allow_empty=True)
         for recipient in txn.envelope.recipients:
             check_address(recipient)
+        if "SMTPUTF8" not in txn.parameters and not "".join(txn.envelope.recipients).isascii():
+            # as mail_transaction() refuses it pipelined: no 8-bit RCPT without SMTPUTF8
+            raise ValueError(f"non-ASCII addresses need SMTPUTF8: {txn.envelope.recipients!r}")
     except ValueError as exc:
         return txn.failed(exc), False, None
     proto.mail(txn.envelope.sender, txn.parameters)
