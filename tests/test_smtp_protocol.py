@@ -1433,6 +1433,20 @@ def test_an_address_the_protocol_refuses_fails_that_message_alone(pipelining: bo
 
 
 @pytest.mark.parametrize("pipelining", [True, False])
+def test_a_non_ascii_address_without_smtputf8_fails_alone_in_both_modes(pipelining: bool) -> None:
+    # The envelope's flag says no SMTPUTF8, yet a recipient is not ASCII: no command
+    # of it may go (an 8-bit RCPT without SMTPUTF8 breaks RFC 6531), in either mode.
+    server = FakeServer(features=[b"PIPELINING", b"SMTPUTF8"] if pipelining else [b"SMTPUTF8"])
+    odd = (1, Envelope("from@example.com", ["ok@example.com", "jörg@example.com"], b"x", False))
+    run = send(server, [envelope(0), odd, envelope(2)], stop_on_failure=False)
+    outcomes = run.by_index()
+    assert isinstance(outcomes[1].error, ValueError) and "SMTPUTF8" in str(outcomes[1].error)
+    assert outcomes[0].error is None and outcomes[2].error is None
+    assert sum(line.startswith(b"MAIL") for line in server.lines) == 2
+    assert all(line.isascii() for line in server.lines)
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
 def test_421_part_way_ends_the_batch_with_an_outcome_for_each(pipelining: bool) -> None:
     server = FakeServer(
         script={b"RCPT": [b"250 ok", b"421 4.3.2 shutting down"]},
