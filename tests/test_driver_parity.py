@@ -23,7 +23,13 @@ from certs import CertFiles
 from conftest import ServerFactory
 from mailwright import EmailMessage, RawMessage, configure, get_connection
 from mailwright.message import Envelope
-from mailwright.smtp import NotAttemptedError
+from mailwright.smtp import (
+    AsyncSMTPConnection,
+    Login,
+    NotAttemptedError,
+    SMTPConfig,
+    SMTPConnection,
+)
 from processes import run_cli
 from scripted import STALL, ScriptedServer
 from senders import Sender
@@ -421,3 +427,63 @@ def test_a_tls_handshake_that_never_comes_after_starttls(scripted, path: str) ->
     assert time.monotonic() - started < WITHIN
     assert f"no answer after {TIMEOUT:g} s waiting for the TLS handshake after STARTTLS" in error
     assert b"MAIL" not in server.received  # nothing in the clear after the 220
+
+
+# --- the engine's connection classes, used directly (the outbox and Celery do) ---
+
+
+@pytest.mark.parametrize("driver", senders.DRIVERS)
+def test_the_connection_classes_report_the_same_steps_and_outcomes(
+    start_server: ServerFactory, certs: CertFiles, driver: str
+) -> None:
+    server = start_server(
+        starttls=certs.server_context(), auth=("user", "pw"), auth_require_tls=True
+    )
+    config = SMTPConfig(
+        host=server.host,
+        port=server.port,
+        username="user",
+        password="pw",
+        use_tls=True,
+        ssl_cafile=certs.ca,
+        timeout=10,
+        auth_mechanisms=(Login,),  # PLAIN comes first by default; LOGIN against a real server
+    )
+    items = [
+        (i, Envelope("from@example.com", [f"r{i}@example.com"], b"Subject: x\r\n\r\nhi\r\n", False))
+        for i in range(3)
+    ]
+    steps: list[str] = []
+
+    def step(name: str, detail: str) -> None:
+        steps.append(name)
+
+    if driver == "sync":
+        connection = SMTPConnection(config, on_step=step)
+        connection.connect()
+        outcomes = list(connection.send(iter(items)))
+        connection.quit()
+        assert not connection.is_open
+    else:
+
+        async def scenario() -> list[Any]:
+            connection = AsyncSMTPConnection(config, on_step=step)
+            await connection.connect()
+            source = iter(items)
+
+            async def next_item() -> Any:
+                return next(source, None)
+
+            found = [outcome async for outcome in connection.send(next_item)]
+            await connection.quit()
+            assert not connection.is_open
+            return found
+
+        outcomes = asyncio.run(scenario())
+    assert steps == ["connect", "greeting", "ehlo", "starttls", "ehlo", "auth"]
+    assert [(o.index, o.error, o.delivery.accepted) for o in outcomes] == [
+        (i, None, [f"r{i}@example.com"]) for i in range(3)
+    ]
+    received = server.wait_for(3)
+    assert all(r.tls and r.authenticated for r in received)
+    assert any(chunk.startswith(b"AUTH LOGIN") for _, chunk in server.chunks)
