@@ -36,11 +36,22 @@ def subjects(server: SMTPTestServer) -> Counter[str]:
     return Counter(str(received.parsed()["Subject"]) for received in server.messages)
 
 
+def settled(result: mailwright.BulkResult, batch: list[EmailMessage]) -> mailwright.BulkResult:
+    """Every message is sent or failed, never both, and its delivery says the same."""
+    failed = [failure.index for failure in result.failed]
+    assert len(set(failed)) == len(failed)
+    assert result.sent + len(failed) == result.total == len(batch)
+    for index, message in enumerate(batch):
+        assert message.delivery is not None, index
+        assert message.delivery.sent == (index not in failed), (index, message.delivery)
+    return result
+
+
 def test_every_message_arrives_exactly_once_over_n_connections(
     smtp_server: SMTPTestServer, sender: Sender
 ) -> None:
     batch = messages(300)
-    result = sender.send_bulk(batch, connections=4)
+    result = settled(sender.send_bulk(batch, connections=4), batch)
     assert result.ok, (result.failed, result.refused)
     assert (result.total, result.sent) == (300, 300)
     smtp_server.wait_for(300)
@@ -58,7 +69,8 @@ def test_every_message_arrives_exactly_once_over_n_connections(
 def test_rate_limit_is_never_exceeded(smtp_server: SMTPTestServer, sender: Sender) -> None:
     rate, count = 40, 21
     started = time.monotonic()
-    result = sender.send_bulk(messages(count), connections=3, rate_limit=rate)
+    batch = messages(count)
+    result = settled(sender.send_bulk(batch, connections=3, rate_limit=rate), batch)
     assert result.sent == count
     arrivals = sorted(received.at for received in smtp_server.wait_for(count))
     # The n-th slot is (n - 1) / rate after the first: neither the call nor the last
@@ -116,7 +128,7 @@ def test_throttled_messages_are_retried_and_delivered(
     server = start_server(throttle={"user3@example.com": 2, "user7@example.com": 1})
     configure(**server.settings)
     batch = messages(10)
-    result = sender.send_bulk(batch, connections=2)
+    result = settled(sender.send_bulk(batch, connections=2), batch)
     assert result.ok, (result.failed, result.refused)
     assert result.sent == 10
     server.wait_for(10)
@@ -130,7 +142,7 @@ def test_partly_throttled_message_retries_only_the_refused_recipient(
     server = start_server(throttle={"slow@example.com": 1})
     configure(**server.settings)
     msg = EmailMessage("both", "b", "from@example.com", ["fast@example.com", "slow@example.com"])
-    result = sender.send_bulk([msg], connections=1)
+    result = settled(sender.send_bulk([msg], connections=1), [msg])
     assert result.ok and result.sent == 1
     deliveries = server.wait_for(2)
     assert sorted(r.rcpt_tos[0] for r in deliveries) == ["fast@example.com", "slow@example.com"]
@@ -142,7 +154,8 @@ def test_partly_throttled_message_retries_only_the_refused_recipient(
 def test_421_reconnects_and_delivers(start_server: ServerFactory, sender: Sender) -> None:
     server = start_server(mail_421=1)
     configure(**server.settings)
-    result = sender.send_bulk(messages(5), connections=1)
+    batch = messages(5)
+    result = settled(sender.send_bulk(batch, connections=1), batch)
     assert result.ok, result.failed
     server.wait_for(5)
     assert subjects(server) == Counter(f"Message {i}" for i in range(5))
@@ -160,7 +173,7 @@ def test_refusals_and_bad_messages_are_reported_not_raised(
         EmailMessage("none", "b", "from@example.com", ["gone@example.com"]),
         EmailMessage("bad\r\nBcc: x@example.com", "b", "from@example.com", ["ok3@example.com"]),
     ]
-    result = sender.send_bulk(batch, connections=2)
+    result = settled(sender.send_bulk(batch, connections=2), batch)
     assert result.sent == 2
     assert not result.ok
     assert [(r.index, r.address, r.code) for r in result.refused] == [
@@ -178,8 +191,10 @@ def test_server_down_fails_every_message_with_the_reason(sender: Sender) -> None
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    result = sender.send_bulk(
-        messages(20), connections=3, backend="smtp", host="127.0.0.1", port=port
+    batch = messages(20)
+    result = settled(
+        sender.send_bulk(batch, connections=3, backend="smtp", host="127.0.0.1", port=port),
+        batch,
     )
     assert result.sent == 0
     assert sorted(f.index for f in result.failed) == list(range(20))
@@ -230,7 +245,8 @@ def test_backend_connections_option_raises_on_failure(
 
 
 def test_other_backends_work_too(sender: Sender) -> None:
-    result = sender.send_bulk(messages(25), connections=3, backend="locmem")
+    batch = messages(25)
+    result = settled(sender.send_bulk(batch, connections=3, backend="locmem"), batch)
     assert result.ok and result.sent == 25
     assert sorted(m.subject for m in mailwright.outbox) == sorted(f"Message {i}" for i in range(25))
 
@@ -247,7 +263,10 @@ def test_misconfigured_tls_fails_every_message_without_hanging(
     smtp_server: SMTPTestServer, sender: Sender, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
     missing = str(tmp_path / "missing-ca.pem")
-    result = sender.send_bulk(messages(6), connections=2, use_tls=True, ssl_cafile=missing)
+    batch = messages(6)
+    result = settled(
+        sender.send_bulk(batch, connections=2, use_tls=True, ssl_cafile=missing), batch
+    )
     assert result.sent == 0
     assert sorted(f.index for f in result.failed) == list(range(6))
     assert all("EMAIL_SSL_CAFILE" in f.reason for f in result.failed)
@@ -268,7 +287,7 @@ def test_a_partly_refused_message_is_sent_with_its_refusals(
         EmailMessage("slowly", "b", "from@example.com", ["ok2@example.com", "slow@example.com"]),
         EmailMessage("never", "b", "from@example.com", ["gone@example.com"]),
     ]
-    result = sender.send_bulk(batch, connections=1)
+    result = settled(sender.send_bulk(batch, connections=1), batch)
     assert result.sent + len(result.failed) == result.total == 3
     assert result.sent == 2
     assert [f.index for f in result.failed] == [2]
@@ -296,14 +315,17 @@ def test_a_partly_sent_message_whose_retry_never_runs_reports_the_recipient(
     )
     try:
         msg = EmailMessage("s", "b", "from@example.com", ["ok@example.com", "slow@example.com"])
-        result = sender.send_bulk(
-            [msg], connections=1, backend="smtp", host="127.0.0.1", port=server.port
+        result = settled(
+            sender.send_bulk(
+                [msg], connections=1, backend="smtp", host="127.0.0.1", port=server.port
+            ),
+            [msg],
         )
     finally:
         server.close()
     assert (result.sent, result.failed) == (1, [])
     assert not result.ok
-    ((refusal),) = result.refused
+    (refusal,) = result.refused
     assert (refusal.index, refusal.address) == (0, "slow@example.com")
     assert "connection refused" in refusal.text
     assert msg.delivery is not None and msg.delivery.accepted == ["ok@example.com"]
