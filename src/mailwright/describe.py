@@ -38,13 +38,13 @@ def _tls_failure(exc: ssl.SSLError, where: str) -> str:
 
 
 # OpenSSL's X509_V_ERR_* codes that a CA file does not fix.
-_HOSTNAME_MISMATCH = 62
+_NAME_MISMATCH = (62, 64)  # HOSTNAME_MISMATCH, IP_ADDRESS_MISMATCH
 _EXPIRED = 10
 
 
 def _certificate(exc: ssl.SSLCertVerificationError, where: str) -> str:
     problem = f"TLS certificate of {where} not trusted: {exc.verify_message or exc.reason}"
-    if exc.verify_code == _HOSTNAME_MISMATCH:
+    if exc.verify_code in _NAME_MISMATCH:
         return f"{problem}; set EMAIL_HOST to a name the certificate was issued for"
     if exc.verify_code == _EXPIRED:
         return f"{problem}; the server's certificate must be renewed"
