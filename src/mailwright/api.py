@@ -1,15 +1,15 @@
 """The module-level functions: ``send_mail``, ``send_mass_mail``, ``mail_admins``,
-``mail_managers`` and ``get_connection``."""
+``mail_managers`` and their async twins; ``get_connection`` (from
+``backends.loading``)."""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .backends.base import BaseEmailBackend
+from .backends.loading import get_connection
 from .conf import settings
-from .exceptions import ImproperlyConfigured
 from .message import EmailMessage, EmailMultiAlternatives
 
 __all__ = [
@@ -23,43 +23,6 @@ __all__ = [
     "send_mail",
     "send_mass_mail",
 ]
-
-_BACKEND_ALIASES = {
-    name: f"mailwright.backends.{name}.EmailBackend"
-    for name in ("smtp", "console", "filebased", "locmem", "dummy")
-}
-
-
-def _import_backend(path: Any) -> type[BaseEmailBackend]:
-    if isinstance(path, type):
-        backend = path
-    else:
-        dotted = _BACKEND_ALIASES.get(path, path)
-        module_name, _, class_name = str(dotted).rpartition(".")
-        try:
-            module = importlib.import_module(module_name) if module_name else None
-            backend = getattr(module, class_name)
-        except (ImportError, AttributeError, TypeError, ValueError) as exc:
-            raise ImproperlyConfigured(f"email backend {path!r} cannot be imported: {exc}") from exc
-    if not (isinstance(backend, type) and issubclass(backend, BaseEmailBackend)):
-        raise ImproperlyConfigured(
-            f"email backend {path!r} is not a subclass of mailwright.backends.base.BaseEmailBackend"
-        )
-    return backend
-
-
-def get_connection(
-    backend: str | type[BaseEmailBackend] | None = None,
-    fail_silently: bool = False,
-    **kwargs: Any,
-) -> BaseEmailBackend:
-    """An instance of ``backend`` (a dotted path, or EMAIL_BACKEND when ``None``).
-
-    >>> with get_connection() as connection:  # doctest: +SKIP
-    ...     connection.send_messages(messages)
-    """
-    klass = _import_backend(backend or settings.EMAIL_BACKEND)
-    return klass(fail_silently=fail_silently, **kwargs)
 
 
 def _connection_for(

@@ -60,6 +60,13 @@ class EmailBackend(BaseEmailBackend):
     ssl_cafile = _config_property("ssl_cafile", "extra CA bundle")
     pipelining = _config_property("pipelining", "use PIPELINING when offered")
 
+    @property
+    def engine_bulk(self) -> bool:
+        """True when ``send_bulk`` may drive the SMTP engine directly with ``config``
+        instead of calling ``send_messages`` (not for a subclass that changes how it
+        sends)."""
+        return type(self).send_messages is EmailBackend.send_messages
+
     def __init__(
         self,
         host: str | None = None,

@@ -44,8 +44,8 @@ class Plan:
         config: SMTPConfig | None = None,
         policy: RetryPolicy | None = None,
     ) -> Plan:
-        from ..api import get_connection
-        from ..backends.smtp import EmailBackend as SMTPBackend
+        from ..backends.loading import get_connection
+        from ..smtp import SMTPConfig
 
         if isinstance(connections, bool) or not isinstance(connections, int) or connections < 1:
             raise ValueError(f"connections must be a positive integer, got {connections!r}")
@@ -57,8 +57,11 @@ class Plan:
             kwargs = {**backend_kwargs, "fail_silently": False}
             kwargs.pop("connections", None)
             first = get_connection(backend, **kwargs)
-            if type(first) is SMTPBackend:
-                config = first.config
+            # An SMTP backend (one that carries an engine configuration and does not
+            # change how it sends) is driven through the engine directly, pipelined.
+            engine_config = getattr(first, "config", None)
+            if isinstance(engine_config, SMTPConfig) and getattr(first, "engine_bulk", False):
+                config = engine_config
             else:
                 backends = [first, *(get_connection(backend, **kwargs) for _ in range(workers - 1))]
         return cls(messages, workers, limiter, policy or BULK_POLICY, config, backends)

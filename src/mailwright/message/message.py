@@ -202,7 +202,7 @@ class EmailMessage:
     # --- sending ---
 
     def get_connection(self, fail_silently: bool = False) -> BaseEmailBackend:
-        from ..api import get_connection
+        from ..backends.loading import get_connection
 
         if not self.connection:
             self.connection = get_connection(fail_silently=fail_silently)

@@ -1,0 +1,53 @@
+"""Finding and making backends: ``get_connection`` and the backend names it knows.
+
+Below the module-level functions (``api``), the bulk layer and the message classes, which
+all make backends through it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from ..conf import settings
+from ..exceptions import ImproperlyConfigured
+from .base import BaseEmailBackend
+
+__all__ = ["BACKEND_ALIASES", "get_connection", "import_backend"]
+
+BACKEND_ALIASES = {
+    name: f"mailwright.backends.{name}.EmailBackend"
+    for name in ("smtp", "console", "filebased", "locmem", "dummy")
+}
+
+
+def import_backend(path: Any) -> type[BaseEmailBackend]:
+    if isinstance(path, type):
+        backend = path
+    else:
+        dotted = BACKEND_ALIASES.get(path, path)
+        module_name, _, class_name = str(dotted).rpartition(".")
+        try:
+            module = importlib.import_module(module_name) if module_name else None
+            backend = getattr(module, class_name)
+        except (ImportError, AttributeError, TypeError, ValueError) as exc:
+            raise ImproperlyConfigured(f"email backend {path!r} cannot be imported: {exc}") from exc
+    if not (isinstance(backend, type) and issubclass(backend, BaseEmailBackend)):
+        raise ImproperlyConfigured(
+            f"email backend {path!r} is not a subclass of mailwright.backends.base.BaseEmailBackend"
+        )
+    return backend
+
+
+def get_connection(
+    backend: str | type[BaseEmailBackend] | None = None,
+    fail_silently: bool = False,
+    **kwargs: Any,
+) -> BaseEmailBackend:
+    """An instance of ``backend`` (a dotted path, or EMAIL_BACKEND when ``None``).
+
+    >>> with get_connection() as connection:  # doctest: +SKIP
+    ...     connection.send_messages(messages)
+    """
+    klass = import_backend(backend or settings.EMAIL_BACKEND)
+    return klass(fail_silently=fail_silently, **kwargs)
