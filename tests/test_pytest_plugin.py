@@ -53,8 +53,8 @@ def test_entry_point_loads_the_plugin_and_registers_the_marker(inner: pytest.Pyt
     markers = inner.runpytest("--markers")
     markers.stdout.fnmatch_lines(["@pytest.mark.mailwright_real_backend: *"])
     # -p no:mailwright turns it off
-    inner.makepyfile(test_fixture="def test_fixture(mailoutbox): pass")
-    off = inner.runpytest("-p", "no:mailwright", "test_fixture.py")
+    inner.makepyfile(test_plugin_off="def test_fixture(mailoutbox): pass")
+    off = inner.runpytest("-p", "no:mailwright", "test_plugin_off.py")
     off.assert_outcomes(errors=1)
     off.stdout.fnmatch_lines(["*fixture 'mailoutbox' not found*"])
 
@@ -149,7 +149,7 @@ def test_opting_out_by_class_and_module(
     server = start_server()
     monkeypatch.setenv("EMAIL_URL", f"smtp://127.0.0.1:{server.port}")
     inner.makepyfile(
-        test_module="""
+        test_plugin_module="""
         import pytest
         import mailwright
 
@@ -158,7 +158,7 @@ def test_opting_out_by_class_and_module(
         def test_module_marked():
             assert mailwright.send_mail("module", "b", "a@example.com", ["b@example.com"])
         """,
-        test_class="""
+        test_plugin_class="""
         import pytest
         import mailwright
 
@@ -324,7 +324,7 @@ def test_mail_catcher_sync_and_async(
             return "asyncio"
         """
     )
-    inner.makepyfile(test_catcher=CATCHER_TESTS, test_async=ASYNC_CATCHER_TESTS)
+    inner.makepyfile(test_plugin_catcher=CATCHER_TESTS, test_plugin_async=ASYNC_CATCHER_TESTS)
     inner.runpytest().assert_outcomes(passed=8)
     ports = {port for _, port, _ in records(record)}
     assert len(ports) == 1  # started once for the session
@@ -354,7 +354,9 @@ def test_outbox_{n}(mailoutbox):
         for n in range(6)
     )
     inner.makepyfile(
-        test_catcher=CATCHER_TESTS, test_async=ASYNC_CATCHER_TESTS, test_isolation=isolation
+        test_plugin_catcher=CATCHER_TESTS,
+        test_plugin_async=ASYNC_CATCHER_TESTS,
+        test_plugin_isolation=isolation,
     )
     # loadfile: each module to one worker, so both workers run catcher tests
     result = inner.runpytest("-n", "2", "--dist", "loadfile")
