@@ -54,7 +54,7 @@ def test_entry_point_loads_the_plugin_and_registers_the_marker(inner: pytest.Pyt
     markers.stdout.fnmatch_lines(["@pytest.mark.mailwright_real_backend: *"])
     # -p no:mailwright turns it off
     inner.makepyfile(test_plugin_off="def test_fixture(mailoutbox): pass")
-    off = inner.runpytest("-p", "no:mailwright", "test_plugin_off.py")
+    off = inner.runpytest("-p", "no:mailwright", "-p", "no:django", "test_plugin_off.py")
     off.assert_outcomes(errors=1)
     off.stdout.fnmatch_lines(["*fixture 'mailoutbox' not found*"])
 
@@ -405,4 +405,54 @@ def test_django_test_setup_keeps_its_outbox(inner: pytest.Pytester) -> None:
         """
     )
     # its own process: Django's settings are process-wide
-    inner.runpytest_subprocess().assert_outcomes(passed=2)
+    inner.runpytest_subprocess("-p", "no:django").assert_outcomes(passed=2)
+
+
+PYTEST_DJANGO_TESTS = """
+from django.core import mail
+
+import mailwright
+
+def test_both_apis(mailoutbox):
+    mail.send_mail("from django", "b", None, ["a@example.com"])
+    mailwright.send_mail("from mailwright", "b", None, ["a@example.com"])
+    assert mailoutbox is mail.outbox
+    assert [m.subject for m in mailoutbox] == ["from django", "from mailwright"]
+
+def test_emptied(mailoutbox):
+    assert mailoutbox == [] and mail.outbox == []
+"""
+
+
+def test_pytest_django_project(inner: pytest.Pytester) -> None:
+    """pytest-django with a settings module that uses mailwright.django."""
+    pytest.importorskip("pytest_django")
+    inner.makeini(INI + "pythonpath = .\nDJANGO_SETTINGS_MODULE = dj_settings\n")
+    inner.makepyfile(
+        dj_settings="""
+        SECRET_KEY = "test"
+        EMAIL_BACKEND = "mailwright.django.EmailBackend"
+        EMAIL_HOST = "smtp.invalid"
+        DEFAULT_FROM_EMAIL = "site@example.com"
+        """,
+        test_plugin_django=PYTEST_DJANGO_TESTS,
+    )
+    result = inner.runpytest_subprocess()
+    result.assert_outcomes(passed=2)
+
+
+def test_pytest_django_installed_outside_a_django_project(inner: pytest.Pytester) -> None:
+    """pytest-django's own ``mailoutbox`` would skip the test here; mailwright's is used."""
+    pytest.importorskip("pytest_django")
+    inner.makepyfile(
+        test_plugin_no_django="""
+        import mailwright
+
+        def test_outbox(mailoutbox):
+            mailwright.send_mail("s", "b", "a@example.com", ["b@example.com"])
+            assert [m.subject for m in mailoutbox] == ["s"]
+        """
+    )
+    result = inner.runpytest("-p", "django")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["plugins:*django*"])

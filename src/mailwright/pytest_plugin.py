@@ -12,9 +12,10 @@
   through the real SMTP backend: ``.messages``, ``.wait_for(n)``, ``.clear()``.
 
 ``-p no:mailwright`` turns the plugin off. Under pytest-xdist each worker is its own
-process, with its own outbox and catcher. With pytest-django, its ``mailoutbox`` is the
-one used; mailwright's messages land in it too (Django's test setup picks Django's
-locmem backend, which mailwright follows).
+process, with its own outbox and catcher. Under Django's test setup (Django's runner,
+pytest-django) ``mailoutbox`` is ``django.core.mail.outbox``, where Django's messages and
+mailwright's both land (the setup picks Django's locmem backend, which mailwright
+follows), the same list as pytest-django's fixture of that name.
 """
 
 from __future__ import annotations
@@ -43,8 +44,10 @@ def pytest_configure(config: pytest.Config) -> None:
     default = LocmemDefault()
     settings.push_process_override(default)
     config.stash[_default_key] = default
-    if not config.pluginmanager.hasplugin("django"):
-        config.pluginmanager.register(_OutboxFixture(), "mailwright-mailoutbox")
+    # Registered last, so that it is the ``mailoutbox`` used when pytest-django (whose
+    # fixture skips the test outside a Django project) is installed too; inside one,
+    # both give django.core.mail.outbox.
+    config.pluginmanager.register(_OutboxFixture(), "mailwright-mailoutbox")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -73,7 +76,7 @@ def _mailwright_isolation(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 class _OutboxFixture:
-    """``mailoutbox``, registered unless pytest-django (which has its own) is active."""
+    """``mailoutbox`` (see ``pytest_configure``)."""
 
     @pytest.fixture
     def mailoutbox(self, _mailwright_isolation: None) -> list[Any]:

@@ -75,11 +75,15 @@ def current_outbox() -> list[Any]:
 
 
 def reset_outbox() -> list[Any]:
-    """Give the current in-memory backend a new, empty outbox and return it."""
+    """Give the current in-memory backend an empty outbox and return it (Django's is
+    emptied in place, as pytest-django does)."""
     if _django_locmem():
         from django.core import mail
 
-        mail.outbox = []
+        if isinstance(getattr(mail, "outbox", None), list):
+            mail.outbox.clear()
+        else:
+            mail.outbox = []
     else:
         import mailwright
 
