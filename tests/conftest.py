@@ -5,6 +5,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 import mailwright
+import senders
 from certs import CertFiles, make_certs
 from mailwright.conf import SETTING_NAMES, settings
 from smtpserver import ServerOptions, SMTPTestServer
@@ -50,3 +51,10 @@ def smtp_server(start_server: ServerFactory) -> SMTPTestServer:
     server = start_server()
     mailwright.configure(**server.settings)
     return server
+
+
+@pytest.fixture(params=senders.DRIVERS)
+def sender(request: pytest.FixtureRequest) -> Iterator[senders.Sender]:
+    """The SMTP behaviour tests run once per driver: sync, then asyncio (senders.py)."""
+    with senders.make(request.param) as made:
+        yield made

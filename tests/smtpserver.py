@@ -12,6 +12,7 @@ import asyncio
 import ssl
 import threading
 import time
+from collections import defaultdict
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -54,6 +55,10 @@ class ServerOptions:
     data_command_delay: float = 0.0  # seconds before answering DATA with 354
     stall_data: float = 0.0  # after DATA, stop reading for this long (client buffers fill)
     data_size_limit: int | None = 33554432
+    # Signals, for tests that wait on the server rather than on the clock:
+    hold: dict[str, threading.Event] = field(default_factory=dict)  # "MAIL", "RCPT",
+    # "DATA" -> answer that command only once the event is set (all set on stop())
+    stall_until: threading.Event | None = None  # after DATA, stop reading until set
 
 
 class _Handler:
@@ -67,6 +72,7 @@ class _Handler:
         return responses
 
     async def handle_MAIL(self, smtp, session, envelope, address, mail_options):
+        await self.server._gate("MAIL")
         await self.server._delay()
         options = self.server.options
         if options.mail_421:
@@ -81,6 +87,7 @@ class _Handler:
         return "250 OK"
 
     async def handle_RCPT(self, smtp, session, envelope, address, rcpt_options):
+        await self.server._gate("RCPT")
         await self.server._delay()
         options = self.server.options
         if address in options.refuse:
@@ -137,7 +144,23 @@ class _RecordingSMTP(SMTP):
         if options.stall_data:
             self.transport.pause_reading()
             asyncio.get_running_loop().call_later(options.stall_data, self._resume)
+        await self._owner._gate("DATA")
+        if options.stall_until is not None:
+            self.transport.pause_reading()
+            self._owner.stalled.set()
+            self._stall = asyncio.ensure_future(self._resume_when(options.stall_until))
         await super().smtp_DATA(arg)
+
+    async def _resume_when(self, event: threading.Event) -> None:
+        while not event.is_set():
+            await asyncio.sleep(0.002)
+        self._resume()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        with self._owner._ended:
+            self._owner.ended += 1
+            self._owner._ended.notify_all()
 
     def _resume(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
@@ -149,16 +172,36 @@ class _RecordingSMTP(SMTP):
 
 
 class SMTPTestServer:
+    handler_class: type[_Handler] = _Handler  # a test may answer differently
+
     def __init__(self, options: ServerOptions | None = None) -> None:
         self.options = options or ServerOptions()
         self.messages: list[Received] = []
         self.chunks: list[tuple[float, bytes]] = []
         self.connections = 0
+        self.arrived: defaultdict[str, threading.Event] = defaultdict(threading.Event)
+        self.stalled = threading.Event()  # set when stall_until stopped the reading
+        self.ended = 0  # connections closed (by either side)
+        self._ended = threading.Condition()
         self.host = "127.0.0.1"
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: asyncio.AbstractServer | None = None
+
+    async def _gate(self, verb: str) -> None:
+        """Say the command arrived; answer it only once its hold (if any) is released."""
+        self.arrived[verb].set()
+        event = self.options.hold.get(verb)
+        while event is not None and not event.is_set():
+            await asyncio.sleep(0.002)
+
+    def wait_ended(self, count: int = 1, timeout: float = 15) -> None:
+        """Until ``count`` connections have closed (plain connections; STARTTLS ones
+        are not counted reliably)."""
+        with self._ended:
+            if not self._ended.wait_for(lambda: self.ended >= count, timeout):
+                raise AssertionError(f"{self.ended} of {count} connections ended")
 
     async def _delay(self) -> None:
         if self.options.reply_delay:
@@ -187,7 +230,7 @@ class SMTPTestServer:
         if options.auth is not None:
             kwargs["authenticator"] = self._authenticate
             kwargs["auth_required"] = True
-        return _RecordingSMTP(self, _Handler(self), **kwargs)
+        return _RecordingSMTP(self, self.handler_class(self), **kwargs)
 
     def start(self) -> SMTPTestServer:
         self._thread.start()
@@ -200,10 +243,20 @@ class SMTPTestServer:
         return self
 
     def stop(self) -> None:
+        for event in [*self.options.hold.values(), self.options.stall_until]:
+            if event is not None:
+                event.set()
+
         async def shutdown() -> None:
             assert self._server is not None
             self._server.close()
             await asyncio.sleep(0)
+            # Sessions still running (a stalled or held one) end here, not as
+            # "Task was destroyed but it is pending!" when the loop closes.
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
         asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)

@@ -1,17 +1,27 @@
-"""send_bulk and the SMTP backend's ``connections`` option, against real servers."""
+"""send_bulk / asend_bulk and the SMTP backend's ``connections`` option, against real
+servers. Every test taking ``sender`` runs through both: the thread driver
+(``send_bulk``) and the asyncio one (``asend_bulk``).
+
+No timing windows: rates are checked from below only (a slow machine can only make
+a send slower), and everything else by order and counts."""
 
 from __future__ import annotations
 
+import asyncio
 import smtplib
+import socket
 import threading
+import time
 from collections import Counter
 
 import pytest
 
 import mailwright
 from conftest import ServerFactory
-from mailwright import EmailMessage, configure, get_connection, send_bulk
+from mailwright import EmailMessage, configure, send_bulk
 from mailwright.bulk import RateLimiter
+from scripted import HANG_UP, ScriptedServer
+from senders import Sender
 from smtpserver import SMTPTestServer
 
 
@@ -26,9 +36,22 @@ def subjects(server: SMTPTestServer) -> Counter[str]:
     return Counter(str(received.parsed()["Subject"]) for received in server.messages)
 
 
-def test_every_message_arrives_exactly_once_over_n_connections(smtp_server: SMTPTestServer) -> None:
+def settled(result: mailwright.BulkResult, batch: list[EmailMessage]) -> mailwright.BulkResult:
+    """Every message is sent or failed, never both, and its delivery says the same."""
+    failed = [failure.index for failure in result.failed]
+    assert len(set(failed)) == len(failed)
+    assert result.sent + len(failed) == result.total == len(batch)
+    for index, message in enumerate(batch):
+        assert message.delivery is not None, index
+        assert message.delivery.sent == (index not in failed), (index, message.delivery)
+    return result
+
+
+def test_every_message_arrives_exactly_once_over_n_connections(
+    smtp_server: SMTPTestServer, sender: Sender
+) -> None:
     batch = messages(300)
-    result = send_bulk(batch, connections=4)
+    result = settled(sender.send_bulk(batch, connections=4), batch)
     assert result.ok, (result.failed, result.refused)
     assert (result.total, result.sent) == (300, 300)
     smtp_server.wait_for(300)
@@ -43,47 +66,69 @@ def test_every_message_arrives_exactly_once_over_n_connections(smtp_server: SMTP
     assert result.rate > 0 and result.elapsed > 0
 
 
-def test_rate_limit_holds_over_a_two_second_window(smtp_server: SMTPTestServer) -> None:
-    rate = 40
-    batch = messages(130)
-    result = send_bulk(batch, connections=3, rate_limit=rate)
-    assert result.sent == 130
-    arrivals = sorted(received.at for received in smtp_server.wait_for(130))
-    start = arrivals[0] + 0.5  # a window in the middle of the run
-    in_window = sum(1 for at in arrivals if start <= at < start + 2.0)
-    assert abs(in_window - 2 * rate) <= 0.1 * 2 * rate, in_window
-    assert result.elapsed >= (130 - 1) / rate * 0.9
+def test_rate_limit_is_never_exceeded(smtp_server: SMTPTestServer, sender: Sender) -> None:
+    rate, count = 40, 21
+    started = time.monotonic()
+    batch = messages(count)
+    result = settled(sender.send_bulk(batch, connections=3, rate_limit=rate), batch)
+    assert result.sent == count
+    arrivals = sorted(received.at for received in smtp_server.wait_for(count))
+    # The n-th slot is (n - 1) / rate after the first: neither the call nor the last
+    # arrival at the server can come sooner (1 ms for the event loop's clock rounding).
+    assert result.elapsed >= (count - 1) / rate - 0.001
+    assert arrivals[-1] - started >= (count - 1) / rate - 0.001
+    assert subjects(smtp_server) == Counter(f"Message {i}" for i in range(count))
 
 
-def test_rate_limiter_paces_threads_together() -> None:
-    import time
-
+def test_rate_limiter_hands_out_evenly_spaced_slots_across_threads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [1000.0]  # a clock that stands still: every delay is the slot's distance
+    monkeypatch.setattr("mailwright.bulk.rate.time.monotonic", lambda: clock[0])
     limiter = RateLimiter(200)
-    stamps: list[float] = []
+    delays: list[float] = []
     lock = threading.Lock()
 
     def take(n: int) -> None:
         for _ in range(n):
-            limiter.wait()
+            delay = limiter.reserve()
             with lock:
-                stamps.append(time.monotonic())
+                delays.append(delay)
 
     threads = [threading.Thread(target=take, args=(50,)) for _ in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    stamps.sort()
-    assert (stamps[-1] - stamps[0]) >= 199 / 200 * 0.9
-    with pytest.raises(ValueError):
-        RateLimiter(0)
+    assert sorted(delays) == pytest.approx([i / 200 for i in range(200)])
+    clock[0] += 10  # idle for a while: no burst of saved-up slots afterwards
+    assert limiter.reserve() == 0
+    assert limiter.reserve() == pytest.approx(1 / 200)
+    for bad in (0, -5, True):
+        with pytest.raises(ValueError):
+            RateLimiter(bad)
 
 
-def test_throttled_messages_are_retried_and_delivered(start_server: ServerFactory) -> None:
+def test_rate_limiter_waits_on_the_real_clock() -> None:
+    started = time.monotonic()
+    limiter = RateLimiter(200)
+    threads = [
+        threading.Thread(target=lambda: [limiter.wait() for _ in range(10)]) for _ in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert time.monotonic() - started >= 39 / 200
+
+
+def test_throttled_messages_are_retried_and_delivered(
+    start_server: ServerFactory, sender: Sender
+) -> None:
     server = start_server(throttle={"user3@example.com": 2, "user7@example.com": 1})
     configure(**server.settings)
     batch = messages(10)
-    result = send_bulk(batch, connections=2)
+    result = settled(sender.send_bulk(batch, connections=2), batch)
     assert result.ok, (result.failed, result.refused)
     assert result.sent == 10
     server.wait_for(10)
@@ -92,12 +137,12 @@ def test_throttled_messages_are_retried_and_delivered(start_server: ServerFactor
 
 
 def test_partly_throttled_message_retries_only_the_refused_recipient(
-    start_server: ServerFactory,
+    start_server: ServerFactory, sender: Sender
 ) -> None:
     server = start_server(throttle={"slow@example.com": 1})
     configure(**server.settings)
     msg = EmailMessage("both", "b", "from@example.com", ["fast@example.com", "slow@example.com"])
-    result = send_bulk([msg], connections=1)
+    result = settled(sender.send_bulk([msg], connections=1), [msg])
     assert result.ok and result.sent == 1
     deliveries = server.wait_for(2)
     assert sorted(r.rcpt_tos[0] for r in deliveries) == ["fast@example.com", "slow@example.com"]
@@ -106,17 +151,20 @@ def test_partly_throttled_message_retries_only_the_refused_recipient(
     assert sorted(msg.delivery.accepted) == ["fast@example.com", "slow@example.com"]
 
 
-def test_421_reconnects_and_delivers(start_server: ServerFactory) -> None:
+def test_421_reconnects_and_delivers(start_server: ServerFactory, sender: Sender) -> None:
     server = start_server(mail_421=1)
     configure(**server.settings)
-    result = send_bulk(messages(5), connections=1)
+    batch = messages(5)
+    result = settled(sender.send_bulk(batch, connections=1), batch)
     assert result.ok, result.failed
     server.wait_for(5)
     assert subjects(server) == Counter(f"Message {i}" for i in range(5))
     assert server.connections >= 2
 
 
-def test_refusals_and_bad_messages_are_reported_not_raised(start_server: ServerFactory) -> None:
+def test_refusals_and_bad_messages_are_reported_not_raised(
+    start_server: ServerFactory, sender: Sender
+) -> None:
     server = start_server(refuse={"gone@example.com"})
     configure(**server.settings)
     batch = [
@@ -125,7 +173,7 @@ def test_refusals_and_bad_messages_are_reported_not_raised(start_server: ServerF
         EmailMessage("none", "b", "from@example.com", ["gone@example.com"]),
         EmailMessage("bad\r\nBcc: x@example.com", "b", "from@example.com", ["ok3@example.com"]),
     ]
-    result = send_bulk(batch, connections=2)
+    result = settled(sender.send_bulk(batch, connections=2), batch)
     assert result.sent == 2
     assert not result.ok
     assert [(r.index, r.address, r.code) for r in result.refused] == [
@@ -139,69 +187,146 @@ def test_refusals_and_bad_messages_are_reported_not_raised(start_server: ServerF
     assert subjects(server) == Counter({"fine": 1, "half": 1})
 
 
-def test_server_down_fails_every_message_with_the_reason() -> None:
-    import socket
-
+def test_server_down_fails_every_message_with_the_reason(sender: Sender) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    result = send_bulk(messages(20), connections=3, backend="smtp", host="127.0.0.1", port=port)
+    batch = messages(20)
+    result = settled(
+        sender.send_bulk(batch, connections=3, backend="smtp", host="127.0.0.1", port=port),
+        batch,
+    )
     assert result.sent == 0
     assert sorted(f.index for f in result.failed) == list(range(20))
     assert all("connection refused" in f.reason for f in result.failed)
 
 
-def test_concurrent_calls_from_threads(smtp_server: SMTPTestServer) -> None:
-    results = []
+def test_concurrent_calls(smtp_server: SMTPTestServer, sender: Sender) -> None:
+    """From several threads (send_bulk) or tasks (asend_bulk) at once."""
+    batches = {f"T{n}": messages(60, f"T{n}") for n in range(3)}
+    if sender.name == "sync":
+        results = []
+        threads = [
+            threading.Thread(target=lambda b=b: results.append(send_bulk(b, connections=2)))
+            for b in batches.values()
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    else:
 
-    def run(prefix: str) -> None:
-        results.append(send_bulk(messages(60, prefix), connections=2))
+        async def together() -> list[mailwright.BulkResult]:
+            return await asyncio.gather(
+                *(mailwright.asend_bulk(b, connections=2) for b in batches.values())
+            )
 
-    threads = [threading.Thread(target=run, args=(f"T{n}",)) for n in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+        results = asyncio.run(together())
     assert [r.sent for r in results] == [60, 60, 60]
     smtp_server.wait_for(180)
     assert subjects(smtp_server) == Counter(f"T{n} {i}" for n in range(3) for i in range(60))
 
 
-def test_backend_connections_option(smtp_server: SMTPTestServer) -> None:
-    connection = get_connection(connections=3)
-    assert connection.send_messages(messages(90)) == 90
+def test_backend_connections_option(smtp_server: SMTPTestServer, sender: Sender) -> None:
+    assert sender.send_messages(messages(90), connections=3) == 90
     smtp_server.wait_for(90)
     assert smtp_server.connections == 3
     assert len(subjects(smtp_server)) == 90
 
 
-def test_backend_connections_option_raises_on_failure(start_server: ServerFactory) -> None:
+def test_backend_connections_option_raises_on_failure(
+    start_server: ServerFactory, sender: Sender
+) -> None:
     server = start_server(refuse={"user1@example.com"})
     configure(**server.settings)
     with pytest.raises(smtplib.SMTPRecipientsRefused, match=r"user1@example\.com"):
-        get_connection(connections=2).send_messages(messages(4))
-    assert get_connection(connections=2, fail_silently=True).send_messages(messages(4)) == 3
+        sender.send_messages(messages(4), connections=2)
+    assert sender.send_messages(messages(4), connections=2, fail_silently=True) == 3
 
 
-def test_other_backends_work_too() -> None:
-    result = send_bulk(messages(25), connections=3, backend="locmem")
+def test_other_backends_work_too(sender: Sender) -> None:
+    batch = messages(25)
+    result = settled(sender.send_bulk(batch, connections=3, backend="locmem"), batch)
     assert result.ok and result.sent == 25
     assert sorted(m.subject for m in mailwright.outbox) == sorted(f"Message {i}" for i in range(25))
 
 
-def test_bad_arguments() -> None:
+def test_bad_arguments(sender: Sender) -> None:
     with pytest.raises(ValueError, match="connections"):
-        send_bulk([], connections=0)
+        sender.send_bulk([], connections=0)
     with pytest.raises(ValueError, match="rate_limit"):
-        send_bulk(messages(1), rate_limit=-5, backend="dummy")
-    assert send_bulk([], backend="dummy").ok
+        sender.send_bulk(messages(1), rate_limit=-5, backend="dummy")
+    assert sender.send_bulk([], backend="dummy").ok
 
 
 def test_misconfigured_tls_fails_every_message_without_hanging(
-    smtp_server: SMTPTestServer, tmp_path
+    smtp_server: SMTPTestServer, sender: Sender, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
     missing = str(tmp_path / "missing-ca.pem")
-    result = send_bulk(messages(6), connections=2, use_tls=True, ssl_cafile=missing)
+    batch = messages(6)
+    result = settled(
+        sender.send_bulk(batch, connections=2, use_tls=True, ssl_cafile=missing), batch
+    )
     assert result.sent == 0
     assert sorted(f.index for f in result.failed) == list(range(6))
     assert all("EMAIL_SSL_CAFILE" in f.reason for f in result.failed)
+    assert smtp_server.connections == 0
+
+
+# --- a message is sent or failed, never both (issue 8) ---
+
+
+def test_a_partly_refused_message_is_sent_with_its_refusals(
+    start_server: ServerFactory, sender: Sender
+) -> None:
+    # gone@ is refused for good; slow@ is throttled more often than attempts allow.
+    server = start_server(refuse={"gone@example.com"}, throttle={"slow@example.com": 50})
+    configure(**server.settings)
+    batch = [
+        EmailMessage("partly", "b", "from@example.com", ["ok@example.com", "gone@example.com"]),
+        EmailMessage("slowly", "b", "from@example.com", ["ok2@example.com", "slow@example.com"]),
+        EmailMessage("never", "b", "from@example.com", ["gone@example.com"]),
+    ]
+    result = settled(sender.send_bulk(batch, connections=1), batch)
+    assert result.sent + len(result.failed) == result.total == 3
+    assert result.sent == 2
+    assert [f.index for f in result.failed] == [2]
+    assert [(r.index, r.address, r.code) for r in result.refused] == [
+        (0, "gone@example.com", 550),
+        (1, "slow@example.com", 454),
+        (2, "gone@example.com", 550),
+    ]
+    assert batch[1].delivery is not None and batch[1].delivery.accepted == ["ok2@example.com"]
+    assert batch[1].delivery.refused == {"slow@example.com": (454, "4.7.0 try again later")}
+    assert batch[1].delivery.sent and batch[1].delivery.error is None
+    # ok2@ got it exactly once, however often slow@ was retried
+    assert [r.rcpt_tos for r in server.wait_for(2)] == [["ok@example.com"], ["ok2@example.com"]]
+
+
+def test_a_partly_sent_message_whose_retry_never_runs_reports_the_recipient(
+    sender: Sender,
+) -> None:
+    # ok@ takes the message, slow@ gets a 451; the retry's connection is hung up on and
+    # the server then refuses every new one: slow@ must be reported, not forgotten.
+    server = ScriptedServer(
+        {b"RCPT": [b"250 ok", b"451 4.3.0 later"], b"MAIL": [b"250 ok", HANG_UP]},
+        features=[b"PIPELINING"],
+        connections=1,
+    )
+    try:
+        msg = EmailMessage("s", "b", "from@example.com", ["ok@example.com", "slow@example.com"])
+        result = settled(
+            sender.send_bulk(
+                [msg], connections=1, backend="smtp", host="127.0.0.1", port=server.port
+            ),
+            [msg],
+        )
+    finally:
+        server.close()
+    assert (result.sent, result.failed) == (1, [])
+    assert not result.ok
+    (refusal,) = result.refused
+    assert (refusal.index, refusal.address) == (0, "slow@example.com")
+    assert "connection refused" in refusal.text
+    assert msg.delivery is not None and msg.delivery.accepted == ["ok@example.com"]
+    assert set(msg.delivery.refused) == {"slow@example.com"}

@@ -1,4 +1,5 @@
-"""SMTP PIPELINING (RFC 2920): grouping, reply matching, and the failure rules."""
+"""SMTP PIPELINING (RFC 2920): grouping, reply matching, and the failure rules, against
+aiosmtpd and a scripted server, once per driver."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import smtplib
 import pytest
 
 from conftest import ServerFactory
-from mailwright import EmailMessage, get_connection
+from mailwright import EmailMessage, RawMessage, get_connection
 from scripted import ScriptedServer
+from senders import Sender
 
 
 def batch(count: int, **kwargs: object) -> list[EmailMessage]:
@@ -24,10 +26,25 @@ def chunks_with(server, needle: bytes) -> list[bytes]:  # type: ignore[no-untype
     return [chunk for _, chunk in server.chunks if needle in chunk]
 
 
-def test_commands_arrive_grouped(start_server: ServerFactory) -> None:
+@pytest.fixture
+def scripted():  # type: ignore[no-untyped-def]
+    """Start scripted servers; all close after the test."""
+    servers: list[ScriptedServer] = []
+
+    def start(replies: dict[bytes, list[bytes]], features: list[bytes]) -> ScriptedServer:
+        server = ScriptedServer(replies, features)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def test_commands_arrive_grouped(start_server: ServerFactory, sender: Sender) -> None:
     server = start_server(pipelining=True)
     connection = get_connection("smtp", host=server.host, port=server.port)
-    assert connection.send_messages(batch(3)) == 3
+    assert sender.send_messages(batch(3), connection) == 3
     assert len(server.wait_for(3)) == 3
     for i in range(3):
         (group,) = chunks_with(server, f"RCPT TO:<to{i}@example.com>".encode())
@@ -39,10 +56,12 @@ def test_commands_arrive_grouped(start_server: ServerFactory) -> None:
             assert b"\r\n.\r\nMAIL FROM:" in group
 
 
-def test_without_pipelining_the_exchange_is_classic(start_server: ServerFactory) -> None:
+def test_without_pipelining_the_exchange_is_classic(
+    start_server: ServerFactory, sender: Sender
+) -> None:
     server = start_server(pipelining=False)
     connection = get_connection("smtp", host=server.host, port=server.port)
-    assert connection.send_messages(batch(2)) == 2
+    assert sender.send_messages(batch(2), connection) == 2
     server.wait_for(2)
     for _, chunk in server.chunks:
         commands = [
@@ -51,17 +70,18 @@ def test_without_pipelining_the_exchange_is_classic(start_server: ServerFactory)
         assert len(commands) <= 1, chunk
 
 
-def test_pipelining_can_be_turned_off(start_server: ServerFactory) -> None:
+def test_pipelining_can_be_turned_off(start_server: ServerFactory, sender: Sender) -> None:
     server = start_server(pipelining=True)
     connection = get_connection("smtp", host=server.host, port=server.port, pipelining=False)
-    assert connection.send_messages(batch(2)) == 2
+    assert sender.send_messages(batch(2), connection) == 2
     server.wait_for(2)
     assert not chunks_with(server, b"\r\nRCPT TO")
+    assert not chunks_with(server, b"\r\nDATA")
 
 
 @pytest.mark.parametrize("pipelining", [True, False])
 def test_mixed_replies_map_to_the_right_recipients(
-    start_server: ServerFactory, pipelining: bool
+    start_server: ServerFactory, sender: Sender, pipelining: bool
 ) -> None:
     refused = {"b@example.com", "d@example.com"}
     server = start_server(refuse=refused, pipelining=pipelining)
@@ -73,7 +93,8 @@ def test_mixed_replies_map_to_the_right_recipients(
         cc=["c@example.com"],
         bcc=["d@example.com"],
     )
-    assert get_connection("smtp", host=server.host, port=server.port).send_messages([msg]) == 1
+    connection = get_connection("smtp", host=server.host, port=server.port)
+    assert sender.send_messages([msg], connection) == 1
     (received,) = server.wait_for(1)
     assert received.rcpt_tos == ["a@example.com", "c@example.com"]
     assert msg.delivery is not None
@@ -83,7 +104,9 @@ def test_mixed_replies_map_to_the_right_recipients(
 
 
 @pytest.mark.parametrize("pipelining", [True, False])
-def test_data_refused_after_good_recipients(start_server: ServerFactory, pipelining: bool) -> None:
+def test_data_refused_after_good_recipients(
+    start_server: ServerFactory, sender: Sender, pipelining: bool
+) -> None:
     server = start_server(refuse_data_containing=b"REJECT-ME", pipelining=pipelining)
     messages = [
         EmailMessage("first", "fine", "from@example.com", ["a@example.com"]),
@@ -91,16 +114,19 @@ def test_data_refused_after_good_recipients(start_server: ServerFactory, pipelin
         EmailMessage("third", "fine", "from@example.com", ["c@example.com"]),
     ]
     connection = get_connection("smtp", host=server.host, port=server.port, fail_silently=True)
-    assert connection.send_messages(messages) == 2
+    assert sender.send_messages(messages, connection) == 2
     assert [r.parsed()["Subject"] for r in server.wait_for(2)] == ["first", "third"]
     assert server.connections == 1  # the connection stayed usable
     with pytest.raises(smtplib.SMTPDataError) as info:
-        get_connection("smtp", host=server.host, port=server.port).send_messages(messages[1:2])
+        sender.send_messages(messages[1:2], host=server.host, port=server.port)
     assert info.value.smtp_code == 554
 
 
-def test_data_command_refused_after_good_recipients_then_rset() -> None:
-    server = ScriptedServer(
+def test_data_command_refused_after_good_recipients_then_rset(
+    scripted,  # type: ignore[no-untyped-def]
+    sender: Sender,
+) -> None:
+    server = scripted(
         {
             b"RCPT": [b"250 ok", b"250 ok"],
             b"DATA": [b"554 5.7.1 not now", b"354 go ahead"],
@@ -108,31 +134,31 @@ def test_data_command_refused_after_good_recipients_then_rset() -> None:
         },
         features=[b"PIPELINING"],
     )
-    try:
-        messages = [
-            EmailMessage("one", "FIRST-CONTENT", "a@example.com", ["x@example.com"]),
-            EmailMessage("two", "SECOND-CONTENT", "a@example.com", ["y@example.com"]),
-        ]
-        connection = get_connection("smtp", host="127.0.0.1", port=server.port, fail_silently=True)
-        assert connection.send_messages(messages) == 1
-        # the refused message reached nobody; its delivery says why
-        assert messages[0].delivery is not None
-        assert messages[0].delivery.accepted == []
-        assert messages[0].delivery.refused == {"x@example.com": (554, "5.7.1 not now")}
-        assert messages[1].delivery is not None
-        assert messages[1].delivery.accepted == ["y@example.com"]
-        assert b"FIRST-CONTENT" not in server.received
-        assert b"SECOND-CONTENT" in server.received
-        # RSET after the refused DATA, pipelined ahead of the next envelope
-        assert b"RSET\r\nMAIL FROM:<a@example.com>" in server.received
-    finally:
-        server.close()
+    messages = [
+        EmailMessage("one", "FIRST-CONTENT", "a@example.com", ["x@example.com"]),
+        EmailMessage("two", "SECOND-CONTENT", "a@example.com", ["y@example.com"]),
+    ]
+    connection = get_connection("smtp", host="127.0.0.1", port=server.port, fail_silently=True)
+    assert sender.send_messages(messages, connection) == 1
+    # the refused message reached nobody; its delivery says why
+    assert messages[0].delivery is not None
+    assert messages[0].delivery.accepted == []
+    assert messages[0].delivery.refused == {"x@example.com": (554, "5.7.1 not now")}
+    assert messages[1].delivery is not None
+    assert messages[1].delivery.accepted == ["y@example.com"]
+    assert b"FIRST-CONTENT" not in server.received
+    assert b"SECOND-CONTENT" in server.received
+    # RSET after the refused DATA, pipelined ahead of the next envelope
+    assert b"RSET\r\nMAIL FROM:<a@example.com>" in server.received
 
 
-def test_354_without_accepted_recipients_gets_a_lone_dot() -> None:
+def test_354_without_accepted_recipients_gets_a_lone_dot(
+    scripted,  # type: ignore[no-untyped-def]
+    sender: Sender,
+) -> None:
     # A server that asks for content although it refused every recipient: the client
     # must end the transaction with a lone dot and never send the content.
-    server = ScriptedServer(
+    server = scripted(
         {
             b"RCPT": [b"550 no such user"],
             b"DATA": [b"354 go ahead"],
@@ -140,20 +166,23 @@ def test_354_without_accepted_recipients_gets_a_lone_dot() -> None:
         },
         features=[b"PIPELINING"],
     )
-    try:
-        msg = EmailMessage(
-            "secret", "CONTENT-MUST-NOT-BE-SENT", "a@example.com", ["nobody@example.com"]
-        )
-        with pytest.raises(smtplib.SMTPRecipientsRefused):
-            get_connection("smtp", host="127.0.0.1", port=server.port).send_messages([msg])
-        assert b"CONTENT-MUST-NOT-BE-SENT" not in server.received
-        assert b"DATA\r\n.\r\n" in server.received
-    finally:
-        server.close()
+    msg = EmailMessage(
+        "secret", "CONTENT-MUST-NOT-BE-SENT", "a@example.com", ["nobody@example.com"]
+    )
+    with pytest.raises(smtplib.SMTPRecipientsRefused):
+        sender.send_messages([msg], host="127.0.0.1", port=server.port)
+    assert b"CONTENT-MUST-NOT-BE-SENT" not in server.received
+    assert b"DATA\r\n.\r\n" in server.received
+    assert msg.delivery is not None and msg.delivery.refused == {
+        "nobody@example.com": (550, "no such user")
+    }
 
 
-def test_refused_sender_in_a_pipelined_group() -> None:
-    server = ScriptedServer(
+def test_refused_sender_in_a_pipelined_group(
+    scripted,  # type: ignore[no-untyped-def]
+    sender: Sender,
+) -> None:
+    server = scripted(
         {
             b"MAIL": [b"550 sender blocked"],
             b"RCPT": [b"503 need MAIL first"],
@@ -161,21 +190,28 @@ def test_refused_sender_in_a_pipelined_group() -> None:
         },
         features=[b"PIPELINING"],
     )
-    try:
-        msg = EmailMessage("s", "CONTENT", "blocked@example.com", ["to@example.com"])
-        with pytest.raises(smtplib.SMTPSenderRefused) as info:
-            get_connection("smtp", host="127.0.0.1", port=server.port).send_messages([msg])
-        assert info.value.smtp_code == 550
-        assert b"CONTENT" not in server.received
-        assert b"RSET\r\n" in server.received
-    finally:
-        server.close()
+    msg = EmailMessage("s", "CONTENT", "blocked@example.com", ["to@example.com"])
+    with pytest.raises(smtplib.SMTPSenderRefused) as info:
+        sender.send_messages([msg], host="127.0.0.1", port=server.port)
+    assert info.value.smtp_code == 550
+    assert b"CONTENT" not in server.received
+    assert b"RSET\r\n" in server.received
+    assert msg.delivery is not None
+    assert msg.delivery.refused == {"to@example.com": (550, "sender blocked")}
 
 
-def test_size_and_8bitmime_and_smtputf8_options(start_server: ServerFactory) -> None:
+def test_size_and_8bitmime_and_smtputf8_options(
+    start_server: ServerFactory, sender: Sender
+) -> None:
     server = start_server(smtputf8=True)
     msg = EmailMessage("s", "b", "from@example.com", ["jörg@example.com"])
-    assert get_connection("smtp", host=server.host, port=server.port).send_messages([msg]) == 1
-    (received,) = server.wait_for(1)
-    assert "SMTPUTF8" in received.mail_options
-    assert f"SIZE={len(received.data)}" in received.mail_options
+    eight_bit = RawMessage(
+        "Subject: 8bit\r\n\r\nGrüße\r\n".encode(), "from@example.com", ["x@example.com"]
+    )
+    connection = get_connection("smtp", host=server.host, port=server.port)
+    assert sender.send_messages([msg, eight_bit], connection) == 2
+    first, second = server.wait_for(2)
+    # a UTF-8 header (To: jörg@...) is 8-bit data too
+    assert first.mail_options == ["SMTPUTF8", "BODY=8BITMIME", f"SIZE={len(first.data)}"]
+    assert second.mail_options == ["BODY=8BITMIME", f"SIZE={len(second.data)}"]
+    assert second.data == "Subject: 8bit\r\n\r\nGrüße\r\n".encode()

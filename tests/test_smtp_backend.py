@@ -1,10 +1,16 @@
-"""The SMTP backend against a real aiosmtpd server on 127.0.0.1."""
+"""The SMTP backend against a real aiosmtpd server on 127.0.0.1, once per driver.
+
+Every test taking ``sender`` runs twice: through the blocking API (``send_mail``,
+``send_messages``, ``open``/``close``) and through the asyncio one (``asend_mail``,
+``asend_messages``, ``aopen``/``aclose``) — the same engine, two drivers.
+"""
 
 from __future__ import annotations
 
 import smtplib
 import socket
 import ssl
+import threading
 
 import pytest
 
@@ -18,10 +24,9 @@ from mailwright import (
     SMTPUTF8NotSupportedError,
     configure,
     get_connection,
-    send_mail,
-    send_mass_mail,
 )
 from mailwright.backends.smtp import EmailBackend
+from senders import Sender
 from smtpserver import SMTPTestServer
 
 
@@ -31,9 +36,9 @@ def closed_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_send_mail_arrives_intact(smtp_server: SMTPTestServer) -> None:
+def test_send_mail_arrives_intact(smtp_server: SMTPTestServer, sender: Sender) -> None:
     body = "Hello there.\n.A line starting with a dot\n..two dots\n.\nend"
-    assert send_mail("Greetings", body, "Sender <from@example.com>", ["to@example.com"]) == 1
+    assert sender.send_mail("Greetings", body, "Sender <from@example.com>", ["to@example.com"]) == 1
     (received,) = smtp_server.wait_for(1)
     assert received.mail_from == "from@example.com"
     assert received.rcpt_tos == ["to@example.com"]
@@ -45,7 +50,9 @@ def test_send_mail_arrives_intact(smtp_server: SMTPTestServer) -> None:
     assert parsed.get_content().replace("\r\n", "\n") == body + "\n"
 
 
-def test_wire_bytes_are_what_the_server_receives(smtp_server: SMTPTestServer) -> None:
+def test_wire_bytes_are_what_the_server_receives(
+    smtp_server: SMTPTestServer, sender: Sender
+) -> None:
     msg = EmailMultiAlternatives(
         "Subject",
         "text",
@@ -55,7 +62,7 @@ def test_wire_bytes_are_what_the_server_receives(smtp_server: SMTPTestServer) ->
     )
     msg.attach_alternative("<p>html</p>", "text/html")
     msg.attach("data.bin", bytes(range(256)) * 64)
-    msg.send()
+    assert sender.send_messages([msg]) == 1
     (received,) = smtp_server.wait_for(1)
     expected = msg.as_bytes()
     # Boundaries are random per rendering; everything else must match byte for byte.
@@ -64,7 +71,9 @@ def test_wire_bytes_are_what_the_server_receives(smtp_server: SMTPTestServer) ->
     assert attachment.get_content() == bytes(range(256)) * 64
 
 
-def test_all_recipients_and_bcc_in_envelope_only(smtp_server: SMTPTestServer) -> None:
+def test_all_recipients_and_bcc_in_envelope_only(
+    smtp_server: SMTPTestServer, sender: Sender
+) -> None:
     msg = EmailMessage(
         "s",
         "b",
@@ -73,15 +82,15 @@ def test_all_recipients_and_bcc_in_envelope_only(smtp_server: SMTPTestServer) ->
         ["bcc@example.com"],
         cc=["cc@example.com"],
     )
-    assert msg.send() == 1
+    assert sender.send_messages([msg]) == 1
     (received,) = smtp_server.wait_for(1)
     assert received.rcpt_tos == ["to@example.com", "cc@example.com", "bcc@example.com"]
     assert b"bcc@example.com" not in received.data
     assert received.parsed()["Bcc"] is None
 
 
-def test_idna_domains_travel_encoded(smtp_server: SMTPTestServer) -> None:
-    send_mail("s", "b", "Jörg <info@bücher.de>", ["user@münchen.example"])
+def test_idna_domains_travel_encoded(smtp_server: SMTPTestServer, sender: Sender) -> None:
+    sender.send_mail("s", "b", "Jörg <info@bücher.de>", ["user@münchen.example"])
     (received,) = smtp_server.wait_for(1)
     assert received.mail_from == "info@xn--bcher-kva.de"
     assert received.rcpt_tos == ["user@xn--mnchen-3ya.example"]
@@ -89,175 +98,239 @@ def test_idna_domains_travel_encoded(smtp_server: SMTPTestServer) -> None:
     assert received.parsed()["From"].addresses[0].display_name == "Jörg"
 
 
-def test_smtputf8_local_part(start_server: ServerFactory) -> None:
+def test_smtputf8_local_part(start_server: ServerFactory, sender: Sender) -> None:
     server = start_server(smtputf8=True)
     configure(**server.settings)
-    assert send_mail("s", "b", "from@example.com", ["jörg@example.com"]) == 1
+    assert sender.send_mail("s", "b", "from@example.com", ["jörg@example.com"]) == 1
     (received,) = server.wait_for(1)
     assert received.rcpt_tos == ["jörg@example.com"]
     assert "SMTPUTF8" in received.mail_options
 
 
-def test_smtputf8_refused_clearly_when_server_lacks_it(start_server: ServerFactory) -> None:
+def test_smtputf8_refused_clearly_when_server_lacks_it(
+    start_server: ServerFactory, sender: Sender
+) -> None:
     server = start_server(smtputf8=False)
     configure(**server.settings)
     with pytest.raises(SMTPUTF8NotSupportedError, match="SMTPUTF8"):
-        send_mail("s", "b", "from@example.com", ["jörg@example.com"])
-    assert send_mail("s", "b", "from@example.com", ["jörg@example.com"], fail_silently=True) == 0
-    assert server.messages == []
+        sender.send_mail("s", "b", "from@example.com", ["jörg@example.com"])
+    assert (
+        sender.send_mail("s", "b", "from@example.com", ["jörg@example.com"], fail_silently=True)
+        == 0
+    )
+    # the connection stays usable for messages the server can take
+    assert sender.send_mail("s", "fine", "from@example.com", ["b@example.com"]) == 1
+    assert [r.rcpt_tos for r in server.wait_for(1)] == [["b@example.com"]]
 
 
 @pytest.mark.parametrize("pipelining", [True, False])
-def test_send_mass_mail_uses_one_connection(start_server: ServerFactory, pipelining: bool) -> None:
+def test_send_mass_mail_uses_one_connection(
+    start_server: ServerFactory, sender: Sender, pipelining: bool
+) -> None:
     server = start_server(pipelining=pipelining)
     configure(**server.settings)
     datatuple = [
         (f"Subject {i}", f"Body {i}", "from@example.com", [f"to{i}@example.com"]) for i in range(5)
     ]
-    assert send_mass_mail(datatuple) == 5
+    assert sender.send_mass_mail(datatuple) == 5
     received = server.wait_for(5)
     assert server.connections == 1
     assert [r.parsed()["Subject"] for r in received] == [f"Subject {i}" for i in range(5)]
     assert [r.rcpt_tos for r in received] == [[f"to{i}@example.com"] for i in range(5)]
 
 
-def test_connection_reuse_and_context_manager(smtp_server: SMTPTestServer) -> None:
+def test_send_messages_takes_any_iterable_even_a_generator(
+    smtp_server: SMTPTestServer, sender: Sender
+) -> None:
+    composed: list[int] = []
+
+    def messages():  # type: ignore[no-untyped-def]
+        for i in range(4):
+            composed.append(i)
+            yield EmailMessage(f"gen {i}", "b", "a@example.com", [f"u{i}@example.com"])
+
+    assert sender.send_messages(messages()) == 4
+    assert composed == [0, 1, 2, 3]
+    assert [r.parsed()["Subject"] for r in smtp_server.wait_for(4)] == [
+        f"gen {i}" for i in range(4)
+    ]
+    assert smtp_server.connections == 1
+
+
+def test_connection_reuse_and_context_manager(smtp_server: SMTPTestServer, sender: Sender) -> None:
     messages = [EmailMessage(f"m{i}", "b", "a@example.com", ["b@example.com"]) for i in range(3)]
-    with get_connection() as connection:
-        assert connection.connection is not None
-        assert connection.send_messages(messages[:1]) == 1
-        assert connection.connection is not None  # an open connection stays open
-        assert connection.send_messages(messages[1:]) == 2
-    assert connection.connection is None
+    with sender.session(get_connection()) as connection:
+        assert sender.is_open(connection)
+        assert sender.send_messages(messages[:1], connection) == 1
+        assert sender.is_open(connection)  # an open connection stays open
+        assert sender.send_messages(messages[1:], connection) == 2
+    assert not sender.is_open(connection)
     smtp_server.wait_for(3)
     assert smtp_server.connections == 1
 
 
-def test_explicit_open_close(smtp_server: SMTPTestServer) -> None:
+def test_explicit_open_close(smtp_server: SMTPTestServer, sender: Sender) -> None:
     connection = get_connection()
-    assert connection.open() is True
-    assert connection.open() is False  # already open
-    connection.send_messages([EmailMessage("x", "y", "a@example.com", ["b@example.com"])])
-    assert connection.connection is not None
-    connection.close()
-    assert connection.connection is None
-    connection.close()  # closing twice is harmless
+    assert sender.open(connection) is True
+    assert sender.open(connection) is False  # already open
+    sender.send_messages([EmailMessage("x", "y", "a@example.com", ["b@example.com"])], connection)
+    assert sender.is_open(connection)
+    sender.close(connection)
+    assert not sender.is_open(connection)
+    sender.close(connection)  # closing twice is harmless
     # send_messages opens and closes what it opened itself
-    connection.send_messages([EmailMessage("x", "y", "a@example.com", ["b@example.com"])])
-    assert connection.connection is None
+    sender.send_messages([EmailMessage("x", "y", "a@example.com", ["b@example.com"])], connection)
+    assert not sender.is_open(connection)
     assert smtp_server.connections == 2
+    assert len(smtp_server.wait_for(2)) == 2
 
 
-def test_message_without_recipients_sends_nothing(smtp_server: SMTPTestServer) -> None:
-    assert EmailMessage("s", "b", "a@example.com").send() == 0
-    assert get_connection().send_messages([EmailMessage("s", "b", "a@example.com", [""])]) == 0
-    assert smtp_server.connections <= 1
+def test_message_without_recipients_sends_nothing(
+    smtp_server: SMTPTestServer, sender: Sender
+) -> None:
+    msg = EmailMessage("s", "b", "a@example.com")
+    assert sender.send_messages([msg]) == 0
+    assert msg.delivery is not None and not msg.delivery.sent
+    assert sender.send_messages([EmailMessage("s", "b", "a@example.com", [""])]) == 0
+    assert smtp_server.connections == 0
     assert smtp_server.messages == []
 
 
-def test_empty_list_sends_nothing(smtp_server: SMTPTestServer) -> None:
-    assert get_connection().send_messages([]) == 0
+def test_empty_list_sends_nothing(smtp_server: SMTPTestServer, sender: Sender) -> None:
+    assert sender.send_messages([]) == 0
     assert smtp_server.connections == 0
 
 
 # --- refusals and failures ---
 
 
-def test_partial_refusal_counts_as_sent(start_server: ServerFactory) -> None:
+def test_partial_refusal_counts_as_sent(start_server: ServerFactory, sender: Sender) -> None:
     server = start_server(refuse={"nobody@example.com"})
     configure(**server.settings)
     msg = EmailMessage("s", "b", "a@example.com", ["ok@example.com", "nobody@example.com"])
-    assert msg.send() == 1
+    assert sender.send_messages([msg]) == 1
     (received,) = server.wait_for(1)
     assert received.rcpt_tos == ["ok@example.com"]
     assert msg.delivery is not None
     assert msg.delivery.accepted == ["ok@example.com"]
     assert msg.delivery.refused["nobody@example.com"][0] == 550
+    assert msg.delivery.error is None and msg.delivery.sent
 
 
 @pytest.mark.parametrize("pipelining", [True, False])
-def test_all_recipients_refused(start_server: ServerFactory, pipelining: bool) -> None:
+def test_all_recipients_refused(
+    start_server: ServerFactory, sender: Sender, pipelining: bool
+) -> None:
     server = start_server(refuse={"x@example.com", "y@example.com"}, pipelining=pipelining)
     configure(**server.settings)
     msg = EmailMessage("s", "b", "a@example.com", ["x@example.com", "y@example.com"])
     with pytest.raises(smtplib.SMTPRecipientsRefused) as info:
-        msg.send()
+        sender.send_messages([msg])
     assert set(info.value.recipients) == {"x@example.com", "y@example.com"}
+    assert msg.delivery is not None and msg.delivery.error is info.value
     again = EmailMessage("s", "b", "a@example.com", ["x@example.com", "y@example.com"])
-    assert again.send(fail_silently=True) == 0
+    assert sender.send_messages([again], fail_silently=True) == 0
+    assert again.delivery is not None and again.delivery.accepted == []
+    assert {code for code, _ in again.delivery.refused.values()} == {550}
     assert server.messages == []
 
 
 @pytest.mark.parametrize("pipelining", [True, False])
-def test_refused_data(start_server: ServerFactory, pipelining: bool) -> None:
+def test_refused_data(start_server: ServerFactory, sender: Sender, pipelining: bool) -> None:
     server = start_server(data_reply="554 5.7.1 message rejected", pipelining=pipelining)
     configure(**server.settings)
     with pytest.raises(smtplib.SMTPDataError) as info:
-        send_mail("s", "b", "a@example.com", ["b@example.com"])
+        sender.send_mail("s", "b", "a@example.com", ["b@example.com"])
     assert info.value.smtp_code == 554
-    assert send_mail("s", "b", "a@example.com", ["b@example.com"], fail_silently=True) == 0
+    assert sender.send_mail("s", "b", "a@example.com", ["b@example.com"], fail_silently=True) == 0
 
 
-def test_refused_sender(start_server: ServerFactory) -> None:
+def test_refused_sender(start_server: ServerFactory, sender: Sender) -> None:
     server = start_server(mail_reply="553 5.7.1 sender not allowed")
     configure(**server.settings)
-    with pytest.raises(smtplib.SMTPSenderRefused):
-        send_mail("s", "b", "a@example.com", ["b@example.com"])
+    with pytest.raises(smtplib.SMTPSenderRefused) as info:
+        sender.send_mail("s", "b", "a@example.com", ["b@example.com"])
+    assert info.value.smtp_code == 553 and info.value.sender == "a@example.com"
 
 
-def test_failure_mid_batch_keeps_connection_usable(start_server: ServerFactory) -> None:
-    server = start_server(refuse={"bad@example.com"})
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_failure_mid_batch_keeps_connection_usable(
+    start_server: ServerFactory, sender: Sender, pipelining: bool
+) -> None:
+    server = start_server(refuse={"bad@example.com"}, pipelining=pipelining)
     configure(**server.settings)
     messages = [
         EmailMessage("one", "b", "a@example.com", ["ok1@example.com"]),
         EmailMessage("two", "b", "a@example.com", ["bad@example.com"]),
         EmailMessage("three", "b", "a@example.com", ["ok3@example.com"]),
     ]
-    assert get_connection(fail_silently=True).send_messages(messages) == 2
+    assert sender.send_messages(messages, fail_silently=True) == 2
     received = server.wait_for(2)
     assert [r.parsed()["Subject"] for r in received] == ["one", "three"]
     assert server.connections == 1
+    assert [bool(m.delivery and m.delivery.sent) for m in messages] == [True, False, True]
 
 
-def test_error_mid_batch_raises_after_finishing_in_flight(start_server: ServerFactory) -> None:
-    server = start_server(refuse={"bad@example.com"})
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_error_mid_batch_raises_and_every_message_has_a_delivery(
+    start_server: ServerFactory, sender: Sender, pipelining: bool
+) -> None:
+    server = start_server(refuse={"bad@example.com"}, pipelining=pipelining)
     configure(**server.settings)
     messages = [
         EmailMessage("one", "b", "a@example.com", ["ok1@example.com"]),
         EmailMessage("two", "b", "a@example.com", ["bad@example.com"]),
         EmailMessage("three", "b", "a@example.com", ["ok3@example.com"]),
+        EmailMessage("four", "b", "a@example.com", ["ok4@example.com"]),
     ]
-    with pytest.raises(smtplib.SMTPRecipientsRefused):
-        get_connection().send_messages(messages)
-    received = server.wait_for(1)
-    assert [r.parsed()["Subject"] for r in received] == ["one"]
+    with pytest.raises(smtplib.SMTPRecipientsRefused) as info:
+        sender.send_messages(messages)
+    server.wait_ended()
+    assert [r.parsed()["Subject"] for r in server.messages] == ["one"]
+    deliveries = [m.delivery for m in messages]
+    assert all(d is not None for d in deliveries)
+    assert deliveries[0].accepted == ["ok1@example.com"] and deliveries[0].error is None
+    assert deliveries[1].error is info.value
+    assert deliveries[1].refused == {"bad@example.com": (550, "5.1.1 no such user here")}
+    for later in deliveries[2:]:
+        assert isinstance(later.error, mailwright.smtp.NotAttemptedError)
+        assert later.accepted == [] and not later.sent
 
 
-def test_server_down() -> None:
+def test_server_down(sender: Sender) -> None:
     configure(EMAIL_HOST="127.0.0.1", EMAIL_PORT=closed_port())
     with pytest.raises(ConnectionRefusedError):
-        send_mail("s", "b", "a@example.com", ["b@example.com"])
-    assert send_mail("s", "b", "a@example.com", ["b@example.com"], fail_silently=True) == 0
+        sender.send_mail("s", "b", "a@example.com", ["b@example.com"])
+    assert sender.send_mail("s", "b", "a@example.com", ["b@example.com"], fail_silently=True) == 0
     connection = get_connection(fail_silently=True)
-    assert connection.open() is None
-    assert (
-        connection.send_messages([EmailMessage("s", "b", "a@example.com", ["b@example.com"])]) == 0
+    assert sender.open(connection) is None
+    msg = EmailMessage("s", "b", "a@example.com", ["b@example.com"])
+    assert sender.send_messages([msg], connection) == 0
+    assert msg.delivery is not None and isinstance(
+        msg.delivery.error, mailwright.smtp.NotAttemptedError
     )
 
 
-def test_timeout(start_server: ServerFactory) -> None:
-    server = start_server(reply_delay=1.0)
-    configure(**server.settings, EMAIL_TIMEOUT=0.2)
-    with pytest.raises((TimeoutError, smtplib.SMTPServerDisconnected)):
-        send_mail("s", "b", "a@example.com", ["b@example.com"])
-    assert send_mail("s", "b", "a@example.com", ["b@example.com"], fail_silently=True) == 0
+def test_a_server_that_stops_answering_times_out_naming_the_step(
+    start_server: ServerFactory, sender: Sender
+) -> None:
+    server = start_server(hold={"MAIL": threading.Event()})  # never answers MAIL
+    configure(**server.settings, EMAIL_TIMEOUT=0.3)
+    with pytest.raises(TimeoutError, match=r"no answer after 0\.3 s waiting for the reply to MAIL"):
+        sender.send_mail("s", "b", "a@example.com", ["b@example.com"])
+    msg = EmailMessage("s", "b", "a@example.com", ["b@example.com"])
+    assert sender.send_messages([msg], fail_silently=True) == 0
+    assert isinstance(msg.delivery and msg.delivery.error, TimeoutError)
+    assert server.messages == []
 
 
-def test_bad_header_touches_no_connection(smtp_server: SMTPTestServer) -> None:
+def test_bad_header_touches_no_connection(smtp_server: SMTPTestServer, sender: Sender) -> None:
     with pytest.raises(BadHeaderError):
-        send_mail("Subject\r\nBcc: victim@example.com", "b", "a@example.com", ["b@example.com"])
+        sender.send_mail(
+            "Subject\r\nBcc: victim@example.com", "b", "a@example.com", ["b@example.com"]
+        )
     with pytest.raises(BadHeaderError):
-        send_mail(
+        sender.send_mail(
             "fine",
             "b",
             "a@example.com",
@@ -268,95 +341,119 @@ def test_bad_header_touches_no_connection(smtp_server: SMTPTestServer) -> None:
     assert smtp_server.messages == []
 
 
-def test_bad_message_mid_batch_stops_cleanly(smtp_server: SMTPTestServer) -> None:
+def test_bad_message_mid_batch_stops_cleanly(smtp_server: SMTPTestServer, sender: Sender) -> None:
     messages = [
         EmailMessage("one", "b", "a@example.com", ["ok@example.com"]),
         EmailMessage("two\nBcc: evil@example.com", "b", "a@example.com", ["ok@example.com"]),
         EmailMessage("three", "b", "a@example.com", ["ok@example.com"]),
     ]
-    with pytest.raises(BadHeaderError):
-        get_connection().send_messages(messages)
+    with pytest.raises(BadHeaderError) as info:
+        sender.send_messages(messages)
     received = smtp_server.wait_for(1)
     assert [r.parsed()["Subject"] for r in received] == ["one"]
+    assert messages[0].delivery is not None and messages[0].delivery.sent
+    assert messages[1].delivery is not None and messages[1].delivery.error is info.value
+    assert messages[2].delivery is not None
+    assert isinstance(messages[2].delivery.error, mailwright.smtp.NotAttemptedError)
 
 
 # --- TLS ---
 
 
-def test_starttls_verified_with_cafile(start_server: ServerFactory, certs: CertFiles) -> None:
+def test_starttls_verified_with_cafile(
+    start_server: ServerFactory, certs: CertFiles, sender: Sender
+) -> None:
     server = start_server(starttls=certs.server_context(), require_starttls=True)
     configure(**server.settings, EMAIL_USE_TLS=True, EMAIL_SSL_CAFILE=certs.ca)
-    assert send_mail("s", "b", "a@example.com", ["b@example.com"]) == 1
+    assert sender.send_mail("s", "b", "a@example.com", ["b@example.com"]) == 1
     (received,) = server.wait_for(1)
     assert received.tls
 
 
 def test_starttls_verifies_certificate_by_default(
-    start_server: ServerFactory, certs: CertFiles
+    start_server: ServerFactory, certs: CertFiles, sender: Sender
 ) -> None:
     server = start_server(starttls=certs.server_context())
     configure(**server.settings, EMAIL_USE_TLS=True)
     with pytest.raises(ssl.SSLCertVerificationError):
-        send_mail("s", "b", "a@example.com", ["b@example.com"])
+        sender.send_mail("s", "b", "a@example.com", ["b@example.com"])
     assert server.messages == []
 
 
-def test_starttls_verifies_host_name(start_server: ServerFactory, certs: CertFiles) -> None:
+def test_starttls_verifies_host_name(
+    start_server: ServerFactory, certs: CertFiles, sender: Sender
+) -> None:
     server = start_server(starttls=certs.server_context("wrong-host"))
     configure(**server.settings, EMAIL_USE_TLS=True, EMAIL_SSL_CAFILE=certs.ca)
     with pytest.raises(ssl.SSLCertVerificationError, match=r"(?i)hostname|IP address mismatch"):
-        send_mail("s", "b", "a@example.com", ["b@example.com"])
+        sender.send_mail("s", "b", "a@example.com", ["b@example.com"])
 
 
-def test_starttls_untrusted_ca(start_server: ServerFactory, certs: CertFiles) -> None:
+def test_starttls_untrusted_ca(
+    start_server: ServerFactory, certs: CertFiles, sender: Sender
+) -> None:
     server = start_server(starttls=certs.server_context("untrusted"))
     configure(**server.settings, EMAIL_USE_TLS=True, EMAIL_SSL_CAFILE=certs.ca)
     with pytest.raises(ssl.SSLCertVerificationError):
-        send_mail("s", "b", "a@example.com", ["b@example.com"])
-    assert send_mail("s", "b", "a@example.com", ["b@example.com"], fail_silently=True) == 0
+        sender.send_mail("s", "b", "a@example.com", ["b@example.com"])
+    assert sender.send_mail("s", "b", "a@example.com", ["b@example.com"], fail_silently=True) == 0
 
 
-def test_starttls_not_offered(smtp_server: SMTPTestServer) -> None:
+def test_starttls_not_offered(smtp_server: SMTPTestServer, sender: Sender) -> None:
     configure(EMAIL_USE_TLS=True)
     with pytest.raises(smtplib.SMTPNotSupportedError):
-        send_mail("s", "b", "a@example.com", ["b@example.com"])
+        sender.send_mail("s", "b", "a@example.com", ["b@example.com"])
+    assert smtp_server.messages == []
 
 
-def test_implicit_tls(start_server: ServerFactory, certs: CertFiles) -> None:
+def test_implicit_tls(start_server: ServerFactory, certs: CertFiles, sender: Sender) -> None:
     server = start_server(implicit_tls=certs.server_context())
     configure(**server.settings, EMAIL_USE_SSL=True, EMAIL_SSL_CAFILE=certs.ca)
-    assert send_mail("s", "b", "a@example.com", ["b@example.com"]) == 1
+    assert sender.send_mail("s", "b", "a@example.com", ["b@example.com"]) == 1
     (received,) = server.wait_for(1)
     assert received.tls
+    configure(EMAIL_SSL_CAFILE=certs.other_ca)
+    with pytest.raises(ssl.SSLCertVerificationError):
+        sender.send_mail("s", "b", "a@example.com", ["b@example.com"])
 
 
-def test_implicit_tls_verifies_by_default(start_server: ServerFactory, certs: CertFiles) -> None:
+def test_implicit_tls_verifies_by_default(
+    start_server: ServerFactory, certs: CertFiles, sender: Sender
+) -> None:
     server = start_server(implicit_tls=certs.server_context())
     configure(**server.settings, EMAIL_USE_SSL=True)
     with pytest.raises(ssl.SSLCertVerificationError):
-        send_mail("s", "b", "a@example.com", ["b@example.com"])
+        sender.send_mail("s", "b", "a@example.com", ["b@example.com"])
+    assert server.messages == []
 
 
-def test_client_certificate(start_server: ServerFactory, certs: CertFiles) -> None:
+def test_client_certificate(start_server: ServerFactory, certs: CertFiles, sender: Sender) -> None:
     server = start_server(implicit_tls=certs.server_context(client_ca=True))
     certfile, keyfile = certs.client_files()
     configure(**server.settings, EMAIL_USE_SSL=True, EMAIL_SSL_CAFILE=certs.ca)
     with pytest.raises((ssl.SSLError, smtplib.SMTPServerDisconnected, ConnectionResetError)):
-        send_mail("s", "b", "a@example.com", ["b@example.com"])
+        sender.send_mail("s", "b", "a@example.com", ["b@example.com"])
+    assert server.messages == []
     configure(EMAIL_SSL_CERTFILE=certfile, EMAIL_SSL_KEYFILE=keyfile)
-    assert send_mail("s", "b", "a@example.com", ["b@example.com"]) == 1
+    assert sender.send_mail("s", "b", "a@example.com", ["b@example.com"]) == 1
+    assert server.wait_for(1)[0].tls
 
 
-def test_missing_cafile_is_configuration_error(smtp_server: SMTPTestServer, tmp_path) -> None:
+def test_missing_cafile_is_configuration_error(
+    smtp_server: SMTPTestServer, sender: Sender, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
     connection = get_connection(use_tls=True, ssl_cafile=str(tmp_path / "missing.pem"))
     with pytest.raises(mailwright.ImproperlyConfigured, match="EMAIL_SSL_CAFILE"):
-        connection.open()
+        sender.open(connection)
+    assert smtp_server.connections == 0  # checked before the network is touched
 
 
 # --- AUTH ---
 
 
-def test_auth_success_over_starttls(start_server: ServerFactory, certs: CertFiles) -> None:
+def test_auth_success_over_starttls(
+    start_server: ServerFactory, certs: CertFiles, sender: Sender
+) -> None:
     server = start_server(
         starttls=certs.server_context(), auth=("user", "s3cret"), auth_require_tls=True
     )
@@ -367,47 +464,35 @@ def test_auth_success_over_starttls(start_server: ServerFactory, certs: CertFile
         EMAIL_HOST_USER="user",
         EMAIL_HOST_PASSWORD="s3cret",
     )
-    assert send_mail("s", "b", "a@example.com", ["b@example.com"]) == 1
+    assert sender.send_mail("s", "b", "a@example.com", ["b@example.com"]) == 1
     (received,) = server.wait_for(1)
     assert received.authenticated and received.tls
 
 
-def test_auth_wrong_password(start_server: ServerFactory) -> None:
+def test_auth_wrong_password(start_server: ServerFactory, sender: Sender) -> None:
     server = start_server(auth=("user", "s3cret"))
     configure(**server.settings)
-    with pytest.raises(smtplib.SMTPAuthenticationError):
-        send_mail(
-            "s", "b", "a@example.com", ["b@example.com"], auth_user="user", auth_password="wrong"
-        )
-    assert (
-        send_mail(
-            "s",
-            "b",
-            "a@example.com",
-            ["b@example.com"],
-            auth_user="user",
-            auth_password="wrong",
-            fail_silently=True,
-        )
-        == 0
-    )
-    assert (
-        send_mail(
-            "s", "b", "a@example.com", ["b@example.com"], auth_user="user", auth_password="s3cret"
-        )
-        == 1
-    )
+    args = ("s", "b", "a@example.com", ["b@example.com"])
+    with pytest.raises(smtplib.SMTPAuthenticationError) as info:
+        sender.send_mail(*args, auth_user="user", auth_password="wrong")
+    assert info.value.smtp_code == 535
+    assert "wrong" not in str(info.value)
+    assert sender.send_mail(*args, auth_user="user", auth_password="wrong", fail_silently=True) == 0
+    assert sender.send_mail(*args, auth_user="user", auth_password="s3cret") == 1
     (received,) = server.wait_for(1)
     assert received.authenticated
 
 
-def test_no_auth_without_username(start_server: ServerFactory) -> None:
+def test_no_auth_without_username(start_server: ServerFactory, sender: Sender) -> None:
     server = start_server(auth=("user", "s3cret"))
     configure(**server.settings, EMAIL_HOST_PASSWORD="s3cret")
     # The server requires AUTH; without a username none is attempted, so MAIL is refused.
     with pytest.raises(smtplib.SMTPSenderRefused) as info:
-        send_mail("s", "b", "a@example.com", ["b@example.com"])
+        sender.send_mail("s", "b", "a@example.com", ["b@example.com"])
     assert info.value.smtp_code == 530
+
+
+# --- configuration (no driver involved) ---
 
 
 def test_repr_never_shows_password() -> None:

@@ -310,6 +310,7 @@ class _Batch:
                 envelope = message.envelope()
             except Exception as exc:
                 self.stop = exc
+                message.delivery = _failed(exc)  # its own error, not "not attempted"
                 return None
             if envelope.recipients:  # a message without recipients is not sent
                 return index, envelope
@@ -358,7 +359,10 @@ class _Batch:
 
 
 def _not_sent(reason: str) -> Any:
+    return _failed(NotAttemptedError(reason))
+
+
+def _failed(error: BaseException) -> Any:
     from ..message import Delivery
 
-    error = NotAttemptedError(reason)
     return Delivery(accepted=[], refused={}, error=error)

@@ -183,6 +183,11 @@ class JobQueue:
     def _fail_job(self, job: Job, reason: str, error: BaseException | None) -> None:
         books = self._books.setdefault(job.index, _Books())
         books.last_error = error
+        if books.accepted and job.envelope is not None:
+            # Sent to some recipients earlier: those this job still had to reach are
+            # refused for this reason, never forgotten.
+            for recipient in job.envelope.recipients:
+                books.refused.setdefault(recipient, (error_code(error) or 0, reason))
         self._settle(job.index, reason)
 
     def _settled_once(self, index: int) -> None:

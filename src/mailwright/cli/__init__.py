@@ -4,6 +4,8 @@ mailwright smtpd   development SMTP server and web inbox (the mail catcher)
 mailwright send    send one message with the configured settings
 mailwright check   connect to the configured SMTP server, send nothing
 mailwright demo    send sample messages to an embedded catcher and show them
+mailwright worker  deliver the durable outbox (EMAIL_QUEUE_PATH)
+mailwright queue   look into and manage the durable outbox
 
 Each command lives in its own module with a ``register(commands)`` function that adds
 its sub-parser; the handler it sets receives the parsed arguments and returns the exit
@@ -16,11 +18,11 @@ import argparse
 from collections.abc import Sequence
 
 from .. import __version__
-from . import check, demo, send, smtpd
+from . import check, demo, queue, send, smtpd, worker
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = (smtpd, send, check, demo)
+COMMANDS = (smtpd, send, check, demo, worker, queue)
 
 
 def build_parser() -> argparse.ArgumentParser:

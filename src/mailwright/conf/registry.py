@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import getaddresses
@@ -16,7 +17,15 @@ from typing import Any
 
 from ..exceptions import ImproperlyConfigured
 
-__all__ = ["SETTINGS", "SETTING_NAMES", "Setting", "bad_value", "clean_setting", "default"]
+__all__ = [
+    "SETTINGS",
+    "SETTING_NAMES",
+    "Setting",
+    "bad_value",
+    "clean_setting",
+    "default",
+    "parse_duration",
+]
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
@@ -112,6 +121,36 @@ def _parse_backend(name: str, value: Any) -> Any:
     raise bad_value(name, value, "a dotted path to a backend class")
 
 
+_DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_SECONDS = re.compile(r"\d+(?:\.\d*)?|\.\d+")
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([smhdw])")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``text``: a number of seconds (``"90"``, ``"0.5"``) or amounts with
+    units ``s m h d w`` (``"5d"``, ``"1h30m"``). Raises ``ValueError`` otherwise."""
+    compact = text.strip().lower()
+    if _SECONDS.fullmatch(compact):
+        return float(compact)
+    parts = _DURATION.findall(compact)
+    if not parts or "".join(number + unit for number, unit in parts) != compact.replace(" ", ""):
+        raise ValueError(f"{text!r} is not a duration (like 90, 30s, 15m, 12h, 5d or 1h30m)")
+    return sum(float(number) * _DURATION_UNITS[unit] for number, unit in parts)
+
+
+def _parse_duration(name: str, value: Any) -> float:
+    if isinstance(value, str):
+        try:
+            value = parse_duration(value)
+        except ValueError:
+            raise bad_value(
+                name, value, "a duration (seconds, or like 30s, 15m, 12h, 5d)"
+            ) from None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1e10:
+        raise bad_value(name, value, "a positive duration in seconds")
+    return float(value)
+
+
 def _parse_address_list(name: str, value: Any) -> list[str | tuple[str, str]]:
     if isinstance(value, str):
         # The environment form: "Ann <ann@example.com>, bob@example.com".
@@ -138,6 +177,56 @@ def _parse_address_list(name: str, value: Any) -> list[str | tuple[str, str]]:
                 f'{name}: entry {entry!r} is not an "a@x" string or a (name, "a@x") pair'
             )
     return entries
+
+
+def _parse_queue_name(name: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise bad_value(name, value, "a queue name or None")
+    text = value.strip()
+    if not text or text.lower() == "none":
+        return None
+    if any(ch.isspace() or not ch.isprintable() for ch in text):
+        raise bad_value(name, value, "a queue name without spaces or control characters")
+    return text
+
+
+def _int_between(name: str, value: Any, low: int, high: int, what: str) -> int:
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise bad_value(name, value, f"{what} between {low} and {high}")
+    return value
+
+
+def _parse_chunk(name: str, value: Any) -> int:
+    return _int_between(name, value, 1, 10_000, "a number of messages per task")
+
+
+def _parse_retries(name: str, value: Any) -> int:
+    return _int_between(name, value, 0, 100, "a number of retries")
+
+
+def _parse_positive_number(name: str, value: Any, what: str) -> float:
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise bad_value(name, value, what) from None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1e9:
+        raise bad_value(name, value, what)
+    return float(value)
+
+
+def _parse_rate(name: str, value: Any) -> float | None:
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
+        return None
+    return _parse_positive_number(name, value, "a positive number of messages per second or None")
+
+
+def _parse_delay(name: str, value: Any) -> float:
+    return _parse_positive_number(name, value, "a positive number of seconds")
 
 
 @dataclass(frozen=True)
@@ -167,6 +256,22 @@ SETTINGS: dict[str, Setting] = {
     "ADMINS": Setting([], _parse_address_list),
     "MANAGERS": Setting([], _parse_address_list),
     "DEFAULT_CHARSET": Setting("utf-8", _parse_charset),
+    # Celery backend (issue 11). None: the app's default queue.
+    "EMAIL_CELERY_QUEUE": Setting(None, _parse_queue_name),
+    "EMAIL_CELERY_RELAY_BACKEND": Setting("mailwright.backends.smtp.EmailBackend", _parse_backend),
+    "EMAIL_CELERY_CHUNK": Setting(50, _parse_chunk),
+    # Messages per second for each worker process; None: as fast as the server takes them.
+    "EMAIL_CELERY_RATE_LIMIT": Setting(None, _parse_rate),
+    "EMAIL_CELERY_MAX_RETRIES": Setting(8, _parse_retries),
+    # Seconds before the first retry of a temporary failure; doubles on each further one.
+    "EMAIL_CELERY_RETRY_DELAY": Setting(10.0, _parse_delay),
+    # The durable outbox (mailwright.backends.queue, ``mailwright worker``).
+    "EMAIL_QUEUE_PATH": Setting(None, _parse_optional_path),
+    "EMAIL_QUEUE_RELAY_BACKEND": Setting("mailwright.backends.smtp.EmailBackend", _parse_backend),
+    "EMAIL_QUEUE_MAX_AGE": Setting(5 * 86400.0, _parse_duration),
+    "EMAIL_QUEUE_RETRY_DELAY": Setting(60.0, _parse_duration),
+    "EMAIL_QUEUE_MAX_RETRY_DELAY": Setting(3600.0, _parse_duration),
+    "EMAIL_QUEUE_LEASE": Setting(60.0, _parse_duration),
 }
 
 SETTING_NAMES: frozenset[str] = frozenset(SETTINGS)

@@ -43,18 +43,34 @@ class RawMessage(EmailMessage):
         if not data.strip():
             raise ValueError("RawMessage data is empty")
         recipient_list = address_list_arg(recipients, "recipients")
-        super().__init__(connection=connection)
+        # from_email given: the base class then skips reading DEFAULT_FROM_EMAIL (a
+        # settings lookup that cost a quarter of building a RawMessage).
+        super().__init__(from_email=from_email, connection=connection)
         self._sender = parse_mailbox(from_email, "from_email")
         self._recipients = parse_mailboxes(recipient_list, "recipients")
         self.from_email = self._sender.addr_spec
         self.to = [mailbox.addr_spec for mailbox in self._recipients]
         self.data = crlf_lines(data)
-        header_end = self.data.find(b"\r\n\r\n")
-        header = self.data if header_end < 0 else self.data[:header_end]
-        self._smtputf8 = not header.isascii() or any(
+        self._smtputf8 = not self._header().isascii() or any(
             mailbox.needs_smtputf8 for mailbox in (self._sender, *self._recipients)
         )
-        self.subject = _raw_subject(header)
+        self._subject: str | None = None  # parsed on first read: sending never needs it
+
+    def _header(self) -> bytes:
+        end = self.data.find(b"\r\n\r\n")
+        return self.data if end < 0 else self.data[:end]
+
+    @property
+    def subject(self) -> str:
+        """The Subject field, decoded (read from the data when first asked for: the
+        stdlib parser costs more than sending the message)."""
+        if self._subject is None:
+            self._subject = _raw_subject(self._header())
+        return self._subject
+
+    @subject.setter
+    def subject(self, value: str) -> None:
+        self._subject = value
 
     def __repr__(self) -> str:
         return f"<RawMessage {len(self.data)} bytes from={self.from_email!r} to={self.to!r}>"

@@ -23,6 +23,8 @@ def timeout_error(
         what = "for the server to accept the message"
     elif awaiting is not None:
         what = f"for the reply to {awaiting.value}"
+    elif proto.starting_tls:
+        what = "for the TLS handshake after STARTTLS"
     else:
         what = "to send"
     hint = ""

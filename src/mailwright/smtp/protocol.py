@@ -79,7 +79,8 @@ _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-\u0080-\U0010ffff]"
 _QTEXT = r"[\x20\x21\x23-\x5b\x5d-\x7e\u0080-\U0010ffff]|\\[\x20-\x7e]"
 _LOCAL = rf'(?:{_ATEXT}+(?:\.{_ATEXT}+)*|"(?:{_QTEXT})*")'
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_DOMAIN = rf"(?:{_LABEL}(?:\.{_LABEL})*\.?|\[[\x21-\x5a\x5e-\x7e]+\])"
+# (An address literal's dcontent, less "<" and ">": no path may hold them.)
+_DOMAIN = rf"(?:{_LABEL}(?:\.{_LABEL})*\.?|\[[\x21-\x3b\x3d\x3f-\x5a\x5e-\x7e]+\])"
 _PATH = re.compile(rf"{_LOCAL}(?:@{_DOMAIN})?")
 # RFC 5321 section 4.1.2: esmtp-keyword ["=" esmtp-value].
 _PARAMETER = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*(?:=[\x21-\x3c\x3e-\x7e]+)?")
@@ -105,6 +106,16 @@ def check_address(address: str, *, allow_empty: bool = False) -> str:
 @functools.lru_cache(maxsize=256)
 def _checked_parameter(parameter: str) -> bool:
     return _PARAMETER.fullmatch(parameter) is not None
+
+
+# EHLO/HELO take a domain or an address literal: printable ASCII, no space.
+_HELLO_NAME = re.compile(r"[\x21-\x7e]+")
+
+
+def _hello_line(verb: str, name: str) -> bytes:
+    if not _HELLO_NAME.fullmatch(name):
+        raise ValueError(f"{name!r} is not a valid {verb} name")
+    return f"{verb} {name}\r\n".encode("ascii")
 
 
 def dot_stuff(data: bytes) -> bytes:
@@ -205,6 +216,11 @@ class ClientProtocol:
         return self._waiting[0] if self._waiting else None
 
     @property
+    def starting_tls(self) -> bool:
+        """The server said 220 to STARTTLS: the TLS handshake is due."""
+        return self._tls_pending
+
+    @property
     def in_data(self) -> bool:
         """The server answered DATA with 354: message content must follow."""
         return self._in_data
@@ -272,10 +288,10 @@ class ClientProtocol:
             self._auth_challenge = False
 
     def ehlo(self, name: str) -> None:
-        self._queue(Command.EHLO, f"EHLO {name}\r\n".encode("ascii"))
+        self._queue(Command.EHLO, _hello_line("EHLO", name))
 
     def helo(self, name: str) -> None:
-        self._queue(Command.HELO, f"HELO {name}\r\n".encode("ascii"))
+        self._queue(Command.HELO, _hello_line("HELO", name))
 
     def starttls(self) -> None:
         if self.tls:
@@ -421,11 +437,15 @@ class ClientProtocol:
                 if self.closed:
                     # Nothing more is due; what the server sent after a 421 is noise.
                     return replies[: replies.index(reply) + 1]
-        if len(replies) < limit:
-            if waiting and parser.eof:
-                self.next_reply()  # raises: the server closed with replies due
-            if not waiting and parser.buffered:
-                self.next_reply()  # raises: a reply nobody asked for
+        if len(replies) < limit and waiting and parser.eof:
+            self.next_reply()  # raises: the server closed with replies due
+        if not waiting and parser.buffered:
+            # Bytes after the last reply due: kept, they would be taken as the reply
+            # to the next command (a refused message reported as sent).
+            raise SMTPProtocolError(
+                f"unexpected reply {parser._buffer[parser._pos :][:80]!r} "
+                "(no command was waiting for it)"
+            )
         return replies
 
     def _after(self, command: Command, reply: Reply) -> None:

@@ -111,7 +111,10 @@ class ReplyParser:
             chunk = self._buffer[pos:] if pos else self._buffer
             lines = chunk.split(b"\r\n")
             codes = _CODES
-            for line in lines[: min(limit, len(lines) - 1)]:
+            # Only when every LF ends a CRLF: a bare LF (also a line end, see above)
+            # inside a piece would glue two replies into one.
+            count = min(limit, len(lines) - 1) if chunk.count(b"\n") == len(lines) - 1 else 0
+            for line in lines[:count]:
                 code = codes.get(line[:4])
                 if code is None or len(line) > MAX_LINE:
                     break

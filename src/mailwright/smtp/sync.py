@@ -76,7 +76,10 @@ class SMTPConnection:
         try:
             if config.use_ssl:
                 assert context is not None
-                sock = context.wrap_socket(sock, server_hostname=config.host)
+                try:
+                    sock = context.wrap_socket(sock, server_hostname=config.host)
+                except TimeoutError:  # the TLS handshake: part of connecting, as in aio
+                    raise timeout_error(config, None, self.timeout) from None
             self._sock = sock
             self.protocol = ClientProtocol(tls=config.use_ssl)
             self._run(handshake(self.protocol, config))

@@ -148,6 +148,8 @@ class _Transaction:
     def closed_error(self) -> smtplib.SMTPException:
         """Why the message failed when the server ended the session (421) before
         answering all of its envelope."""
+        if self.mail is None:
+            return smtplib.SMTPServerDisconnected(_closed_reason(None))
         refusal = self.refusal()
         if refusal is not None:
             return refusal
@@ -167,7 +169,10 @@ class _Transaction:
         return Outcome(self.index, Delivery(self.accepted, {}, None), None)
 
     def failed(self, error: Any) -> Outcome:
-        return failed(self.index, self.envelope, error, self.rcpt)
+        # After a refused MAIL, RCPT replies (pipelined: "503 need MAIL first") say
+        # nothing about the recipients: the refusal of MAIL is what each one gets.
+        mail_refused = self.mail is not None and self.mail.code != 250
+        return failed(self.index, self.envelope, error, None if mail_refused else self.rcpt)
 
 
 def _closed_reason(reply: Reply | None) -> str:
@@ -216,7 +221,7 @@ def _pipelined(proto: ClientProtocol, stop_on_failure: bool) -> Generator[Action
                         ahead = None if stopped else (yield NEED_ENVELOPE)
                         exhausted = exhausted or (ahead is None and not stopped)
                         continue
-                    current = prepared
+                    current, ahead = prepared, None  # in flight now, no longer ahead
             if carry is not None:
                 proto.content(carry.envelope.data)
             elif lone_dot:
@@ -241,9 +246,22 @@ def _pipelined(proto: ClientProtocol, stop_on_failure: bool) -> Generator[Action
             # The replies, in the order the commands went (fewer if a 421 ended it).
             due = proto.waiting
             received = proto.next_replies()
-            while len(received) < due and not proto.closed:
-                proto.receive_data((yield NEED_DATA))
-                received += proto.next_replies()
+            try:
+                while len(received) < due and not proto.closed:
+                    proto.receive_data((yield NEED_DATA))
+                    received += proto.next_replies()
+            except (OSError, smtplib.SMTPException):
+                # The connection failed part-way through the replies: the reply to
+                # the end of data, when it came, still says what became of that message.
+                if carry is not None and received:
+                    end = received[0]
+                    yield (
+                        carry.sent()
+                        if end.code == 250
+                        else carry.failed(smtplib.SMTPDataError(end.code, end.message))
+                    )
+                    carry = None
+                raise
             replies = iter(received)
             if carry is not None or lone_dot:
                 reply = next(replies, None)
@@ -255,14 +273,12 @@ def _pipelined(proto: ClientProtocol, stop_on_failure: bool) -> Generator[Action
                         stopped = stopped or stop_on_failure
                     carry = None
                 lone_dot = False
-                if proto.closed:
-                    break
             if rset_due:
                 next(replies, None)
                 rset_due = False
+            if current is None:
                 if proto.closed:
                     break
-            if current is None:
                 continue
             current.mail = next(replies, None)
             rcpt, accepted = current.rcpt, current.accepted
@@ -365,6 +381,9 @@ def _classic_one(
         check_address(txn.envelope.sender, allow_empty=True)
         for recipient in txn.envelope.recipients:
             check_address(recipient)
+        if "SMTPUTF8" not in txn.parameters and not "".join(txn.envelope.recipients).isascii():
+            # as mail_transaction() refuses it pipelined: no 8-bit RCPT without SMTPUTF8
+            raise ValueError(f"non-ASCII addresses need SMTPUTF8: {txn.envelope.recipients!r}")
     except ValueError as exc:
         return txn.failed(exc), False, None
     proto.mail(txn.envelope.sender, txn.parameters)
@@ -392,7 +411,12 @@ def _classic_one(
         return txn.failed(refusal), False, None
     proto.content(txn.envelope.data)
     ahead: Item | None = yield Send(proto.data_to_send(), then_envelope=True)
-    _, reply = yield from read_reply(proto)
+    try:
+        _, reply = yield from read_reply(proto)
+    except (OSError, smtplib.SMTPException) as exc:
+        if ahead is not None:  # taken while the server worked, never sent
+            yield not_attempted(ahead[0], f"not sent: the connection failed ({exc})")
+        raise
     if reply.code == 250:
         return txn.sent(), True, ahead
     return txn.failed(smtplib.SMTPDataError(reply.code, reply.message)), True, ahead

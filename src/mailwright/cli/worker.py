@@ -1,0 +1,180 @@
+"""``mailwright worker``: deliver the durable outbox (EMAIL_QUEUE_PATH).
+
+One process with ``--connections`` SMTP connections; ``--concurrency N`` runs N such
+processes (the client's work is CPU-bound in Python, so more cores need more
+processes) and passes signals on to them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import operator
+import signal
+import subprocess
+import sys
+import time
+from types import FrameType
+from typing import Any
+
+from .common import EXIT_FAILED, EXIT_OK, fail
+
+__all__ = ["register"]
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
+    return value
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s mailwright worker[%(process)d] %(levelname)s %(message)s")
+    )
+    logger = logging.getLogger("mailwright.outbox")
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    if args.concurrency > 1:
+        return _supervise(args)
+    from ..exceptions import ImproperlyConfigured
+    from ..outbox import OutboxError, Worker
+
+    _configure_logging(args)
+    try:
+        worker = Worker(
+            args.path,
+            connections=args.connections,
+            batch=args.batch,
+            rate=args.rate,
+            once=args.once,
+        )
+        stats = worker.run()
+    except (ImproperlyConfigured, OutboxError) as exc:
+        return fail("worker", str(exc))
+    if args.json:
+        print(json.dumps(stats.to_dict()), flush=True)
+    return EXIT_OK
+
+
+def _child_command(args: argparse.Namespace) -> list[str]:
+    command = [sys.executable, "-m", "mailwright", "worker", "--concurrency", "1"]
+    command += ["--connections", str(args.connections), "--batch", str(args.batch)]
+    if args.rate is not None:  # the rate is for all processes together
+        command += ["--rate", repr(args.rate / args.concurrency)]
+    if args.path is not None:
+        command += ["--path", args.path]
+    for flag in ("once", "json", "quiet", "verbose"):
+        if getattr(args, flag):
+            command.append(f"--{flag}")
+    return command
+
+
+def _supervise(args: argparse.Namespace) -> int:
+    """Run ``--concurrency`` worker processes; pass SIGTERM/SIGINT on; when one fails,
+    stop the others (a service manager then restarts the whole)."""
+    command = _child_command(args)
+    children = [
+        subprocess.Popen(command, stdout=subprocess.PIPE if args.json else None)
+        for _ in range(args.concurrency)
+    ]
+
+    def forward(number: int, frame: FrameType | None) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(number)
+
+    previous = {
+        number: signal.signal(number, forward) for number in (signal.SIGTERM, signal.SIGINT)
+    }
+    status = EXIT_OK
+    try:
+        while any(child.poll() is None for child in children):
+            if status == EXIT_OK and any(child.poll() not in (None, 0) for child in children):
+                status = EXIT_FAILED
+                forward(signal.SIGTERM, None)
+            time.sleep(0.1)
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    if any(child.returncode != 0 for child in children):
+        status = EXIT_FAILED
+    if args.json:
+        totals: dict[str, Any] = {}
+        for child in children:
+            assert child.stdout is not None
+            lines = child.stdout.read().decode().splitlines()
+            child.stdout.close()
+            for key, value in (json.loads(lines[-1]) if lines else {}).items():
+                combine = max if key == "elapsed" else operator.add
+                totals[key] = combine(totals.get(key, 0), value)
+        print(json.dumps(totals), flush=True)
+    return status
+
+
+def register(commands: Any) -> None:
+    worker = commands.add_parser(
+        "worker",
+        help="deliver the durable outbox (EMAIL_QUEUE_PATH)",
+        description="Deliver the messages the queue backend stored in the outbox "
+        "(EMAIL_QUEUE_PATH) with EMAIL_QUEUE_RELAY_BACKEND (SMTP by default), retrying "
+        "temporary failures until EMAIL_QUEUE_MAX_AGE. Runs until SIGTERM or Ctrl-C "
+        "(it finishes the batches in progress; a second signal stops it at once). "
+        "Several workers may share one outbox.",
+    )
+    worker.add_argument("--once", action="store_true", help="deliver what is due, then exit")
+    worker.add_argument(
+        "--connections",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="parallel SMTP connections per process (default 1)",
+    )
+    worker.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="worker processes, each with --connections connections (default 1)",
+    )
+    worker.add_argument(
+        "--rate",
+        type=_positive_float,
+        metavar="R",
+        help="send at most R messages per second in all",
+    )
+    worker.add_argument(
+        "--batch",
+        type=_positive_int,
+        default=100,
+        metavar="N",
+        help="messages per claim and per pipelined batch (default 100); a crash can "
+        "send at most this many twice per connection",
+    )
+    worker.add_argument("--path", metavar="FILE", help="the outbox (default EMAIL_QUEUE_PATH)")
+    worker.add_argument("--json", action="store_true", help="print a JSON summary on exit")
+    noise = worker.add_mutually_exclusive_group()
+    noise.add_argument("-q", "--quiet", action="store_true", help="log only failures")
+    noise.add_argument("-v", "--verbose", action="store_true", help="log more")
+    worker.set_defaults(handler=_cmd_worker)

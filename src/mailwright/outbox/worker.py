@@ -1,0 +1,458 @@
+"""The worker: delivers what the outbox holds, with the relay backend.
+
+One process runs ``connections`` threads, each with its own relay backend instance
+(so its own SMTP connection) and its own database connection, each in a loop::
+
+    claim a batch (with a lease) -> build RawMessages -> send_messages(batch)
+    (pipelined) -> record every outcome in one transaction -> ...
+
+while the calling thread renews the leases the worker holds, so they never lapse
+while it lives (when it dies they lapse, and any worker takes the messages again),
+and handles signals. Outcomes are committed as soon as a batch's replies are in: a
+crash between the server's acceptance and that commit is what can send a message
+twice, so at most ``batch`` messages per connection.
+
+(A thread that claims and builds the next batch while another sends was measured
+slower: both need the GIL, and the hand-over costs more than it overlaps.)
+
+Throttling replies (421, 451, 454) pause the connection that got them (421 also
+reconnects); ``rate`` paces all connections together. SIGTERM or SIGINT: stop
+claiming, finish the batches in progress, exit; a second signal gives back
+everything held at once and exits.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import math
+import os
+import secrets
+import signal
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from types import FrameType
+from typing import Any
+
+from ..backends.base import BaseEmailBackend
+from ..bulk import RateLimiter
+from ..conf import settings
+from ..exceptions import ImproperlyConfigured
+from ..message import Delivery, RawMessage
+from .outcome import RetryRules, Verdict, failed_outright, settle
+from .store import Claimed, Outbox, OutboxError, Settlement
+
+__all__ = ["Worker", "WorkerStats"]
+
+log = logging.getLogger("mailwright.outbox")
+
+
+@dataclass
+class WorkerStats:
+    """What a worker did: ``delivered`` and ``failed`` count messages that reached
+    their final state, ``deferred`` attempts that ended in a retry."""
+
+    delivered: int = 0
+    failed: int = 0
+    deferred: int = 0
+    untried: int = 0  # messages a batch ended before: back in the queue at once
+    recipients: int = 0  # recipients that accepted a message
+    batches: int = 0
+    lost_leases: int = 0  # outcomes not recorded: another worker had the message
+    elapsed: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, verdicts: Sequence[Verdict], recorded: int) -> None:
+        with self._lock:
+            self.batches += 1
+            self.lost_leases += len(verdicts) - recorded
+            for verdict in verdicts:
+                self.recipients += verdict.accepted
+                state = verdict.settlement.state
+                if not verdict.settlement.tried:
+                    self.untried += 1
+                elif state == "sent":
+                    self.delivered += 1
+                elif state == "failed":
+                    self.failed += 1
+                else:
+                    self.deferred += 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "_lock"}
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ImproperlyConfigured(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+class Worker:
+    """Delivers the outbox at ``path`` (EMAIL_QUEUE_PATH) until stopped; with
+    ``once``, until nothing is due. Every ``None`` falls back to its setting."""
+
+    def __init__(
+        self,
+        path: str | None = None,
+        *,
+        connections: int = 1,
+        batch: int = 100,
+        rate: float | None = None,
+        once: bool = False,
+        relay_backend: str | type[BaseEmailBackend] | None = None,
+        lease: float | None = None,
+        max_age: float | None = None,
+        retry_delay: float | None = None,
+        max_retry_delay: float | None = None,
+        poll: float = 1.0,
+        idle_close: float = 10.0,
+    ) -> None:
+        from ..conf import clean_setting
+
+        self.path = path if path is not None else settings.EMAIL_QUEUE_PATH
+        if not self.path:
+            raise ImproperlyConfigured(
+                "EMAIL_QUEUE_PATH is not set: the worker needs the outbox file"
+            )
+        self.connections = _positive_int("connections", connections)
+        self.batch = _positive_int("batch", batch)
+        if rate is not None:
+            if isinstance(rate, bool) or not isinstance(rate, int | float) or not rate > 0:
+                raise ImproperlyConfigured(f"rate must be a positive number, got {rate!r}")
+            # Paced batches go out as bursts: keep each to about 0.1 s of the rate.
+            self.batch = min(self.batch, max(1, math.ceil(rate / 10)))
+        self.rate = rate
+        self.once = once
+
+        def setting(value: Any, name: str) -> Any:
+            return getattr(settings, name) if value is None else clean_setting(name, value)
+
+        self.relay = setting(relay_backend, "EMAIL_QUEUE_RELAY_BACKEND")
+        self.lease: float = setting(lease, "EMAIL_QUEUE_LEASE")
+        self.rules = RetryRules(
+            setting(max_age, "EMAIL_QUEUE_MAX_AGE"),
+            setting(retry_delay, "EMAIL_QUEUE_RETRY_DELAY"),
+            setting(max_retry_delay, "EMAIL_QUEUE_MAX_RETRY_DELAY"),
+        )
+        if self.rules.max_delay < self.rules.first_delay:
+            raise ImproperlyConfigured(
+                f"EMAIL_QUEUE_MAX_RETRY_DELAY ({self.rules.max_delay:g} s) is shorter than "
+                f"EMAIL_QUEUE_RETRY_DELAY ({self.rules.first_delay:g} s)"
+            )
+        self.poll = poll
+        self.idle_close = idle_close
+        self._new_backend()  # a bad relay configuration fails here, not in a thread
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.stats = WorkerStats()
+        self._stop = threading.Event()  # stop claiming (stop(), a signal)
+        self._limiter = RateLimiter(rate) if rate is not None else None
+        self._renewed = self._checkpointed = 0.0
+        self._signals = 0
+        self._failure: BaseException | None = None  # what ended a connection thread
+
+    def __repr__(self) -> str:
+        return f"<Worker {self.owner} outbox={self.path}>"
+
+    def _new_backend(self) -> BaseEmailBackend:
+        from ..backends.loading import get_connection
+        from ..backends.queue import EmailBackend as QueueBackend
+
+        backend = get_connection(self.relay, fail_silently=True)
+        if isinstance(backend, QueueBackend):
+            raise ImproperlyConfigured(
+                "EMAIL_QUEUE_RELAY_BACKEND is the queue backend itself: the worker would "
+                "queue each message again instead of delivering it"
+            )
+        return backend
+
+    # --- running ---
+
+    def stop(self) -> None:
+        """Stop claiming; the batches in progress finish (thread-safe)."""
+        self._stop.set()
+
+    def run(self) -> WorkerStats:
+        """Deliver until ``stop()`` (or a signal), or with ``once`` until nothing is
+        due; return what was done."""
+        started = time.monotonic()
+        outbox = Outbox(self.path, durable=False)
+        restore = self._install_signals()
+        # Each connection runs in a copy of this context, so override_settings active
+        # here holds there too (the relay backend reads settings).
+        threads = [
+            threading.Thread(
+                target=contextvars.copy_context().run,
+                args=(self._connection,),
+                name=f"mailwright-outbox-{n}",
+                daemon=True,
+            )
+            for n in range(self.connections)
+        ]
+        log.info(
+            "worker %s: delivering %s with %s over %d connection(s)%s",
+            self.owner,
+            self.path,
+            self.relay if isinstance(self.relay, str) else self.relay.__qualname__,
+            self.connections,
+            f", at most {self.rate:g} messages/s" if self.rate else "",
+        )
+        try:
+            for thread in threads:
+                thread.start()
+            while any(thread.is_alive() for thread in threads):
+                self._heartbeat(outbox)
+                self._stop.wait(0.1)
+        finally:
+            self._stop.set()
+            for thread in threads:
+                while thread.is_alive():
+                    thread.join(0.2)
+                    self._heartbeat(outbox)
+            try:
+                held = outbox.release(self.owner)  # anything a failed thread left behind
+            except OutboxError as exc:
+                held = 0
+                self._fail(exc)
+            if held:
+                log.warning("worker %s: gave back %d message(s) it held", self.owner, held)
+            outbox.close()
+            restore()
+            self.stats.elapsed = time.monotonic() - started
+        if self._failure is not None:
+            raise self._failure
+        log.info(
+            "worker %s: stopped; delivered %d, failed %d, deferred %d in %.1f s",
+            self.owner,
+            self.stats.delivered,
+            self.stats.failed,
+            self.stats.deferred,
+            self.stats.elapsed,
+        )
+        return self.stats
+
+    def _heartbeat(self, outbox: Outbox) -> None:
+        """Renew the leases (every third of one); checkpoint the log (every second:
+        the connections do not, so that no batch waits for it)."""
+        now = time.monotonic()
+        try:
+            if now - self._checkpointed >= 1.0:
+                self._checkpointed = now
+                outbox.checkpoint()
+            if now - self._renewed >= self.lease / 3:
+                self._renewed = now
+                outbox.renew(self.owner, self.lease)
+        except OutboxError as exc:
+            self._fail(exc)
+
+    def _fail(self, exc: BaseException) -> None:
+        """The outbox failed (a full disk, say): stop, and let ``run()`` raise it."""
+        log.error("worker %s: %s", self.owner, exc)
+        if self._failure is None:
+            self._failure = exc
+        self._stop.set()
+
+    # --- a connection ---
+
+    def _connection(self) -> None:
+        try:
+            self._deliver_until_stopped()
+        except Exception as exc:
+            self._fail(exc)
+
+    def _deliver_until_stopped(self) -> None:
+        backend = self._new_backend()
+        outbox = Outbox(self.path, durable=False)
+        pause_until = 0.0
+        setbacks = 0  # consecutive batches that failed to connect or were throttled
+        idle_since = time.monotonic()
+        try:
+            while self._wait_out(pause_until):
+                claimed = outbox.claim(self.owner, self.batch, self.lease)
+                if not claimed:
+                    if self.once:
+                        return
+                    if time.monotonic() - idle_since > self.idle_close:
+                        _close(backend)  # the server would time the idle session out
+                    self._idle(outbox)
+                    continue
+                claimed, messages = self._build(outbox, claimed)
+                if not messages:
+                    continue
+                self._pace(len(messages))
+                verdicts, connected = self._deliver(backend, claimed, messages)
+                recorded = outbox.record(self.owner, [v.settlement for v in verdicts])
+                idle_since = time.monotonic()
+                self.stats.add(verdicts, recorded)
+                if recorded < len(verdicts):
+                    log.warning(
+                        "%d outcome(s) not recorded: their lease was lost to another worker",
+                        len(verdicts) - recorded,
+                    )
+                _log_verdicts(verdicts)
+                if not connected or any(v.throttled for v in verdicts):
+                    setbacks += 1
+                    pause_until = time.monotonic() + self.rules.delay(setbacks)
+                else:
+                    setbacks = 0
+                if any(v.reconnect for v in verdicts):
+                    _close(backend)  # 421: the server ended the session
+        finally:
+            _close(backend)
+            outbox.close()
+
+    def _build(
+        self, outbox: Outbox, claimed: list[Claimed]
+    ) -> tuple[list[Claimed], list[RawMessage]]:
+        """The RawMessages to send; a stored row that cannot become one (edited by
+        hand) is dead-lettered at once with the reason."""
+        good: list[Claimed] = []
+        messages: list[RawMessage] = []
+        bad: list[Settlement] = []
+        now = time.time()
+        for item in claimed:
+            if item.problem is not None:
+                bad.append(failed_outright(item, item.problem, now))
+                continue
+            try:
+                message = RawMessage(item.data, item.sender, item.recipients)
+            except (TypeError, ValueError) as exc:
+                bad.append(failed_outright(item, f"the stored message is unusable: {exc}", now))
+                continue
+            good.append(item)
+            messages.append(message)
+        if bad:
+            recorded = outbox.record(self.owner, bad)
+            self.stats.add([Verdict(s, 0, False, False) for s in bad], recorded)
+            for settlement in bad:
+                log.error("message %d failed: %s", settlement.id, settlement.last_error)
+        return good, messages
+
+    def _idle(self, outbox: Outbox) -> None:
+        """Wait until new mail is committed, a retry falls due, or ``poll`` passes."""
+        now = time.time()
+        due = outbox.next_due()
+        deadline = now + self.poll if due is None else min(now + self.poll, due)
+        version = outbox.data_version()
+        while not self._stop.wait(0.05):
+            if time.time() >= deadline or outbox.data_version() != version:
+                return
+
+    def _wait_out(self, pause_until: float) -> bool:
+        """Sit out a pause; False when the worker is stopping."""
+        while (left := pause_until - time.monotonic()) > 0:
+            if self._stop.wait(min(left, 0.1)):
+                return False
+            if self.once:  # nothing to wait for: what is due is taken by the others
+                return False
+        return not self._stop.is_set()
+
+    def _pace(self, count: int) -> None:
+        """With a rate limit: wait for this batch's first slot, and book the rest."""
+        if self._limiter is None:
+            return
+        delay = self._limiter.reserve()
+        for _ in range(count - 1):
+            self._limiter.reserve()
+        if delay > 0:
+            time.sleep(delay)
+
+    def _deliver(
+        self, backend: BaseEmailBackend, claimed: list[Claimed], messages: list[RawMessage]
+    ) -> tuple[list[Verdict], bool]:
+        """Send one batch; return each message's verdict and whether it connected."""
+        error = _open(backend)
+        connected = error is None
+        sent = 0
+        if connected:
+            try:
+                sent = backend.send_messages(messages)
+            except Exception as exc:  # the backend broke its fail_silently promise
+                error = exc
+                _close(backend)
+        deliveries: list[Delivery | None] = [message.delivery for message in messages]
+        if error is None and sent == len(messages) and all(d is None for d in deliveries):
+            # A backend that reports no per-message delivery but sent them all.
+            deliveries = [Delivery(accepted=message.recipients()) for message in messages]
+        now = time.time()
+        verdicts = [
+            settle(item, delivery, error, self.rules, now)
+            for item, delivery in zip(claimed, deliveries, strict=True)
+        ]
+        return verdicts, connected
+
+    # --- signals ---
+
+    def _install_signals(self) -> Any:
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        previous = {
+            number: signal.signal(number, self._on_signal)
+            for number in (signal.SIGTERM, signal.SIGINT)
+        }
+
+        def restore() -> None:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+
+        return restore
+
+    def _on_signal(self, number: int, frame: FrameType | None) -> None:
+        self._signals += 1
+        if self._signals == 1:
+            log.info("worker %s: %s: finishing what it holds", self.owner, signal.strsignal(number))
+            self.stop()
+            return
+        # Second signal: give everything back now and go (in a thread: the main
+        # thread may be inside a transaction, holding the write lock).
+        threading.Thread(target=self._abort, daemon=True).start()
+
+    def _abort(self) -> None:
+        try:
+            with Outbox(self.path, durable=False) as outbox:
+                released = outbox.release(self.owner)
+            log.warning("worker %s: stopped at once; gave back %d message(s)", self.owner, released)
+        finally:
+            os._exit(1)
+
+
+def _open(backend: BaseEmailBackend) -> BaseException | None:
+    """Open the relay connection; return the error instead of raising it.
+
+    The backend otherwise runs with ``fail_silently=True`` (a refused message must not
+    stop its batch; each message's ``delivery`` tells), but a backend failing silently
+    to connect would say nothing of why, and the reason belongs in the outbox.
+    """
+    backend.fail_silently = False
+    try:
+        backend.open()
+    except Exception as exc:
+        return exc
+    finally:
+        backend.fail_silently = True
+    return None
+
+
+def _close(backend: BaseEmailBackend) -> None:
+    try:
+        backend.close()
+    except Exception as exc:  # a QUIT refused or a broken connection: it is closed anyway
+        log.debug("closing the relay connection: %s", exc)
+
+
+def _log_verdicts(verdicts: Sequence[Verdict]) -> None:
+    for verdict in verdicts:
+        settlement = verdict.settlement
+        if settlement.state == "failed":
+            log.warning("message %d failed: %s", settlement.id, settlement.last_error)
+        elif settlement.state == "queued" and settlement.tried and log.isEnabledFor(logging.INFO):
+            wait = max(0.0, settlement.due - time.time())
+            log.info(
+                "message %d deferred: %s; next attempt in %.3g s",
+                settlement.id,
+                settlement.last_error,
+                wait,
+            )
