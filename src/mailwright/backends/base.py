@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 if TYPE_CHECKING:
     from ..message import EmailMessage
 
 __all__ = ["BaseEmailBackend"]
+
+_T = TypeVar("_T")
+
+
+async def _to_thread(function: Callable[..., _T], *args: Any) -> _T:
+    import asyncio  # loaded on first async use: sync programs never pay for it
+
+    return await asyncio.to_thread(function, *args)
 
 
 class BaseEmailBackend:
@@ -70,20 +77,20 @@ class BaseEmailBackend:
         """``open()`` without blocking the event loop."""
         if self.async_inline:
             return self.open()
-        return await asyncio.to_thread(self.open)
+        return await _to_thread(self.open)
 
     async def aclose(self) -> None:
         """``close()`` without blocking the event loop."""
         if self.async_inline:
             self.close()
         else:
-            await asyncio.to_thread(self.close)
+            await _to_thread(self.close)
 
     async def asend_messages(self, email_messages: Sequence[EmailMessage]) -> int:
         """``send_messages()`` without blocking the event loop."""
         if self.async_inline:
             return self.send_messages(email_messages)
-        return await asyncio.to_thread(self.send_messages, email_messages)
+        return await _to_thread(self.send_messages, email_messages)
 
     async def __aenter__(self) -> Self:
         try:

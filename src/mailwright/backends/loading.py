@@ -17,7 +17,7 @@ __all__ = ["BACKEND_ALIASES", "get_connection", "import_backend"]
 
 BACKEND_ALIASES = {
     name: f"mailwright.backends.{name}.EmailBackend"
-    for name in ("smtp", "console", "filebased", "locmem", "dummy")
+    for name in ("smtp", "console", "filebased", "locmem", "dummy", "queue", "celery")
 }
 
 

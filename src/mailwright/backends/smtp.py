@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import itertools
 import smtplib
@@ -13,12 +12,15 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import ImproperlyConfigured
-from ..smtp import AsyncSMTPConnection, NotAttemptedError, Outcome, SMTPConfig, SMTPConnection
+from ..smtp import NotAttemptedError, Outcome, SMTPConfig, SMTPConnection
 from .base import BaseEmailBackend
 
 if TYPE_CHECKING:
+    import asyncio
+
     from ..bulk import BulkResult
     from ..message import EmailMessage, Envelope
+    from ..smtp.aio import AsyncSMTPConnection
 
 __all__ = ["EmailBackend"]
 
@@ -200,12 +202,14 @@ class EmailBackend(BaseEmailBackend):
             raise first.error or smtplib.SMTPException(first.reason)
         return result.sent
 
-    # --- asyncio: the same engine on asyncio streams ---
+    # --- asyncio: the same engine, its asyncio driver ---
 
     async def aopen(self) -> bool | None:
         """``open()`` for asyncio code: the same TLS, AUTH and timeout rules."""
         if self.aconnection is not None:
             return False
+        from ..smtp.aio import AsyncSMTPConnection  # asyncio loads on first async use
+
         connection = AsyncSMTPConnection(self.config)
         try:
             await connection.connect()
@@ -240,6 +244,8 @@ class EmailBackend(BaseEmailBackend):
                 result = await asend_bulk(email_messages, self.connections, config=self.config)
                 return self._parallel_outcome(result)
         if self._async_lock is None:
+            import asyncio
+
             self._async_lock = asyncio.Lock()
         async with self._async_lock:
             batch = _Batch(email_messages, self.fail_silently)

@@ -16,14 +16,29 @@ Everything in mailwright that speaks SMTP (the backend, ``send_bulk``, ``mailwri
 check``, the outbox worker, the Celery task) goes through these.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .actions import Outcome
-from .aio import AsyncSMTPConnection
 from .auth import AuthMechanism, Login, Plain
 from .config import SMTPConfig, local_hostname
 from .errors import LocalProtocolError, NotAttemptedError, SMTPProtocolError
 from .protocol import ClientProtocol, Command
 from .replies import Reply, ReplyParser
 from .sync import SMTPConnection
+
+if TYPE_CHECKING:
+    from .aio import AsyncSMTPConnection
+
+
+def __getattr__(name: str) -> Any:
+    # The asyncio driver (and asyncio itself, a good part of mailwright's import time)
+    # loads on first use: sync-only programs and the command line never pay for it.
+    if name == "AsyncSMTPConnection":
+        from .aio import AsyncSMTPConnection
+
+        return AsyncSMTPConnection
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "AsyncSMTPConnection",
