@@ -112,6 +112,23 @@ def test_check_with_a_backend_that_is_not_smtp(
     assert server.connections == 0
 
 
+def test_check_and_send_with_the_queue_backend(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outbox = tmp_path / "outbox.sqlite3"
+    env = {"EMAIL_BACKEND": "queue", "EMAIL_QUEUE_PATH": str(outbox)}
+    code, out, err = run(capsys, "check", env=env)
+    assert code == 0, err
+    assert out.startswith(
+        "nothing to check: the queue backend (mailwright.backends.queue.EmailBackend) "
+        f"stores each message in the outbox {outbox}; `mailwright worker` delivers them "
+        "with EMAIL_QUEUE_RELAY_BACKEND (mailwright.backends.smtp.EmailBackend)"
+    )
+    code, out, err = run(capsys, *SEND, env=env)
+    assert code == 0, err
+    assert out.startswith("nothing was sent to a server: the queue backend")
+
+
 def test_check_with_an_unusable_file_backend_directory(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -80,6 +80,7 @@ def non_smtp_backend(backend: object) -> str | None:
     """What ``backend`` does with a message when it is not the SMTP backend (None when
     it is: it sends to a server)."""
     from ..backends import console, dummy, filebased, locmem, smtp
+    from ..conf import settings
 
     if isinstance(backend, smtp.EmailBackend):
         return None
@@ -96,4 +97,17 @@ def non_smtp_backend(backend: object) -> str | None:
         )
     if isinstance(backend, dummy.EmailBackend):
         return f"the dummy backend ({name}) discards every message"
+    # By name: importing the Celery backend would import Celery.
+    if name == "mailwright.backends.queue.EmailBackend":
+        return (
+            f"the queue backend ({name}) stores each message in the outbox "
+            f"{getattr(backend, 'path', '')}; `mailwright worker` delivers them with "
+            f"EMAIL_QUEUE_RELAY_BACKEND ({settings.EMAIL_QUEUE_RELAY_BACKEND})"
+        )
+    if name == "mailwright.backends.celery.EmailBackend":
+        return (
+            f"the celery backend ({name}) enqueues each message as a Celery task; the "
+            f"workers deliver them with EMAIL_CELERY_RELAY_BACKEND "
+            f"({settings.EMAIL_CELERY_RELAY_BACKEND})"
+        )
     return f"EMAIL_BACKEND is {name}, not mailwright's SMTP backend; it decides what happens"
