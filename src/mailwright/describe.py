@@ -26,19 +26,45 @@ def _reply(code: int, message: bytes | str) -> str:
 def _tls_failure(exc: ssl.SSLError, where: str) -> str:
     reason = exc.reason or str(exc)
     if reason == "WRONG_VERSION_NUMBER":
+        # What a client starting TLS at once (implicit TLS) reads from a port that
+        # greets in plain text (checked against the catcher's plain and STARTTLS ports).
         return (
-            f"TLS failed with {where}: the server did not answer in TLS; if this port speaks "
-            "plain SMTP, use STARTTLS (tls=1 / EMAIL_USE_TLS) or no TLS, not implicit TLS "
-            "(ssl=1 / EMAIL_USE_SSL)"
+            f"TLS failed with {where}: the server answered in plain text, not TLS: this "
+            "port speaks plain SMTP, so use STARTTLS (tls=1 / EMAIL_USE_TLS) or no TLS "
+            "there, and implicit TLS (ssl=1 / EMAIL_USE_SSL) only with a port that "
+            "speaks it, such as 465"
         )
     return f"TLS failed with {where}: {reason}"
 
 
+# OpenSSL's X509_V_ERR_* codes that a CA file does not fix.
+_NAME_MISMATCH = (62, 64)  # HOSTNAME_MISMATCH, IP_ADDRESS_MISMATCH
+_EXPIRED = 10
+
+
 def _certificate(exc: ssl.SSLCertVerificationError, where: str) -> str:
-    return (
-        f"TLS certificate of {where} not trusted: {exc.verify_message or exc.reason}; "
-        "for a private CA, point EMAIL_SSL_CAFILE (cafile=) at its certificate"
-    )
+    problem = f"TLS certificate of {where} not trusted: {exc.verify_message or exc.reason}"
+    if exc.verify_code in _NAME_MISMATCH:
+        return f"{problem}; set EMAIL_HOST to a name the certificate was issued for"
+    if exc.verify_code == _EXPIRED:
+        return f"{problem}; the server's certificate must be renewed"
+    return f"{problem}; for a private CA, point EMAIL_SSL_CAFILE (cafile=) at its certificate"
+
+
+def _not_supported(exc: smtplib.SMTPNotSupportedError, where: str) -> str:
+    text = str(exc)
+    if text.startswith("STARTTLS"):
+        return (
+            f"{where} does not offer STARTTLS (EMAIL_USE_TLS / tls=1): turn TLS off for this "
+            "server, or use its TLS port (587 for STARTTLS; 465 with EMAIL_USE_SSL / ssl=1)"
+        )
+    if text.startswith("SMTP AUTH"):
+        return (
+            f"{where} does not offer AUTH: many servers offer it only after STARTTLS "
+            "(EMAIL_USE_TLS / tls=1); a server that needs no login needs no "
+            "EMAIL_HOST_USER"
+        )
+    return text or type(exc).__name__
 
 
 def _recipients(exc: smtplib.SMTPRecipientsRefused, where: str) -> str:
@@ -72,6 +98,7 @@ _TABLE: tuple[tuple[type[BaseException], _Describer], ...] = (
         lambda e, where: f"authentication failed: {_reply(e.smtp_code, e.smtp_error)}",
     ),
     (smtplib.SMTPRecipientsRefused, _recipients),
+    (smtplib.SMTPNotSupportedError, _not_supported),
     (
         smtplib.SMTPSenderRefused,
         lambda e, where: f"sender {e.sender} refused: {_reply(e.smtp_code, e.smtp_error)}",

@@ -7,44 +7,86 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .common import EXIT_OK, fail
+from .common import EXIT_OK, CommandError, add_url_option, fail, non_smtp_backend, using_url
 
 __all__ = ["register"]
 
 
-def _read_text(path: str) -> str:
+def _decode(data: bytes, what: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CommandError(
+            f"{what} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+            "convert it first, e.g. iconv -f latin1 -t utf-8"
+        ) from None
+
+
+def _read_text(path: str, option: str) -> str:
     if path == "-":
-        return sys.stdin.read()
-    return Path(path).read_text(encoding="utf-8")
+        return _decode(sys.stdin.buffer.read(), f"{option} -: standard input")
+    file = Path(path)
+    if file.is_dir():
+        raise CommandError(f"{option} {path}: is a directory, not a file")
+    try:
+        data = file.read_bytes()
+    except FileNotFoundError:
+        raise CommandError(f"{option} {path}: no such file") from None
+    except OSError as exc:
+        raise CommandError(f"{option} {path}: cannot read it: {exc.strerror}") from None
+    return _decode(data, f"{option} {path}")
+
+
+def _check_attachment(path: str) -> None:
+    file = Path(path)
+    if file.is_dir():
+        raise CommandError(
+            f"--attach {path}: is a directory; attach its files one by one "
+            f"(--attach {path.rstrip('/')}/FILE, repeated)"
+        )
+    if not file.exists():
+        raise CommandError(f"--attach {path}: no such file")
 
 
 def _cmd_send(args: argparse.Namespace) -> int:
+    from ..api import get_connection
     from ..conf import settings
     from ..describe import describe
     from ..message import EmailMultiAlternatives
 
     host = port = None
     try:
-        host, port = settings.EMAIL_HOST, settings.EMAIL_PORT
-        body = args.body if args.body is not None else _read_text(args.body_file)
-        message = EmailMultiAlternatives(
-            args.subject,
-            body,
-            args.from_email,
-            args.to,
-            bcc=args.bcc,
-            cc=args.cc,
-            reply_to=args.reply_to,
-        )
-        if args.html_file:
-            message.attach_alternative(_read_text(args.html_file), "text/html")
-        for path in args.attach:
-            message.attach_file(path)
-        sent = message.send()
+        with using_url(args.url):
+            host, port = settings.EMAIL_HOST, settings.EMAIL_PORT
+            body = args.body if args.body is not None else _read_text(args.body_file, "--body-file")
+            html = _read_text(args.html_file, "--html-file") if args.html_file else None
+            for path in args.attach:
+                _check_attachment(path)
+            message = EmailMultiAlternatives(
+                args.subject,
+                body,
+                args.from_email,
+                args.to,
+                bcc=args.bcc,
+                cc=args.cc,
+                reply_to=args.reply_to,
+            )
+            if html is not None:
+                message.attach_alternative(html, "text/html")
+            for path in args.attach:
+                message.attach_file(path)
+            connection = get_connection()
+            sent = connection.send_messages([message])
+    except CommandError as exc:
+        return fail("send", str(exc))
     except Exception as exc:
         return fail("send", describe(exc, host, port))
     if not sent:
         return fail("send", "the message was not sent")
+    note = non_smtp_backend(connection)
+    if note is not None:
+        print(f"nothing was sent to a server: {note}")
+        return EXIT_OK
     delivery = message.delivery
     if delivery is not None and delivery.refused:
         for address, (code, text) in delivery.refused.items():
@@ -58,20 +100,54 @@ def register(commands: Any) -> None:
     send = commands.add_parser(
         "send",
         help="send one message with the configured settings",
-        description="Send one message through EMAIL_BACKEND (settings from the environment "
-        "or EMAIL_URL). Exit status 0 when sent.",
+        description="Send one message through EMAIL_BACKEND (settings from the environment, "
+        "EMAIL_URL or --url). Exit status 0 when sent; otherwise 1 and a one-line reason.",
     )
-    send.add_argument("--to", action="append", required=True, metavar="ADDRESS")
-    send.add_argument("--cc", action="append", default=[], metavar="ADDRESS")
-    send.add_argument("--bcc", action="append", default=[], metavar="ADDRESS")
-    send.add_argument("--reply-to", action="append", default=[], metavar="ADDRESS")
-    send.add_argument("--from", dest="from_email", metavar="ADDRESS", help="(DEFAULT_FROM_EMAIL)")
-    send.add_argument("--subject", required=True)
+    send.add_argument(
+        "--to",
+        action="append",
+        required=True,
+        metavar="ADDRESS",
+        help="a recipient (repeat for more)",
+    )
+    send.add_argument(
+        "--cc", action="append", default=[], metavar="ADDRESS", help="a Cc recipient (repeatable)"
+    )
+    send.add_argument(
+        "--bcc",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help="a Bcc recipient, in the envelope only (repeatable)",
+    )
+    send.add_argument(
+        "--reply-to",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help="a Reply-To address (repeatable)",
+    )
+    send.add_argument(
+        "--from",
+        dest="from_email",
+        metavar="ADDRESS",
+        help="the sender (default: DEFAULT_FROM_EMAIL)",
+    )
+    send.add_argument("--subject", required=True, help="the subject")
     body = send.add_mutually_exclusive_group(required=True)
-    body.add_argument("--body", help="the text body")
+    body.add_argument("--body", metavar="TEXT", help="the text body")
     body.add_argument(
-        "--body-file", metavar="FILE", help="read the text body from FILE (- for stdin)"
+        "--body-file", metavar="FILE", help="read the text body from FILE, UTF-8 (- for stdin)"
     )
-    send.add_argument("--html-file", metavar="FILE", help="an HTML alternative")
-    send.add_argument("--attach", action="append", default=[], metavar="FILE", help="attach FILE")
+    send.add_argument(
+        "--html-file", metavar="FILE", help="an HTML alternative read from FILE, UTF-8"
+    )
+    send.add_argument(
+        "--attach",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="attach FILE, its type guessed from its name (repeatable)",
+    )
+    add_url_option(send)
     send.set_defaults(handler=_cmd_send)

@@ -3,13 +3,16 @@
 A value is looked up every time it is read, in this order:
 
 1. ``override_settings`` layers active in the current context (newest first),
-2. ``configure()`` (for the whole process),
-3. registered sources (the Django integration registers Django's settings here),
-4. an environment variable of the same name,
-5. the environment variable ``EMAIL_URL``,
-6. the default.
+2. process overrides (newest first): test tools (``mailwright.testing``, the pytest
+   plugin) put the locmem backend here, so that it holds in every thread, task and
+   process-wide client the code under test starts, and wins over ``configure()``,
+3. ``configure()`` (for the whole process),
+4. registered sources (the Django integration registers Django's settings here),
+5. an environment variable of the same name,
+6. the environment variable ``EMAIL_URL``,
+7. the default.
 
-In each layer of 1 and 2 a name given directly wins over one derived from that layer's
+In each layer of 1 to 3 a name given directly wins over one derived from that layer's
 ``EMAIL_URL``. Overrides live in a ``contextvars.ContextVar``: concurrent asyncio tasks
 and threads each see their own, and ``asyncio.to_thread`` or a copied context carries
 them along. Reading on every access (instead of snapshotting at import) is what lets
@@ -65,6 +68,7 @@ class Settings:
         self._lock = threading.Lock()
         self._configured: Layer = {}
         self._sources: tuple[Source, ...] = ()
+        self._process: tuple[Layer, ...] = ()  # process overrides, newest first
 
     def __getattr__(self, name: str) -> Any:
         if name == "EMAIL_URL":
@@ -83,7 +87,7 @@ class Settings:
         return sorted({*SETTINGS, "EMAIL_URL", *super().__dir__()})
 
     def _resolve(self, name: str) -> Any:
-        for layer in (*reversed(_overrides.get()), self._configured):
+        for layer in (*reversed(_overrides.get()), *self._process, self._configured):
             value = _from_layer(layer, name)
             if value is not MISSING:
                 return value
@@ -102,7 +106,7 @@ class Settings:
         return default(name)
 
     def _effective_url(self) -> str | None:
-        for layer in (*reversed(_overrides.get()), self._configured):
+        for layer in (*reversed(_overrides.get()), *self._process, self._configured):
             if "EMAIL_URL" in layer:
                 url: str | None = layer["EMAIL_URL"]
                 return url
@@ -155,6 +159,22 @@ class Settings:
         # Remove this exact layer, wherever it is: overlapping overrides in one
         # context may end in any order.
         _overrides.set(tuple(item for item in _overrides.get() if item is not layer))
+
+    def push_process_override(self, layer: Layer) -> Layer:
+        """Make ``layer`` win over ``configure()`` in every thread and task (but not over
+        ``override_settings``) until ``pop_process_override(layer)``.
+
+        For test tools: ``override_settings`` holds in one context only, so code a test
+        starts in another thread would not see it. ``layer`` is used as given, not
+        checked (a ``Mapping``; it may compute its values when read)."""
+        with self._lock:
+            self._process = (layer, *self._process)
+        return layer
+
+    def pop_process_override(self, layer: Layer) -> None:
+        """Remove ``layer`` (wherever it is in the stack)."""
+        with self._lock:
+            self._process = tuple(item for item in self._process if item is not layer)
 
     def _reset(self) -> None:
         """Forget every configure()d value; overrides and sources stay (for tests)."""

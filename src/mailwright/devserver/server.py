@@ -60,7 +60,13 @@ class DevServer:
     address, localhost, 127.0.0.1 and [::1]).
 
     Run it in the foreground (``run()``, stops on Ctrl-C) or in a background thread
-    (``start_in_thread()`` / ``stop_thread()``).
+    (``start_in_thread()`` / ``stop_thread()``, or ``with DevServer(...) as server:``).
+    Received messages are in ``store`` (see ``MessageStore``: ``messages()``,
+    ``get(id)``, ``clear()``).
+
+    It prints each message it receives only when asked: ``quiet=False``, or an ``out``
+    stream to print to (``mailwright smtpd`` prints to standard output). Warnings (a
+    Maildir file that cannot be written) go to ``err`` (standard error) regardless.
     """
 
     def __init__(
@@ -71,7 +77,7 @@ class DevServer:
         *,
         maildir: str | os.PathLike[str] | None = None,
         max_size: int = DEFAULT_MAX_SIZE,
-        quiet: bool = False,
+        quiet: bool | None = None,
         out: IO[str] | None = None,
         err: IO[str] | None = None,
         on_message: Callable[[StoredMessage], None] | None = None,
@@ -85,7 +91,8 @@ class DevServer:
         self.host = host
         self.smtp_port = smtp_port
         self.web_port = web_port
-        self.quiet = quiet
+        # Quiet unless asked: by quiet=False, or by giving a stream to print to.
+        self.quiet = (out is None) if quiet is None else quiet
         self.out = out if out is not None else sys.stdout
         self.err = err if err is not None else sys.stderr
         self.store = MessageStore(maildir)
@@ -408,6 +415,12 @@ class DevServer:
             self._thread.join(5)
             raise failure[0]
         return self
+
+    def __enter__(self) -> DevServer:
+        return self.start_in_thread()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop_thread()
 
     def stop_thread(self) -> None:
         if self._loop is not None and self._stopped is not None:

@@ -514,6 +514,18 @@ def write_maildir_file(folder: Path, stored: StoredMessage) -> None:
 class MessageStore:
     """Received messages, oldest first, with an index by id. Thread-safe.
 
+    For scripts and tests (``server.store``):
+
+    * ``messages()``: every message, oldest first (newest last), as ``StoredMessage``
+      (``id``, ``received``, ``mail_from``, ``rcpt_tos``, ``auth_user``, ``raw`` — the
+      bytes as received —, ``subject``, and ``parsed()``: the stdlib parser's
+      ``email.message.EmailMessage``);
+    * ``get(id)``: one message, or None;
+    * ``clear()``: forget every message (and delete their Maildir files); returns how
+      many there were;
+    * ``wait_for_count(n, timeout)``: block until ``n`` are stored (signalled, no
+      polling); ``len(store)``: how many there are.
+
     ``add()`` stores a message at once (writing the Maildir file in the caller's
     thread); ``accept()`` is the SMTP server's path: with a Maildir the file is written
     by the writer thread and ``done`` is called once it is on disk and listed.
@@ -667,11 +679,15 @@ class MessageStore:
         return len(self._messages)
 
     def get(self, message_id: str) -> StoredMessage | None:
+        """The message with this id, or None."""
         return self._by_id.get(message_id)
 
-    def all(self) -> list[StoredMessage]:
+    def messages(self) -> list[StoredMessage]:
+        """Every message, oldest first (a copy of the list)."""
         with self._lock:
             return list(self._messages)
+
+    all = messages
 
     def newest_first(self, offset: int = 0, limit: int = 50) -> list[StoredMessage]:
         with self._lock:
@@ -744,6 +760,7 @@ class MessageStore:
         return True
 
     def clear(self) -> int:
+        """Forget every message (and delete their Maildir files); return how many."""
         with self._lock:
             ids = list(self._by_id)
             self._messages.clear()

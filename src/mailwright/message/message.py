@@ -319,6 +319,19 @@ class EmailMessage:
         self.inline_attachments.append(InlineAttachment(filename, content, mimetype, cid))
         return cid
 
+    def attach_inline_file(
+        self,
+        path: str | os.PathLike[str],
+        mimetype: str | None = None,
+        *,
+        cid: str | None = None,
+    ) -> str:
+        """``attach_inline`` with the content read from ``path`` now (a missing file
+        raises ``FileNotFoundError``), named after it; return the Content-ID."""
+        path = Path(path)
+        content = path.read_bytes()
+        return self.attach_inline(path.name, content, mimetype, cid=cid)
+
     # --- composition ---
 
     def _charset(self) -> tuple[str, str | None]:
