@@ -258,16 +258,13 @@ class EmailBackend(BaseEmailBackend):
                 batch.not_sent("could not connect")
                 return batch.result()
             items = itertools.chain([first], batch.rest())
-
-            async def source() -> tuple[int, Envelope] | None:
-                return next(items, None)
-
             try:
                 try:
-                    async for outcome in connection.send(
-                        source, stop_on_failure=not self.fail_silently
-                    ):
-                        batch.record(outcome)
+                    await connection.run(
+                        lambda: next(items, None),
+                        batch.record,
+                        stop_on_failure=not self.fail_silently,
+                    )
                 except _DELIVERY_ERRORS as exc:
                     batch.broken(exc)
                 return batch.result()

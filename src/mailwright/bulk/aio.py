@@ -23,65 +23,77 @@ __all__ = ["run_tasks"]
 
 
 class _Work:
+    """The queue, shared by the tasks. Everything but waiting is synchronous (one event
+    loop, no await between looking and taking); a task with nothing due waits on an
+    event that any change to the books sets."""
+
     def __init__(self, queue: JobQueue, workers: int) -> None:
         self.queue = queue
-        self.condition = asyncio.Condition()
+        self.changed = asyncio.Event()
         self.workers = workers
-        self.idle = 0  # tasks waiting on the condition
+        self.idle = 0  # tasks waiting for a change
 
     async def get(self) -> Job | None:
-        async with self.condition:
-            while not self.queue.finished:
-                now = time.monotonic()
-                job = self.queue.take(now)
-                if job is not None:
-                    return job
-                due = self.queue.next_due()
-                self.idle += 1
-                try:
-                    if due is None:
-                        await self.condition.wait()
-                    else:
-                        with contextlib.suppress(TimeoutError):
-                            async with asyncio.timeout(max(0.0, due - now)):
-                                await self.condition.wait()
-                finally:
-                    self.idle -= 1
-            return None
+        while not self.queue.finished:
+            now = time.monotonic()
+            job = self.queue.take(now)
+            if job is not None:
+                return job
+            due = self.queue.next_due()
+            self.changed.clear()
+            self.idle += 1
+            try:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(None if due is None else max(0.0, due - now)):
+                        await self.changed.wait()
+            finally:
+                self.idle -= 1
+        return None
 
     def take_now(self) -> Job | None:
-        # No await between looking and taking: nothing else runs in between.
         return self.queue.take(time.monotonic())
 
-    async def notify(self) -> None:
+    def notify(self) -> None:
         if self.idle:  # only a waiting task needs to hear that the books changed
-            async with self.condition:
-                self.condition.notify_all()
+            self.changed.set()
 
-    async def prepare(self, job: Job) -> Envelope | None:
+    def prepare(self, job: Job) -> Envelope | None:
         envelope, error, reason = compose(job)
         if envelope is None:
             self.queue.cannot_send(job, error, reason)
-            await self.notify()
+            self.notify()
         return envelope
 
-    async def settle(self, job: Job, outcome: Outcome) -> Verdict:
+    def settle(self, job: Job, outcome: Outcome) -> Verdict:
         verdict = self.queue.settle(job, outcome, time.monotonic())
-        await self.notify()
+        self.notify()
         return verdict
 
-    async def put_back(self, job: Job) -> None:
+    def put_back(self, job: Job) -> None:
         self.queue.put_back(job)
-        await self.notify()
+        self.notify()
 
-    async def worker_gone(self, job: Job, error: BaseException) -> None:
+    def worker_gone(self, job: Job, error: BaseException) -> None:
         from ..describe import describe
 
         self.queue.put_back(job)
         self.workers -= 1
         if self.workers == 0:
             self.queue.give_up(f"could not connect: {describe(error)}", error)
-        await self.notify()
+        self.notify()
+
+
+def _later(delay: float, item: tuple[int, Envelope]) -> asyncio.Future[tuple[int, Envelope]]:
+    """A future that holds ``item`` after ``delay`` seconds (a pause, a rate limit)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[tuple[int, Envelope]] = loop.create_future()
+
+    def ready() -> None:
+        if not future.done():
+            future.set_result(item)
+
+    loop.call_later(delay, ready)
+    return future
 
 
 class _SMTPWorker:
@@ -118,7 +130,7 @@ class _SMTPWorker:
                 continue
             self.connection = connection
             return True
-        await self.work.worker_gone(job, error)
+        self.work.worker_gone(job, error)
         return False
 
     async def _drop(self, polite: bool) -> None:
@@ -133,43 +145,48 @@ class _SMTPWorker:
     async def _pipeline(self, first: Job) -> None:
         assert self.connection is not None
         in_flight: dict[int, Job] = {}
-        pending: list[Job | None] = [first]
+        pending: list[Job] = [first]
+        work = self.work
 
-        async def source() -> tuple[int, Envelope] | None:
+        def next_item() -> tuple[int, Envelope] | asyncio.Future[tuple[int, Envelope]] | None:
+            # Called from the connection's callbacks: never blocks; a pause or a rate
+            # limit hands the connection a future to wait on.
             while True:
-                job = pending.pop() if pending else None
-                if job is None:
-                    if self.reconnect:
-                        return None
-                    job = self.work.take_now()
+                if pending:
+                    job: Job | None = pending.pop()
+                elif self.reconnect:
+                    return None
+                else:
+                    job = work.take_now()
                     if job is None:
                         return None
-                envelope = await self.work.prepare(job)
+                assert job is not None
+                envelope = work.prepare(job)
                 if envelope is None:
                     continue
-                pause = self.pause_until - time.monotonic()
-                if pause > 0:
-                    await asyncio.sleep(pause)
-                if self.limiter is not None:
-                    delay = self.limiter.reserve()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
                 in_flight[job.index] = job
+                delay = self.pause_until - time.monotonic()
+                if self.limiter is not None:
+                    delay = max(delay, self.limiter.reserve())
+                if delay > 0:
+                    return _later(delay, (job.index, envelope))
                 return job.index, envelope
 
+        def on_outcome(outcome: Outcome) -> None:
+            verdict = work.settle(in_flight.pop(outcome.index), outcome)
+            if verdict is not NO_CHANGE:
+                self._apply(verdict)
+
         try:
-            async for outcome in self.connection.send(source):
-                verdict = await self.work.settle(in_flight.pop(outcome.index), outcome)
-                if verdict is not NO_CHANGE:
-                    self._apply(verdict)
+            await self.connection.run(next_item, on_outcome)
         except (smtplib.SMTPException, OSError):
             await self._drop(polite=False)
-            self.pause_until = time.monotonic() + self.work.queue.policy.delay(1)
+            self.pause_until = time.monotonic() + work.queue.policy.delay(1)
         if self.connection is not None and (self.reconnect or not self.connection.is_open):
             await self._drop(polite=not self.reconnect)
         self.reconnect = False
         for job in in_flight.values():
-            await self.work.put_back(job)
+            work.put_back(job)
 
     def _apply(self, verdict: Verdict) -> None:
         if verdict.pause:
@@ -184,13 +201,13 @@ async def _backend_worker(work: _Work, backend: Any, limiter: RateLimiter | None
 
     try:
         while (job := await work.get()) is not None:
-            if await work.prepare(job) is None:
+            if work.prepare(job) is None:
                 continue
             if limiter is not None:
                 delay = limiter.reserve()
                 if delay > 0:
                     await asyncio.sleep(delay)
-            await work.settle(job, await asend_one(backend, job))
+            work.settle(job, await asend_one(backend, job))
     finally:
         await backend.aclose()
 

@@ -1,24 +1,25 @@
-"""The asyncio driver: the protocol core over an ``asyncio.Protocol`` (``loop.start_tls``
-for STARTTLS).
+"""The asyncio driver: the protocol core run from the event loop's callbacks.
 
 The twin of ``sync``: the same conversations, the same decisions, only the I/O
-differs. Every wait (a reply, room in the send buffer) is bounded by the
-configuration's timeout. Cancelling the task that drives it drops the connection at
+differs. The conversation is advanced directly from ``data_received``: when the
+server's replies arrive, the outcomes, the next message's commands and its content go
+out in the same callback, with no task woken, no future made and no coroutine called
+per message. A coroutine awaits only the end of a whole conversation (a handshake, a
+batch, QUIT). Why: a pipelined batch waits once per message, and waking a task
+through a future per wait cost as much as the rest of the engine's work (callgrind).
+
+Every wait on the network (a reply, room in the send buffer, the TLS handshake) is
+bounded by the configuration's timeout, with one lazily re-armed timer per
+connection. Cancelling the task that awaits a conversation drops the connection at
 once (``transport.abort()``): bytes not yet sent are discarded, so a server never
 receives the end of a half-written message.
-
-Why a protocol of its own rather than asyncio streams: a pipelined batch waits once
-per message, and ``StreamReader.read`` under ``asyncio.timeout`` costs a timer armed
-and cancelled per wait, about as much as the rest of the engine's work. Here one
-timer per connection is re-armed lazily from a deadline (measured with callgrind:
-roughly half the instructions per message of the streams version).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ssl
+import enum
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -29,27 +30,44 @@ from .protocol import ClientProtocol
 from .session import Conversation, handshake, quit
 from .transactions import Item, transactions
 
-__all__ = ["AsyncSMTPConnection", "ItemSource"]
+__all__ = ["AsyncSMTPConnection", "ItemSource", "NextItem"]
 
-#: Where the asyncio driver takes the next item from: awaited; None when done.
+#: The async form of a source (``send``): awaited; None when done.
 ItemSource = Callable[[], Awaitable[Item | None]]
+#: The callback form (``run``): the next item, None when done, or a future that will
+#: hold one (the caller waits for a job, a pause, a rate limit).
+NextItem = Callable[[], "Item | asyncio.Future[Item] | asyncio.Future[Item | None] | None"]
 
 
-class _Stream(asyncio.Protocol):
-    """Bytes in and out of one connection, with waits bounded by a deadline."""
+class _Wait(enum.Enum):
+    NOTHING = "running or idle"
+    DATA = "bytes from the server"
+    WRITE = "room in the send buffer"
+    ITEM = "the next item"
+    TLS = "the TLS handshake"
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float | None) -> None:
+
+class _Link(asyncio.Protocol):
+    """One connection and the conversation running on it."""
+
+    def __init__(self, owner: AsyncSMTPConnection, loop: asyncio.AbstractEventLoop) -> None:
+        self.owner = owner
         self.loop = loop
-        self.timeout = timeout
+        self.timeout = owner.timeout
         self.transport: asyncio.Transport | None = None
-        self._chunks: list[bytes] = []
-        self._eof = False
-        self._lost: BaseException | None = None
-        self._waiter: asyncio.Future[None] | None = None
-        self._paused = False
-        self._deadline = 0.0
-        self._timer: asyncio.TimerHandle | None = None
-        self.timed_out = False
+        self.chunks: list[bytes] = []
+        self.eof = False
+        self.lost: BaseException | None = None
+        self.paused = False
+        self.waiting = _Wait.NOTHING
+        self.conversation: Conversation | None = None
+        self.source: NextItem | None = None
+        self.on_outcome: Callable[[Outcome], None] | None = None
+        self.done: asyncio.Future[Any] | None = None
+        self.item: asyncio.Future[Any] | None = None
+        self.envelope_due = False  # a Send asked for the next item once it is written
+        self.deadline = 0.0
+        self.timer: asyncio.TimerHandle | None = None
 
     # --- asyncio.Protocol ---
 
@@ -58,85 +76,223 @@ class _Stream(asyncio.Protocol):
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
-        self._chunks.append(data)
-        self._wake()
+        if self.waiting is _Wait.DATA:
+            self.waiting = _Wait.NOTHING
+            self.step(data)
+        else:
+            self.chunks.append(data)
 
     def eof_received(self) -> bool:
-        self._eof = True
-        self._wake()
+        self.eof = True
+        if self.waiting is _Wait.DATA:
+            self.waiting = _Wait.NOTHING
+            self.step(b"")
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._eof = True
-        self._lost = exc
-        self._paused = False
-        self._wake()
-        if self._timer is not None:
-            self._timer.cancel()
+        self.eof = True
+        self.lost = exc
+        self.paused = False
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.waiting in (_Wait.DATA, _Wait.WRITE):
+            self.waiting = _Wait.NOTHING
+            if exc is not None:
+                self.step(None, exc)
+            else:
+                self.step(b"")
 
     def pause_writing(self) -> None:
-        self._paused = True
+        self.paused = True
 
     def resume_writing(self) -> None:
-        self._paused = False
-        self._wake()
+        self.paused = False
+        if self.waiting is _Wait.WRITE:
+            self.waiting = _Wait.NOTHING
+            self.step(self.next_item() if self.envelope_due else None)
 
-    # --- waiting ---
+    # --- running a conversation ---
 
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+    def start(
+        self,
+        conversation: Conversation,
+        source: NextItem | None,
+        on_outcome: Callable[[Outcome], None] | None,
+    ) -> asyncio.Future[Any]:
+        if self.conversation is not None:
+            raise RuntimeError("a conversation is already running on this connection")
+        self.conversation = conversation
+        self.source = source
+        self.on_outcome = on_outcome
+        done = self.done = self.loop.create_future()
+        done.add_done_callback(self._done_callback)
+        self.step(None)
+        return done
+
+    def _done_callback(self, done: asyncio.Future[Any]) -> None:
+        if done.cancelled():  # the awaiting task was cancelled: drop everything now
+            self.owner.abort()
+            self._end()
+
+    def _end(self) -> None:
+        conversation, self.conversation = self.conversation, None
+        item, self.item = self.item, None
+        self.waiting = _Wait.NOTHING
+        if item is not None and not item.done():
+            item.cancel()
+        if conversation is not None:
+            with contextlib.suppress(Exception):
+                conversation.close()
+
+    def _finish(self, result: Any = None, error: BaseException | None = None) -> None:
+        done = self.done
+        self.conversation = None
+        self.waiting = _Wait.NOTHING
+        if done is not None and not done.done():
+            if error is not None:
+                done.set_exception(error)
+            else:
+                done.set_result(result)
+
+    def _arm(self, waiting: _Wait) -> None:
+        """Wait for the network, bounded by the timeout (one timer, re-armed lazily)."""
+        self.waiting = waiting
+        if self.timeout is not None:
+            self.deadline = self.loop.time() + self.timeout
+            if self.timer is None:
+                self.timer = self.loop.call_at(self.deadline, self._check_deadline)
 
     def _check_deadline(self) -> None:
-        self._timer = None
-        waiter = self._waiter
-        if waiter is None or waiter.done():
+        self.timer = None
+        if self.waiting not in (_Wait.DATA, _Wait.WRITE):
             return
-        if self.loop.time() >= self._deadline:
-            self.timed_out = True
-            waiter.set_exception(TimeoutError())
+        if self.loop.time() < self.deadline:
+            self.timer = self.loop.call_at(self.deadline, self._check_deadline)
+            return
+        self.waiting = _Wait.NOTHING
+        self.step(None, timeout_error(self.owner.config, self.owner.protocol, self.timeout))
+
+    def next_item(self) -> Any:
+        """The source's next item, or ``_Wait.ITEM`` when it handed a future."""
+        self.envelope_due = False
+        source = self.source
+        if source is None:
+            return None
+        item = source()
+        if isinstance(item, asyncio.Future):
+            if item.done() and not item.cancelled() and item.exception() is None:
+                return item.result()
+            self.item = item
+            self.waiting = _Wait.ITEM
+            item.add_done_callback(self._item_ready)
+            return _Wait.ITEM
+        return item
+
+    def _item_ready(self, item: asyncio.Future[Any]) -> None:
+        if item is not self.item or self.waiting is not _Wait.ITEM:
+            return
+        self.item = None
+        self.waiting = _Wait.NOTHING
+        if item.cancelled():
+            self.step(None, asyncio.CancelledError())
+        elif item.exception() is not None:
+            self.step(None, item.exception())
         else:
-            self._timer = self.loop.call_at(self._deadline, self._check_deadline)
+            self.step(item.result())
 
-    async def _wait(self) -> None:
-        waiter = self._waiter = self.loop.create_future()
-        if self.timeout is not None:
-            self._deadline = self.loop.time() + self.timeout
-            if self._timer is None:
-                self._timer = self.loop.call_at(self._deadline, self._check_deadline)
-        try:
-            await waiter
-        finally:
-            self._waiter = None
+    def step(self, answer: Any, error: BaseException | None = None) -> None:
+        """Advance the conversation until it has to wait."""
+        conversation = self.conversation
+        if conversation is None:
+            return
+        while True:
+            try:
+                if error is not None:
+                    failure, error = error, None
+                    action = conversation.throw(failure)
+                else:
+                    action = conversation.send(answer)
+            except StopIteration as stop:
+                self._finish(stop.value)
+                return
+            except BaseException as exc:
+                self.owner.abort()
+                self._finish(error=exc)
+                return
+            answer = None
+            kind = type(action)
+            if kind is Outcome:
+                try:
+                    if self.on_outcome is not None:
+                        self.on_outcome(action)  # type: ignore[arg-type]
+                except BaseException as exc:  # the caller's bookkeeping failed: stop
+                    self.owner.abort()
+                    self._end()
+                    self._finish(error=exc)
+                    return
+            elif kind is Send:
+                transport = self.transport
+                if self.lost is not None or transport is None or transport.is_closing():
+                    error = self.lost or ConnectionResetError("the connection is closed")
+                    continue
+                transport.write(action[0])  # type: ignore[index]
+                if self.paused:
+                    self.envelope_due = bool(action[1])  # type: ignore[index]
+                    self._arm(_Wait.WRITE)
+                    return
+                if action[1]:  # type: ignore[index]
+                    answer = self.next_item()
+                    if answer is _Wait.ITEM:
+                        return
+            elif action is NEED_DATA:
+                if self.chunks:
+                    chunks = self.chunks
+                    answer = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                    chunks.clear()
+                elif self.eof:
+                    if self.lost is not None:
+                        error = self.lost
+                    else:
+                        answer = b""
+                else:
+                    self._arm(_Wait.DATA)
+                    return
+            elif action is NEED_ENVELOPE:
+                answer = self.next_item()
+                if answer is _Wait.ITEM:
+                    return
+            elif kind is Step:
+                if self.owner.on_step is not None:
+                    self.owner.on_step(action.name, action.detail)  # type: ignore[union-attr]
+            elif kind is StartTLS:
+                self.waiting = _Wait.TLS
+                self.loop.create_task(self._start_tls())
+                return
+            elif kind is Abort:
+                self.owner.abort()
 
-    async def read(self) -> bytes:
-        """What arrived since the last read (waiting for something); ``b""`` at EOF."""
-        while not self._chunks:
-            if self._eof:
-                if self._lost is not None:
-                    raise self._lost
-                return b""
-            await self._wait()
-        chunks = self._chunks
-        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        chunks.clear()
-        return data
-
-    async def write(self, data: bytes) -> None:
+    async def _start_tls(self) -> None:
         transport = self.transport
         assert transport is not None
-        if self._eof and self._lost is not None:
-            raise self._lost
-        transport.write(data)
-        while self._paused:
-            await self._wait()
-            if self._lost is not None:
-                raise self._lost
-
-    def reset(self) -> None:
-        """Forget bytes received so far (what came before TLS started does not count)."""
-        self._chunks.clear()
+        self.chunks.clear()  # nothing received before the handshake counts
+        config = self.owner.config
+        try:
+            async with asyncio.timeout(self.timeout):
+                tls = await self.loop.start_tls(
+                    transport, self, config.tls_context(), server_hostname=config.host
+                )
+        except TimeoutError:
+            error: BaseException | None = timeout_error(config, self.owner.protocol, self.timeout)
+        except (OSError, asyncio.CancelledError) as exc:
+            error = exc
+        else:
+            assert isinstance(tls, asyncio.Transport)
+            self.transport = tls
+            error = None
+        if self.waiting is _Wait.TLS:
+            self.waiting = _Wait.NOTHING
+            self.step(None, error)
 
 
 class AsyncSMTPConnection:
@@ -153,20 +309,19 @@ class AsyncSMTPConnection:
         self.timeout = config.timeout if timeout is None else timeout
         self.on_step = on_step
         self.protocol: ClientProtocol | None = None
-        self._stream: _Stream | None = None
-        self._result: Any = None
+        self._link: _Link | None = None
 
     def __repr__(self) -> str:
-        state = "open" if self._stream is not None else "closed"
+        state = "open" if self._link is not None else "closed"
         return f"<AsyncSMTPConnection {self.config.address} {self.config.mode} {state}>"
 
     @property
     def transport(self) -> asyncio.Transport | None:
-        return self._stream.transport if self._stream is not None else None
+        return self._link.transport if self._link is not None else None
 
     @property
     def is_open(self) -> bool:
-        return self._stream is not None and self.protocol is not None and not self.protocol.closed
+        return self._link is not None and self.protocol is not None and not self.protocol.closed
 
     # --- life cycle ---
 
@@ -176,21 +331,21 @@ class AsyncSMTPConnection:
         if self.on_step is not None:
             self.on_step("connect", f"{config.address} ({config.mode})")
         loop = asyncio.get_running_loop()
-        stream = _Stream(loop, self.timeout)
+        link = _Link(self, loop)
         try:
             async with asyncio.timeout(self.timeout):
                 await loop.create_connection(
-                    lambda: stream,
+                    lambda: link,
                     config.host,
                     config.port,
                     ssl=context if config.use_ssl else None,
                     server_hostname=config.host if config.use_ssl else None,
                 )
         except TimeoutError:
-            if stream.transport is not None:
-                stream.transport.abort()
+            if link.transport is not None:
+                link.transport.abort()
             raise timeout_error(config, None, self.timeout) from None
-        self._stream = stream
+        self._link = link
         try:
             self.protocol = ClientProtocol(tls=config.use_ssl)
             await self._run(handshake(self.protocol, config))
@@ -208,97 +363,64 @@ class AsyncSMTPConnection:
 
     def abort(self) -> None:
         """Drop the connection at once; unsent bytes are discarded."""
-        stream, self._stream = self._stream, None
-        if stream is not None and stream.transport is not None:
-            stream.transport.abort()
+        link, self._link = self._link, None
+        if link is not None and link.transport is not None:
+            link.transport.abort()
 
     # --- sending ---
 
-    def send(self, source: ItemSource, *, stop_on_failure: bool = False) -> AsyncIterator[Outcome]:
-        """Send the items ``await source()`` hands out until it returns None; yield an
-        ``Outcome`` for each item taken (see ``SMTPConnection.send``)."""
+    async def run(
+        self,
+        source: NextItem,
+        on_outcome: Callable[[Outcome], None],
+        *,
+        stop_on_failure: bool = False,
+    ) -> None:
+        """Send the items ``source()`` hands out until it returns None, calling
+        ``on_outcome`` for each item taken, from the event loop's callbacks (see
+        ``SMTPConnection.send``). ``source`` may hand a future instead of an item to
+        make the connection wait for one. Returns when the batch is over; a broken
+        connection raises after the messages in flight got their outcomes."""
+        conversation = self._transactions(stop_on_failure)
+        await self._run(conversation, source, on_outcome)
+
+    async def send(
+        self, source: ItemSource, *, stop_on_failure: bool = False
+    ) -> AsyncIterator[Outcome]:
+        """``run`` as an async iterator of outcomes, taking items from an async source."""
+        conversation = self._transactions(stop_on_failure)
+        outcomes: asyncio.Queue[Outcome | None] = asyncio.Queue()
+
+        def next_item() -> asyncio.Future[Item | None]:
+            return asyncio.ensure_future(source())
+
+        task = asyncio.ensure_future(self._run(conversation, next_item, outcomes.put_nowait))
+        task.add_done_callback(lambda _: outcomes.put_nowait(None))
+        try:
+            while (outcome := await outcomes.get()) is not None:
+                yield outcome
+            await task
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+
+    def _transactions(self, stop_on_failure: bool) -> Conversation:
         if self.protocol is None or not self.is_open:
             raise ConnectionError(f"{self.config.address}: the connection is not open")
-        conversation = transactions(
+        return transactions(
             self.protocol, stop_on_failure=stop_on_failure, pipelining=self.config.pipelining
         )
-        return self._drive(conversation, source)
 
-    # --- the loop ---
-
-    async def _run(self, conversation: Conversation) -> Any:
-        async for _ in self._drive(conversation, None):
-            pass
-        return self._result
-
-    async def _starttls(self, stream: _Stream) -> None:
-        transport = stream.transport
-        assert transport is not None
-        stream.reset()
-        loop = asyncio.get_running_loop()
-        async with asyncio.timeout(self.timeout):
-            tls = await loop.start_tls(
-                transport,
-                stream,
-                self.config.tls_context(),
-                server_hostname=self.config.host,
-            )
-        assert isinstance(tls, asyncio.Transport)
-        stream.transport = tls
-
-    async def _drive(
-        self, conversation: Conversation, source: ItemSource | None
-    ) -> AsyncIterator[Outcome]:
-        stream = self._stream
-        assert stream is not None and self.protocol is not None
-        answer: Any = None
-        failure: BaseException | None = None
-        self._result = None
-        while True:
-            try:
-                if failure is not None:
-                    error, failure = failure, None
-                    action = conversation.throw(error)
-                else:
-                    action = conversation.send(answer)
-            except StopIteration as stop:
-                self._result = stop.value
-                return
-            except BaseException:
-                self.abort()
-                raise
-            answer = None
-            kind = type(action)
-            if kind is Outcome:
-                try:
-                    yield action  # type: ignore[misc]
-                except GeneratorExit:
-                    self.abort()
-                    conversation.close()
-                    raise
-                continue
-            try:
-                if kind is Send:
-                    await stream.write(action[0])  # type: ignore[index]
-                    if action[1]:  # type: ignore[index]
-                        answer = await source() if source is not None else None
-                elif action is NEED_DATA:
-                    answer = await stream.read()
-                elif action is NEED_ENVELOPE:
-                    answer = await source() if source is not None else None
-                elif kind is Step:
-                    if self.on_step is not None:
-                        self.on_step(action.name, action.detail)  # type: ignore[union-attr]
-                elif kind is StartTLS:
-                    await self._starttls(stream)
-                elif kind is Abort:
-                    self.abort()
-            except TimeoutError:
-                failure = timeout_error(self.config, self.protocol, self.timeout)
-            except (OSError, ssl.SSLError) as exc:
-                failure = exc
-            except BaseException:  # cancelled: drop the connection, unsent bytes discarded
-                self.abort()
-                with contextlib.suppress(Exception):
-                    conversation.close()
-                raise
+    async def _run(
+        self,
+        conversation: Conversation,
+        source: NextItem | None = None,
+        on_outcome: Callable[[Outcome], None] | None = None,
+    ) -> Any:
+        link = self._link
+        if link is None:
+            conversation.close()
+            raise ConnectionError(f"{self.config.address}: the connection is not open")
+        return await link.start(conversation, source, on_outcome)
