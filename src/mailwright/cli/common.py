@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -16,6 +16,8 @@ __all__ = [
     "add_url_option",
     "fail",
     "non_smtp_backend",
+    "positive_float",
+    "positive_int",
     "url_settings",
     "using_url",
 ]
@@ -32,6 +34,32 @@ def fail(command: str, reason: str, code: int = EXIT_FAILED) -> int:
     """Print ``mailwright COMMAND: error: REASON`` on stderr; return the exit code."""
     print(f"mailwright {command}: error: {reason}", file=sys.stderr)
     return code
+
+
+def positive_int(what: str = "a whole number") -> Callable[[str], int]:
+    """An argparse ``type`` for whole numbers of at least 1; errors say ``what``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+        return value
+
+    return parse
+
+
+def positive_float(text: str) -> float:
+    """An argparse ``type`` for a positive, finite number."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
+    return value
 
 
 def add_url_option(parser: argparse.ArgumentParser) -> None:

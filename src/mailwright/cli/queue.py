@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from .common import EXIT_FAILED, EXIT_OK, fail
+from .common import EXIT_FAILED, EXIT_OK, fail, positive_int
 
 if TYPE_CHECKING:
     from ..outbox import Detail, Outbox, Status, Summary
@@ -268,26 +268,6 @@ def _run(
     return handler
 
 
-def _message_id(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a message ID (a number)") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a message ID (a positive number)")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
-
-
 def register(commands: Any) -> None:
     from ..outbox.store import STATES
 
@@ -315,13 +295,15 @@ def register(commands: Any) -> None:
         "failed ones most recently finished first, all newest first.",
     )
     listing.add_argument("--state", choices=STATES, help="only messages in this state")
-    listing.add_argument("--limit", type=_count, default=50, metavar="N", help="(default 50)")
+    listing.add_argument(
+        "--limit", type=positive_int(), default=50, metavar="N", help="(default 50)"
+    )
     listing.set_defaults(handler=_run(_list))
 
     show = actions.add_parser(
         "show", parents=[common], help="one message: its recipients, replies and attempts"
     )
-    show.add_argument("id", type=_message_id, metavar="ID")
+    show.add_argument("id", type=positive_int("a message ID (a number)"), metavar="ID")
     show.add_argument("--raw", action="store_true", help="write the stored message bytes")
     show.set_defaults(handler=_run(_show))
 
@@ -332,7 +314,7 @@ def register(commands: Any) -> None:
         description="Queue failed messages again, due now, for the recipients that have not "
         "accepted them, with a fresh EMAIL_QUEUE_MAX_AGE; a queued message is made due now.",
     )
-    retry.add_argument("ids", type=_message_id, nargs="*", metavar="ID")
+    retry.add_argument("ids", type=positive_int("a message ID (a number)"), nargs="*", metavar="ID")
     retry.add_argument("--all-failed", action="store_true", help="every failed message")
     retry.set_defaults(handler=_run(_retry))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .common import EXIT_OK, fail
+from .common import EXIT_OK, fail, positive_int
 
 __all__ = ["register"]
 
@@ -42,16 +42,6 @@ def _cmd_smtpd(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _positive_size(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of bytes") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError("the size must be positive")
-    return value
-
-
 def register(commands: Any) -> None:
     smtpd = commands.add_parser(
         "smtpd",
@@ -66,7 +56,7 @@ def register(commands: Any) -> None:
     smtpd.add_argument("--maildir", help="also store every message in this Maildir")
     smtpd.add_argument(
         "--max-size",
-        type=_positive_size,
+        type=positive_int("a number of bytes"),
         default=32 * 1024 * 1024,
         help="largest message accepted, in bytes (33554432)",
     )

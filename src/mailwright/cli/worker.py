@@ -18,29 +18,9 @@ import time
 from types import FrameType
 from typing import Any
 
-from .common import EXIT_FAILED, EXIT_OK, fail
+from .common import EXIT_FAILED, EXIT_OK, fail, positive_float, positive_int
 
 __all__ = ["register"]
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
-    return value
 
 
 def _configure_logging(args: argparse.Namespace) -> None:
@@ -146,27 +126,27 @@ def register(commands: Any) -> None:
     worker.add_argument("--once", action="store_true", help="deliver what is due, then exit")
     worker.add_argument(
         "--connections",
-        type=_positive_int,
+        type=positive_int(),
         default=1,
         metavar="N",
         help="parallel SMTP connections per process (default 1)",
     )
     worker.add_argument(
         "--concurrency",
-        type=_positive_int,
+        type=positive_int(),
         default=1,
         metavar="N",
         help="worker processes, each with --connections connections (default 1)",
     )
     worker.add_argument(
         "--rate",
-        type=_positive_float,
+        type=positive_float,
         metavar="R",
         help="send at most R messages per second in all",
     )
     worker.add_argument(
         "--batch",
-        type=_positive_int,
+        type=positive_int(),
         default=100,
         metavar="N",
         help="messages per claim and per pipelined batch (default 100); a crash can "
