@@ -282,9 +282,7 @@ class ClientProtocol:
         self._check_may_send(command)
         self._out.append(data)
         self._waiting.append(command)
-        if command is Command.CONTENT:
-            self._in_data = False
-        elif command is Command.AUTH:
+        if command is Command.AUTH:
             self._auth_challenge = False
 
     def ehlo(self, name: str) -> None:

@@ -25,7 +25,6 @@ __all__ = [
     "handshake",
     "hello",
     "quit",
-    "read_replies",
     "read_reply",
 ]
 
@@ -44,15 +43,6 @@ def read_reply(proto: ClientProtocol) -> Generator[Action, Any, tuple[Command, R
         if event is not None:
             return event
         proto.receive_data((yield NEED_DATA))
-
-
-def read_replies(proto: ClientProtocol, count: int) -> Generator[Action, Any, list[Reply]]:
-    """The next ``count`` replies, fewer when a 421 ends the session part-way."""
-    replies = proto.next_replies(count)
-    while len(replies) < count and not proto.closed:
-        proto.receive_data((yield NEED_DATA))
-        replies += proto.next_replies(count - len(replies))
-    return replies
 
 
 def _flush(proto: ClientProtocol) -> Send:

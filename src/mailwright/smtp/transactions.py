@@ -50,10 +50,6 @@ Item = tuple[int, "Envelope"]
 _send = tuple.__new__
 
 
-def _delivery(accepted: list[str], refused: dict[str, tuple[int, str]], error: Any) -> Delivery:
-    return Delivery(accepted, refused, error)
-
-
 def mail_parameters(proto: ClientProtocol, envelope: Envelope) -> tuple[str, ...]:
     """MAIL FROM parameters for this message on this server; raises when the server
     cannot take it at all."""
@@ -80,10 +76,6 @@ def mail_parameters(proto: ClientProtocol, envelope: Envelope) -> tuple[str, ...
     return tuple(parameters)
 
 
-def _text(reply: Reply) -> str:
-    return reply.text
-
-
 def _refusals(error: BaseException) -> tuple[int, str]:
     code = getattr(error, "smtp_code", 0)
     detail = getattr(error, "smtp_error", None)
@@ -104,12 +96,12 @@ def failed(
             refused[recipient] = (reply.code, reply.text)
         else:
             refused[recipient] = fallback
-    return Outcome(index, _delivery([], refused, error), error)
+    return Outcome(index, Delivery([], refused, error), error)
 
 
 def not_attempted(index: int, reason: str) -> Outcome:
     error = NotAttemptedError(reason)
-    return Outcome(index, _delivery([], {}, error), error)
+    return Outcome(index, Delivery([], {}, error), error)
 
 
 @dataclass(slots=True)
