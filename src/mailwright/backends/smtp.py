@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import smtplib
@@ -147,7 +148,8 @@ class EmailBackend(BaseEmailBackend):
         with self._lock:
             connection, self.connection = self.connection, None
             if connection is not None:
-                _quit_errors(connection.quit, self.fail_silently)
+                with _quitting(self.fail_silently):
+                    connection.quit()
 
     # --- sending ---
 
@@ -223,15 +225,8 @@ class EmailBackend(BaseEmailBackend):
     async def aclose(self) -> None:
         connection, self.aconnection = self.aconnection, None
         if connection is not None:
-            try:
+            with _quitting(self.fail_silently):
                 await connection.quit()
-            except smtplib.SMTPServerDisconnected:
-                pass
-            except smtplib.SMTPException:
-                if not self.fail_silently:
-                    raise
-            except OSError:
-                pass
 
     async def asend_messages(self, email_messages: Iterable[EmailMessage]) -> int:
         """``send_messages()`` for asyncio code. Cancelling the task drops the
@@ -276,9 +271,13 @@ class EmailBackend(BaseEmailBackend):
                     await self.aclose()
 
 
-def _quit_errors(quit: Any, fail_silently: bool) -> None:
+@contextlib.contextmanager
+def _quitting(fail_silently: bool) -> Iterator[None]:
+    """What ``close()`` and ``aclose()`` make of a failed QUIT: a connection already
+    gone or broken is just dropped; a server refusing QUIT raises unless failing
+    silently (as Django does)."""
     try:
-        quit()
+        yield
     except smtplib.SMTPServerDisconnected:
         pass  # already gone
     except smtplib.SMTPException:
