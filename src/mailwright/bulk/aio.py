@@ -15,7 +15,7 @@ from ..message import Envelope
 from ..smtp import AsyncSMTPConnection, Outcome, SMTPConfig
 from .compose import compose
 from .plan import CONNECT_ATTEMPTS, Plan
-from .queue import NO_CHANGE, Job, JobQueue, Verdict
+from .queue import NO_CHANGE, Job, JobQueue, Pacing, Verdict
 from .rate import RateLimiter
 from .results import BulkResult
 
@@ -27,10 +27,9 @@ class _Work:
     loop, no await between looking and taking); a task with nothing due waits on an
     event that any change to the books sets."""
 
-    def __init__(self, queue: JobQueue, workers: int) -> None:
+    def __init__(self, queue: JobQueue) -> None:
         self.queue = queue
         self.changed = asyncio.Event()
-        self.workers = workers
         self.idle = 0  # tasks waiting for a change
 
     async def get(self) -> Job | None:
@@ -73,13 +72,8 @@ class _Work:
         self.queue.put_back(job)
         self.notify()
 
-    def worker_gone(self, job: Job, error: BaseException) -> None:
-        from ..describe import describe
-
-        self.queue.put_back(job)
-        self.workers -= 1
-        if self.workers == 0:
-            self.queue.give_up(f"could not connect: {describe(error)}", error)
+    def connection_gone(self, job: Job, error: BaseException) -> None:
+        self.queue.connection_gone(job, error)
         self.notify()
 
 
@@ -104,8 +98,7 @@ class _SMTPWorker:
         self.config = config
         self.limiter = limiter
         self.connection: AsyncSMTPConnection | None = None
-        self.pause_until = 0.0
-        self.reconnect = False
+        self.pacing = Pacing()
 
     async def run(self) -> None:
         try:
@@ -130,7 +123,7 @@ class _SMTPWorker:
                 continue
             self.connection = connection
             return True
-        self.work.worker_gone(job, error)
+        self.work.connection_gone(job, error)
         return False
 
     async def _drop(self, polite: bool) -> None:
@@ -154,7 +147,7 @@ class _SMTPWorker:
             while True:
                 if pending:
                     job: Job | None = pending.pop()
-                elif self.reconnect:
+                elif self.pacing.reconnect:
                     return None
                 else:
                     job = work.take_now()
@@ -165,7 +158,7 @@ class _SMTPWorker:
                 if envelope is None:
                     continue
                 in_flight[job.index] = job
-                delay = self.pause_until - time.monotonic()
+                delay = self.pacing.pause_left()
                 if self.limiter is not None:
                     delay = max(delay, self.limiter.reserve())
                 if delay > 0:
@@ -175,24 +168,18 @@ class _SMTPWorker:
         def on_outcome(outcome: Outcome) -> None:
             verdict = work.settle(in_flight.pop(outcome.index), outcome)
             if verdict is not NO_CHANGE:
-                self._apply(verdict)
+                self.pacing.apply(verdict)
 
         try:
             await self.connection.run(next_item, on_outcome)
         except (smtplib.SMTPException, OSError):
             await self._drop(polite=False)
-            self.pause_until = time.monotonic() + work.queue.policy.delay(1)
-        if self.connection is not None and (self.reconnect or not self.connection.is_open):
-            await self._drop(polite=not self.reconnect)
-        self.reconnect = False
+            self.pacing.broken(work.queue.policy)
+        if self.connection is not None and (self.pacing.reconnect or not self.connection.is_open):
+            await self._drop(polite=not self.pacing.reconnect)
+        self.pacing.reconnect = False
         for job in in_flight.values():
             work.put_back(job)
-
-    def _apply(self, verdict: Verdict) -> None:
-        if verdict.pause:
-            self.pause_until = max(self.pause_until, time.monotonic() + verdict.pause)
-        if verdict.reconnect:
-            self.reconnect = True
 
 
 async def _backend_worker(work: _Work, backend: Any, limiter: RateLimiter | None) -> None:
@@ -213,8 +200,8 @@ async def _backend_worker(work: _Work, backend: Any, limiter: RateLimiter | None
 
 
 async def run_tasks(plan: Plan) -> BulkResult:
-    queue = JobQueue(plan.messages, plan.policy)
-    work = _Work(queue, plan.workers)
+    queue = JobQueue(plan.messages, plan.policy, plan.workers)
+    work = _Work(queue)
     if plan.config is not None:
         coroutines = [
             _SMTPWorker(work, plan.config, plan.limiter).run() for _ in range(plan.workers)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import smtplib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from ..message import EmailMessage, Envelope
     from ..smtp import Outcome
 
-__all__ = ["NO_CHANGE", "Job", "JobQueue", "Verdict"]
+__all__ = ["NO_CHANGE", "Job", "JobQueue", "Pacing", "Verdict"]
 
 
 @dataclass(slots=True)
@@ -49,6 +50,31 @@ class Verdict:
 
     pause: float = 0.0
     reconnect: bool = False
+
+
+class Pacing:
+    """One connection's reaction to verdicts: when it may start its next transaction,
+    and whether it must reconnect first (after a 421). Both drivers keep one per
+    connection."""
+
+    __slots__ = ("pause_until", "reconnect")
+
+    def __init__(self) -> None:
+        self.pause_until = 0.0
+        self.reconnect = False
+
+    def apply(self, verdict: Verdict) -> None:
+        if verdict.pause:
+            self.pause_until = max(self.pause_until, time.monotonic() + verdict.pause)
+        if verdict.reconnect:
+            self.reconnect = True
+
+    def broken(self, policy: RetryPolicy) -> None:
+        """The connection failed: wait a first back-off before the next one."""
+        self.pause_until = time.monotonic() + policy.delay(1)
+
+    def pause_left(self) -> float:
+        return self.pause_until - time.monotonic()
 
 
 #: The verdict that changes nothing (shared: most outcomes get it).
@@ -71,9 +97,12 @@ def _describe(error: BaseException) -> str:
 class JobQueue:
     """The jobs of one bulk send, and the result being built."""
 
-    def __init__(self, messages: Sequence[EmailMessage], policy: RetryPolicy) -> None:
+    def __init__(
+        self, messages: Sequence[EmailMessage], policy: RetryPolicy, connections: int = 1
+    ) -> None:
         self.messages = messages
         self.policy = policy
+        self.connections = connections  # those that may still connect
         self.result = BulkResult(total=len(messages))
         self._heap: list[tuple[float, int, Job]] = []
         self._order = itertools.count()
@@ -109,8 +138,15 @@ class JobQueue:
         self.outstanding -= 1
         self._push(job)
 
-    def give_up(self, reason: str, error: BaseException) -> None:
-        """No connection can be made: every queued job fails with the reason."""
+    def connection_gone(self, job: Job, error: BaseException) -> None:
+        """A connection could not be made: its job (in flight, never tried) goes back;
+        when it was the last connection, every queued job fails with the reason."""
+        self.put_back(job)
+        self.connections -= 1
+        if self.connections == 0:
+            self._give_up(f"could not connect: {_describe(error)}", error)
+
+    def _give_up(self, reason: str, error: BaseException) -> None:
         while self._heap:
             job = heapq.heappop(self._heap)[2]
             self.outstanding -= 1

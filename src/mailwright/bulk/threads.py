@@ -15,7 +15,7 @@ from ..message import Envelope
 from ..smtp import SMTPConfig, SMTPConnection
 from .compose import compose
 from .plan import CONNECT_ATTEMPTS, Plan
-from .queue import NO_CHANGE, Job, JobQueue, Verdict
+from .queue import NO_CHANGE, Job, JobQueue, Pacing, Verdict
 from .rate import RateLimiter
 from .results import BulkResult
 
@@ -25,10 +25,9 @@ __all__ = ["run_threads"]
 class _Work:
     """The queue, shared by the threads."""
 
-    def __init__(self, queue: JobQueue, workers: int) -> None:
+    def __init__(self, queue: JobQueue) -> None:
         self.queue = queue
         self.condition = threading.Condition()
-        self.workers = workers
 
     def get(self, block: bool = True) -> Job | None:
         """The next due job; None when everything is settled (or, not blocking, when
@@ -62,16 +61,9 @@ class _Work:
             self.queue.put_back(job)
             self.condition.notify_all()
 
-    def worker_gone(self, job: Job, error: BaseException) -> None:
-        """A connection could not be made: its job goes back; the last worker to go
-        fails whatever is left."""
-        from ..describe import describe
-
+    def connection_gone(self, job: Job, error: BaseException) -> None:
         with self.condition:
-            self.queue.put_back(job)
-            self.workers -= 1
-            if self.workers == 0:
-                self.queue.give_up(f"could not connect: {describe(error)}", error)
+            self.queue.connection_gone(job, error)
             self.condition.notify_all()
 
 
@@ -83,8 +75,7 @@ class _SMTPWorker:
         self.config = config
         self.limiter = limiter
         self.connection: SMTPConnection | None = None
-        self.pause_until = 0.0
-        self.reconnect = False
+        self.pacing = Pacing()
 
     def run(self) -> None:
         try:
@@ -109,7 +100,7 @@ class _SMTPWorker:
                 continue
             self.connection = connection
             return True
-        self.work.worker_gone(job, error)
+        self.work.connection_gone(job, error)
         return False
 
     def _drop(self, polite: bool) -> None:
@@ -126,14 +117,14 @@ class _SMTPWorker:
         while job is not None:
             envelope = self.work.prepare(job)
             if envelope is not None:
-                pause = self.pause_until - time.monotonic()
+                pause = self.pacing.pause_left()
                 if pause > 0:
                     time.sleep(pause)
                 if self.limiter is not None:
                     self.limiter.wait()
                 in_flight[job.index] = job
                 yield job.index, envelope
-            if self.reconnect:
+            if self.pacing.reconnect:
                 return
             job = self.work.get(block=False)
 
@@ -144,22 +135,16 @@ class _SMTPWorker:
             for outcome in self.connection.send(self._items(first, in_flight)):
                 verdict = self.work.settle(in_flight.pop(outcome.index), outcome)
                 if verdict is not NO_CHANGE:
-                    self._apply(verdict)
+                    self.pacing.apply(verdict)
         except (smtplib.SMTPException, OSError):
             # Every message in flight got its outcome (and was settled) first.
             self._drop(polite=False)
-            self.pause_until = time.monotonic() + self.work.queue.policy.delay(1)
-        if self.connection is not None and (self.reconnect or not self.connection.is_open):
-            self._drop(polite=not self.reconnect)
-        self.reconnect = False
+            self.pacing.broken(self.work.queue.policy)
+        if self.connection is not None and (self.pacing.reconnect or not self.connection.is_open):
+            self._drop(polite=not self.pacing.reconnect)
+        self.pacing.reconnect = False
         for job in in_flight.values():  # not expected: the engine answers for each item
             self.work.put_back(job)
-
-    def _apply(self, verdict: Verdict) -> None:
-        if verdict.pause:
-            self.pause_until = max(self.pause_until, time.monotonic() + verdict.pause)
-        if verdict.reconnect:
-            self.reconnect = True
 
 
 def _backend_worker(work: _Work, backend: object, limiter: RateLimiter | None) -> None:
@@ -178,8 +163,8 @@ def _backend_worker(work: _Work, backend: object, limiter: RateLimiter | None) -
 
 
 def run_threads(plan: Plan) -> BulkResult:
-    queue = JobQueue(plan.messages, plan.policy)
-    work = _Work(queue, plan.workers)
+    queue = JobQueue(plan.messages, plan.policy, plan.workers)
+    work = _Work(queue)
     targets = (
         [_SMTPWorker(work, plan.config, plan.limiter).run for _ in range(plan.workers)]
         if plan.config is not None
