@@ -144,7 +144,7 @@ class Settings:
             if "EMAIL_URL" in layer:
                 url: str | None = layer["EMAIL_URL"]
                 return url
-        return os.environ.get("EMAIL_URL") or None
+        return _getenv("EMAIL_URL") or None
 
     @staticmethod
     def clean(values: Mapping[str, Any]) -> dict[str, Any]:
