@@ -36,7 +36,7 @@ from pathlib import Path
 from bulk import TEXT, Proxy, Sink
 
 import mailwright
-from mailwright.outbox import Outbox, Stored, Worker
+from mailwright.queue import Outbox, Stored, Worker
 
 HERE = Path(__file__).resolve().parent
 

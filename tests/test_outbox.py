@@ -19,7 +19,7 @@ import pytest
 
 import mailwright
 from mailwright import EmailMessage, ImproperlyConfigured, RawMessage, get_connection, settings
-from mailwright.outbox import Outbox, OutboxError, Stored
+from mailwright.queue import Outbox, OutboxError, Stored
 
 QUEUE = "mailwright.backends.queue.EmailBackend"
 
@@ -204,7 +204,7 @@ def test_an_expired_lease_returns_the_message(tmp_path: Path) -> None:
         again = outbox.claim("alive", 10, lease=30, now=1e10 + 31)
         assert [item.attempts for item in again] == [2, 2, 2]
         # the dead worker's late outcome is not recorded: the message is not its own
-        from mailwright.outbox.store import Settlement
+        from mailwright.queue.store import Settlement
 
         lost = Settlement(again[0].id, "sent", 1e10, [], {}, None)
         assert outbox.record("dead", [lost]) == 0
@@ -261,7 +261,7 @@ def test_status_splits_due_and_waiting(tmp_path: Path) -> None:
 
 
 def test_retry_delays_double_with_jitter_up_to_the_ceiling() -> None:
-    from mailwright.outbox.outcome import RetryRules
+    from mailwright.queue.outcome import RetryRules
 
     rules = RetryRules(max_age=86400, first_delay=10, max_delay=60)
     for attempt, nominal in ((1, 10), (2, 20), (3, 40), (4, 60), (9, 60)):
@@ -301,7 +301,7 @@ def test_queue_backend_without_a_path_says_so() -> None:
 
 
 def test_worker_refuses_the_queue_backend_as_relay(outbox_path: str) -> None:
-    from mailwright.outbox import Worker
+    from mailwright.queue import Worker
 
     with pytest.raises(ImproperlyConfigured, match="EMAIL_QUEUE_RELAY_BACKEND"):
         Worker(relay_backend=QUEUE)
@@ -415,7 +415,7 @@ _FULL_SCRIPT = textwrap.dedent(
     import json, os, resource, signal, sys
     import mailwright
     from mailwright import EmailMessage, get_connection
-    from mailwright.outbox import OutboxError
+    from mailwright.queue import OutboxError
 
     path, mode = sys.argv[1], sys.argv[2]
     backend = get_connection("mailwright.backends.queue.EmailBackend", path=path)

@@ -24,7 +24,7 @@ import pytest
 from conftest import ServerFactory
 from faultserver import Faults, FaultServer
 from mailwright import EmailMessage, get_connection
-from mailwright.outbox import Outbox
+from mailwright.queue import Outbox
 from processes import clean_env
 
 FAST = {

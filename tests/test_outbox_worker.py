@@ -16,7 +16,7 @@ import pytest
 import mailwright
 from conftest import ServerFactory
 from mailwright import EmailMessage, RawMessage, get_connection
-from mailwright.outbox import Outbox, Worker, WorkerStats
+from mailwright.queue import Outbox, Worker, WorkerStats
 from smtpserver import SMTPTestServer
 
 FAST = {
@@ -356,7 +356,7 @@ class _SabotagingBackend(mailwright.backends.base.BaseEmailBackend):
 
 
 def test_an_outbox_failure_stops_the_worker_with_the_error(outbox_path: str) -> None:
-    from mailwright.outbox import OutboxError
+    from mailwright.queue import OutboxError
 
     _SabotagingBackend.path = outbox_path
     queue(message(1))

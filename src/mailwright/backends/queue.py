@@ -18,7 +18,7 @@ from .base import BaseEmailBackend
 
 if TYPE_CHECKING:
     from ..message import EmailMessage
-    from ..outbox import Outbox
+    from ..queue import Outbox
 
 __all__ = ["EmailBackend"]
 
@@ -29,7 +29,7 @@ class EmailBackend(BaseEmailBackend):
 
     All or nothing: a message that cannot be composed (a bad address, a header with a
     line break) raises before anything is stored, and an outbox that cannot be
-    written (a full disk, a damaged file) raises ``mailwright.outbox.OutboxError``,
+    written (a full disk, a damaged file) raises ``mailwright.queue.OutboxError``,
     even with ``fail_silently=True``: that flag is about delivery, which happens
     later, and a message the caller believes queued must never be lost. A message
     without recipients is not queued (nor counted), as the SMTP backend does not
@@ -60,7 +60,7 @@ class EmailBackend(BaseEmailBackend):
 
     def open(self) -> bool:
         """Open the outbox (creating the file if needed). True if opened now."""
-        from ..outbox import Outbox
+        from ..queue import Outbox
 
         with self._lock:
             if self.outbox is not None and self._pid == os.getpid():
@@ -79,7 +79,7 @@ class EmailBackend(BaseEmailBackend):
 
     def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
         """Queue the messages in one transaction; return how many were queued."""
-        from ..outbox import Stored
+        from ..queue import Stored
 
         stored = []
         for message in email_messages:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from .common import EXIT_FAILED, EXIT_OK, fail, positive_int
 
 if TYPE_CHECKING:
-    from ..outbox import Detail, Outbox, Status, Summary
+    from ..queue import Detail, Outbox, Status, Summary
 
 __all__ = ["register"]
 
@@ -68,7 +68,7 @@ def _relative(stamp: float, now: float) -> str:
 
 def _open(args: argparse.Namespace) -> Outbox:
     from ..conf import settings
-    from ..outbox import Outbox
+    from ..queue import Outbox
 
     path = args.path or settings.EMAIL_QUEUE_PATH
     if not path:
@@ -252,7 +252,7 @@ def _run(
 ) -> Callable[[argparse.Namespace], int]:
     def handler(args: argparse.Namespace) -> int:
         from ..exceptions import ImproperlyConfigured
-        from ..outbox import OutboxError
+        from ..queue import OutboxError
 
         try:
             outbox = _open(args)
@@ -269,7 +269,7 @@ def _run(
 
 
 def register(commands: Any) -> None:
-    from ..outbox.store import STATES
+    from ..queue.store import STATES
 
     queue = commands.add_parser(
         "queue",

@@ -29,7 +29,7 @@ def _configure_logging(args: argparse.Namespace) -> None:
     handler.setFormatter(
         logging.Formatter("%(asctime)s mailwright worker[%(process)d] %(levelname)s %(message)s")
     )
-    logger = logging.getLogger("mailwright.outbox")
+    logger = logging.getLogger("mailwright.queue")
     logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False
@@ -39,7 +39,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     if args.concurrency > 1:
         return _supervise(args)
     from ..exceptions import ImproperlyConfigured
-    from ..outbox import OutboxError, Worker
+    from ..queue import OutboxError, Worker
 
     _configure_logging(args)
     try:

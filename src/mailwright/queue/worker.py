@@ -47,7 +47,7 @@ from .store import Claimed, Outbox, OutboxError, Settlement
 
 __all__ = ["Worker", "WorkerStats"]
 
-log = logging.getLogger("mailwright.outbox")
+log = logging.getLogger("mailwright.queue")
 
 
 @dataclass
