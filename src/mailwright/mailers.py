@@ -250,10 +250,15 @@ def _construct(
     backend: type[BaseEmailBackend], alias: str, options: dict[str, Any]
 ) -> BaseEmailBackend:
     accepted = accepted_options(backend)
-    if accepted is None or "alias" in accepted:
-        return backend(alias=alias, **options)
-    # A custom backend written before mailers (a fixed signature without alias).
-    instance = backend(**options)
+    try:
+        if accepted is None or "alias" in accepted:
+            return backend(alias=alias, **options)
+        # A custom backend written before mailers (a fixed signature without alias).
+        instance = backend(**options)
+    except InvalidMailer:
+        raise
+    except ImproperlyConfigured as exc:  # a bad value: say which mailer has it
+        raise InvalidMailer(str(exc), alias=alias) from exc
     instance.alias = alias
     return instance
 
