@@ -508,11 +508,14 @@ class SMTPSession(asyncio.Protocol):
             self._bad(b"501 5.5.4 Syntax: STARTTLS\r\n")
             return
         # Anything the client pipelined after STARTTLS was sent in the clear: drop it
-        # (the CVE-2011-0411 class of command injection).
+        # (the CVE-2011-0411 class of command injection). Nothing more is read in the
+        # clear: what comes next goes to the TLS handshake, and plaintext there fails it.
         del self._buffer[:]
         self._reply(b"220 2.0.0 Ready to start TLS\r\n")
         self._flush()
         self._busy = True
+        if self.transport is not None:
+            self.transport.pause_reading()
         task = self.loop.create_task(self._start_tls(context))
         self.service.tasks.add(task)
         task.add_done_callback(self.service.tasks.discard)
@@ -521,6 +524,7 @@ class SMTPSession(asyncio.Protocol):
         transport = self.transport
         if transport is None:
             return
+        del self._buffer[:]  # nothing read in the clear counts (reading is paused)
         try:
             new_transport = await self.loop.start_tls(
                 transport, self, context, server_side=True, ssl_handshake_timeout=30
@@ -537,7 +541,8 @@ class SMTPSession(asyncio.Protocol):
         self._greeted = self._extended = False
         self.auth_user = None
         self._reset()
-        del self._buffer[:]
+        # The buffer holds only decrypted input now: a TLS 1.3 client sends its first
+        # command with its Finished, and it may have arrived during the handshake.
         self._busy = False
         self._process()
 
