@@ -1135,7 +1135,7 @@ def test_auth_challenge_not_base64_is_cancelled() -> None:
     )
     run = drive(handshake(ClientProtocol(), config(username="u", password="p")), server)
     assert isinstance(run.error, smtplib.SMTPAuthenticationError)
-    assert server.lines[-1] == b"*"
+    assert server.lines[-2:] == [b"*", b"QUIT"]  # cancelled, then a polite goodbye
 
 
 def test_auth_endless_challenges_end() -> None:

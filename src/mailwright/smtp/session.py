@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import smtplib
 from collections.abc import Generator
 from typing import Any
@@ -25,6 +26,7 @@ __all__ = [
     "handshake",
     "hello",
     "quit",
+    "quit_quietly",
     "read_reply",
 ]
 
@@ -90,7 +92,13 @@ def handshake(proto: ClientProtocol, config: SMTPConfig) -> Generator[Action, An
         yield from hello(proto, config.local_hostname)
     if config.username:
         yield Step("auth", config.username)
-        yield from authenticate(proto, config)
+        try:
+            yield from authenticate(proto, config)
+        except smtplib.SMTPException:
+            # Refused, or no mechanism in common: say goodbye before hanging up (a
+            # server logs a silent close as a lost connection).
+            yield from quit_quietly(proto)
+            raise
 
 
 def authenticate(proto: ClientProtocol, config: SMTPConfig) -> Generator[Action, Any, None]:
@@ -125,6 +133,15 @@ def authenticate(proto: ClientProtocol, config: SMTPConfig) -> Generator[Action,
             ) from None
         proto.auth_response(base64.b64encode(mechanism.respond(challenge)))
     raise smtplib.SMTPAuthenticationError(535, b"too many AUTH challenges")
+
+
+def quit_quietly(proto: ClientProtocol) -> Generator[Action, Any, None]:
+    """QUIT when the session can take it, ignoring what becomes of it: for a session
+    that is about to fail with another error."""
+    if proto.closed or proto.waiting or proto.in_data or proto.starting_tls:
+        return
+    with contextlib.suppress(OSError, smtplib.SMTPException, LocalProtocolError):
+        yield from quit(proto)
 
 
 def quit(proto: ClientProtocol) -> Generator[Action, Any, None]:
