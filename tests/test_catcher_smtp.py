@@ -207,6 +207,27 @@ def test_protocol_errors_are_answered_and_the_session_goes_on(catcher: DevServer
         talk.close()
 
 
+@pytest.mark.parametrize("split", [False, True])
+def test_a_line_too_long_ends_an_auth_exchange(catcher: DevServer, split: bool) -> None:
+    talk = Conversation(catcher.smtp_port)
+    try:
+        assert talk.command(b"EHLO x")[0] == 250
+        assert talk.command(b"AUTH LOGIN")[0] == 334
+        long = base64.b64encode(b"u" * 6000)
+        if split:  # the line arrives in pieces: refused before its end is seen
+            talk.send(long[:5000])
+            assert talk.reply()[0] == 500
+            talk.send(long[5000:] + b"\r\n")
+        else:
+            assert talk.command(long)[0] == 500
+        # The next line is a command, not the AUTH user name.
+        assert talk.command(base64.b64encode(b"MAIL FROM:<a@example.com>"))[0] == 500
+        assert talk.command(b"MAIL FROM:<a@example.com>")[0] == 250
+        assert talk.command(b"QUIT")[0] == 221
+    finally:
+        talk.close()
+
+
 def test_an_http_request_to_the_smtp_port_is_refused(catcher: DevServer) -> None:
     """A web page cannot make the browser POST mail into the catcher."""
     talk = Conversation(catcher.smtp_port)

@@ -213,7 +213,7 @@ class SMTPSession(asyncio.Protocol):
             if end < 0:
                 if len(buffer) > MAX_COMMAND_LINE:
                     if not self._discarding:
-                        self._reply(b"500 5.5.2 Line too long\r\n")
+                        self._too_long()
                         self._discarding = True
                     del buffer[:]
                 break
@@ -223,10 +223,16 @@ class SMTPSession(asyncio.Protocol):
                 self._discarding = False
                 continue
             if len(line) > MAX_COMMAND_LINE:
-                self._reply(b"500 5.5.2 Line too long\r\n")
+                self._too_long()
                 continue
             self._line(line)
         self._flush()
+
+    def _too_long(self) -> None:
+        # The line was refused: an AUTH exchange it answered is over, and the next line
+        # is a command again, never taken as the AUTH response.
+        self._auth_step = None
+        self._reply(b"500 5.5.2 Line too long\r\n")
 
     def _take_data(self) -> bool:
         """Collect DATA until CRLF.CRLF; True when the message ended."""
