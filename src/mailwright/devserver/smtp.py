@@ -10,9 +10,9 @@ which leaves room for storing the mail (``bench/ingest.py``).
 It speaks ESMTP as a submission server would: EHLO/HELO, MAIL (SIZE, BODY, SMTPUTF8),
 RCPT, DATA, RSET, NOOP, VRFY, HELP, QUIT, PIPELINING (commands are answered in order,
 replies to a pipelined group are written together), STARTTLS when given a TLS context,
-and AUTH PLAIN and LOGIN accepting any credentials (the user name is kept with the
-message). Like Postfix it hangs up on HTTP requests, so a web page cannot smuggle mail
-in through the browser.
+and AUTH PLAIN, LOGIN, XOAUTH2 and OAUTHBEARER accepting any credentials or token (the
+user name is kept with the message). Like Postfix it hangs up on HTTP requests, so a
+web page cannot smuggle mail in through the browser.
 """
 
 from __future__ import annotations
@@ -368,7 +368,7 @@ class SMTPSession(asyncio.Protocol):
         ]
         if self.service.tls_context is not None and not self._tls:
             lines.append(b"STARTTLS")
-        lines.append(b"AUTH PLAIN LOGIN")
+        lines.append(b"AUTH PLAIN LOGIN XOAUTH2 OAUTHBEARER")
         lines.append(b"HELP")
         return lines
 
@@ -577,8 +577,17 @@ class SMTPSession(asyncio.Protocol):
                 self._auth_login_user(initial)
             else:
                 self._challenge(b"Username:", self._auth_login_user)
+        elif mechanism in (b"XOAUTH2", b"OAUTHBEARER"):
+            step = self._auth_xoauth2 if mechanism == b"XOAUTH2" else self._auth_oauthbearer
+            if initial:
+                step(initial)
+            else:
+                self._challenge(b"", step)
         else:
-            self._bad(b"504 5.5.4 Unrecognized authentication type (PLAIN and LOGIN offered)\r\n")
+            self._bad(
+                b"504 5.5.4 Unrecognized authentication type "
+                b"(PLAIN, LOGIN, XOAUTH2 and OAUTHBEARER offered)\r\n"
+            )
 
     def _challenge(self, text: bytes, step: Callable[[bytes], None]) -> None:
         self._reply(b"334 " + binascii.b2a_base64(text, newline=False) + b"\r\n")
@@ -607,6 +616,40 @@ class SMTPSession(asyncio.Protocol):
             self._bad(b"501 5.5.2 Bad PLAIN response (authzid NUL user NUL password)\r\n")
             return
         self._accept_login(parts[1])
+
+    def _bearer(self, fields: list[bytes]) -> bool:
+        """An OAuth2 response names a bearer token (any token is accepted)."""
+        if any(f.startswith(b"auth=Bearer ") and len(f) > 12 for f in fields):
+            return True
+        self._bad(b"501 5.5.2 Bad OAuth2 response (auth=Bearer <token> expected)\r\n")
+        return False
+
+    def _auth_xoauth2(self, line: bytes) -> None:
+        # "user=" account ^A "auth=Bearer " token ^A ^A (any token is accepted)
+        decoded = self._decode(line)
+        if decoded is None:
+            return
+        fields = decoded.split(b"\x01")
+        users = [f[5:] for f in fields if f.startswith(b"user=")]
+        if not users:
+            self._bad(b"501 5.5.2 Bad XOAUTH2 response (user=... expected)\r\n")
+            return
+        if self._bearer(fields):
+            self._accept_login(users[0])
+
+    def _auth_oauthbearer(self, line: bytes) -> None:
+        # RFC 7628: a GS2 header "n,a=" account "," then ^A-separated fields.
+        decoded = self._decode(line)
+        if decoded is None:
+            return
+        header, _, rest = decoded.partition(b"\x01")
+        parts = header.split(b",")
+        users = [p[2:] for p in parts[1:] if p.startswith(b"a=")]
+        if len(parts) < 3 or parts[0] not in (b"n", b"y") or not users:
+            self._bad(b"501 5.5.2 Bad OAUTHBEARER response (n,a=user, expected)\r\n")
+            return
+        if self._bearer(rest.split(b"\x01")):
+            self._accept_login(users[0].replace(b"=2C", b",").replace(b"=3D", b"="))
 
     def _auth_login_user(self, line: bytes) -> None:
         user = self._decode(line)
