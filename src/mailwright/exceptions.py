@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-import smtplib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .smtp.errors import SMTPUTF8NotSupportedError as SMTPUTF8NotSupportedError
 
 
 class ImproperlyConfigured(Exception):
@@ -17,5 +20,11 @@ class BadHeaderError(ValueError):
     """
 
 
-class SMTPUTF8NotSupportedError(smtplib.SMTPNotSupportedError):
-    """The message needs SMTPUTF8 (a non-ASCII local part) but the server lacks it."""
+def __getattr__(name: str) -> Any:
+    # SMTPUTF8NotSupportedError derives from smtplib's exceptions; it lives with the SMTP
+    # engine's errors so that importing this module does not import smtplib.
+    if name == "SMTPUTF8NotSupportedError":
+        from .smtp.errors import SMTPUTF8NotSupportedError
+
+        return SMTPUTF8NotSupportedError
+    raise AttributeError(f"module 'mailwright.exceptions' has no attribute {name!r}")
