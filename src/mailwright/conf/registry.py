@@ -52,6 +52,15 @@ def _parse_secret(name: str, value: Any) -> str:
     return value
 
 
+def _parse_token_provider(name: str, value: Any) -> Any:
+    # A callable, or the dotted path of one (imported when a backend is made).
+    if value is None or callable(value):
+        return value
+    if isinstance(value, str):
+        return value.strip() or None
+    raise bad_value(name, type(value).__name__, "a callable or the dotted path of one")
+
+
 def _parse_port(name: str, value: Any) -> int:
     if isinstance(value, bool):
         raise bad_value(name, value, "an integer port")
@@ -276,6 +285,8 @@ SETTINGS: dict[str, Setting] = {
     "EMAIL_PORT": Setting(25, _parse_port),
     "EMAIL_HOST_USER": Setting("", _parse_str),
     "EMAIL_HOST_PASSWORD": Setting("", _parse_secret),
+    # OAuth2 (XOAUTH2/OAUTHBEARER): a callable returning an access token, or its path.
+    "EMAIL_OAUTH2_TOKEN": Setting(None, _parse_token_provider),
     "EMAIL_USE_TLS": Setting(False, _parse_bool),
     "EMAIL_USE_SSL": Setting(False, _parse_bool),
     "EMAIL_USE_LOCALTIME": Setting(False, _parse_bool),
