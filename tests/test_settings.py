@@ -185,6 +185,34 @@ def test_email_url_errors_hide_the_password(monkeypatch: pytest.MonkeyPatch) -> 
     assert "hunter2" not in str(info.value)
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "smtp://qzuser:Sup3r#S3cretPw@mail.example.com:587",
+        "smtp://qzuser:Sup3r?S3cretPw@mail.example.com",
+        "smtp://qzuser:Sup3r/S3cretPw@mail.example.com",
+        "smtp://qzuser:Sup3r]S3cretPw@mail.example.com",
+        "smtp://qzuser:1234#S3cretPw@mail.example.com",  # host 'qzuser' port 1234, if accepted
+        "smtp://qzuser:S3cretPw@mail.example.com:9999#x",
+        "qzuser:S3cretPw@mail.example.com:9999#x",
+    ],
+)
+def test_ambiguous_email_url_is_refused_without_its_userinfo(url: str) -> None:
+    with pytest.raises(ImproperlyConfigured) as info:
+        parse_email_url(url)
+    text = str(info.value)
+    assert "S3cretPw" not in text and "qzuser" not in text
+    assert text.startswith("EMAIL_URL: ")
+
+
+def test_ambiguous_email_url_hints_at_percent_encoding() -> None:
+    with pytest.raises(ImproperlyConfigured, match=r"percent-encode.*%23"):
+        parse_email_url("smtp://qzuser:1234#x@mail.example.com")
+    # Encoded, the same password is read as meant.
+    parsed = parse_email_url("smtp://qzuser:1234%23x@mail.example.com")
+    assert (parsed["EMAIL_HOST"], parsed["EMAIL_HOST_PASSWORD"]) == ("mail.example.com", "1234#x")
+
+
 def test_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EMAIL_URL", "smtp://url-host:1000")
     assert (settings.EMAIL_HOST, settings.EMAIL_PORT) == ("url-host", 1000)
