@@ -284,6 +284,37 @@ def test_restart_lists_unparsable_and_skips_unreadable_files(tmp_path: Path) -> 
         assert str(unreadable) in warnings
 
 
+@pytest.mark.parametrize(
+    ("envelope", "why"),
+    [
+        ('{"mail_from": "a@x", "rcpt_tos": 5}', "'rcpt_tos' is not a list of strings"),
+        ('{"mail_from": "a@x", "rcpt_tos": [1]}', "'rcpt_tos' is not a list of strings"),
+        ('{"mail_from": ["a@x"]}', "'mail_from' is not a string"),
+        ('{"auth_user": {}}', "'auth_user' is not a string"),
+        ('{"received": "2026-01-02T03:04:05"}', "'received' is not an ISO 8601 time"),
+        ('{"received": "yesterday"}', "'received' is not an ISO 8601 time"),
+        ('{"received": 17}', "'received' is not an ISO 8601 time"),
+    ],
+)
+def test_restart_skips_a_malformed_envelope_header(envelope: str, why: str, tmp_path: Path) -> None:
+    maildir = tmp_path / "mail"
+    first = DevServer("127.0.0.1", 0, None, maildir=maildir, out=io.StringIO()).start_in_thread()
+    try:
+        send_raw(first, b"Subject: kept\r\n\r\nok\r\n")
+    finally:
+        first.stop_thread()
+    bad = maildir / "new" / "1700000000.bad"
+    bad.write_bytes(f"X-Mailwright-Envelope: {envelope}\r\nSubject: bad\r\n\r\nx\r\n".encode())
+    err = io.StringIO()
+    second = DevServer("127.0.0.1", 0, None, maildir=maildir, out=io.StringIO(), err=err)
+    second.start_in_thread()
+    try:
+        assert [m.subject for m in second.store.messages()] == ["kept"]
+    finally:
+        second.stop_thread()
+    assert f"skipping Maildir file {bad}: malformed envelope header: {why}" in err.getvalue()
+
+
 def test_maildir_path_problems_name_the_path(tmp_path: Path) -> None:
     afile = tmp_path / "afile"
     afile.write_text("x")

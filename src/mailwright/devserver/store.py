@@ -395,6 +395,34 @@ def _split_envelope(data: bytes) -> tuple[dict[str, Any] | None, bytes]:
     return envelope, data[end + 1 :]
 
 
+def _read_envelope(
+    envelope: dict[str, Any],
+) -> tuple[str, list[str], str | None, datetime | None]:
+    """(mail_from, rcpt_tos, auth_user, received) from an envelope header's JSON;
+    ValueError naming the field that is not what the catcher writes."""
+    mail_from = envelope.get("mail_from") or ""
+    if not isinstance(mail_from, str):
+        raise ValueError("malformed envelope header: 'mail_from' is not a string")
+    rcpt_tos = envelope.get("rcpt_tos") or []
+    if not isinstance(rcpt_tos, list) or not all(isinstance(a, str) for a in rcpt_tos):
+        raise ValueError("malformed envelope header: 'rcpt_tos' is not a list of strings")
+    auth_user = envelope.get("auth_user")
+    if auth_user is not None and not isinstance(auth_user, str):
+        raise ValueError("malformed envelope header: 'auth_user' is not a string")
+    received: datetime | None = None
+    stamp = envelope.get("received")
+    if stamp is not None:
+        try:
+            received = datetime.fromisoformat(stamp) if isinstance(stamp, str) else None
+        except ValueError:
+            received = None
+        if received is None or received.tzinfo is None:
+            raise ValueError(
+                "malformed envelope header: 'received' is not an ISO 8601 time with a time zone"
+            )
+    return mail_from, rcpt_tos, auth_user, received
+
+
 def prepare_maildir(path: str | os.PathLike[str]) -> Path:
     """Make ``path`` a Maildir (creating it and its parents when missing, or filling an
     empty folder); raise MaildirError naming the path when that cannot be done."""
@@ -575,7 +603,10 @@ class MessageStore:
                 except OSError as exc:
                     warn(f"skipping unreadable Maildir file {entry.path}: {exc.strerror}")
                     continue
-                loaded.append(self._from_file(key, data, mtime))
+                try:
+                    loaded.append(self._from_file(key, data, mtime))
+                except ValueError as exc:
+                    warn(f"skipping Maildir file {entry.path}: {exc}")
         loaded.sort(key=lambda stored: stored.received)
         with self._lock:
             for stored in loaded:
@@ -587,16 +618,14 @@ class MessageStore:
 
     @staticmethod
     def _from_file(key: str, data: bytes, mtime: float) -> StoredMessage:
+        """The message in a Maildir file; ValueError for an envelope header that is
+        there but malformed (what another program or a hand edit may leave)."""
         envelope, raw = _split_envelope(data)
         received = datetime.fromtimestamp(mtime, UTC)
         mail_from, rcpt_tos, auth_user = "", [], None
         if envelope is not None:
-            mail_from = str(envelope.get("mail_from") or "")
-            rcpt_tos = [str(address) for address in envelope.get("rcpt_tos") or []]
-            auth_user = envelope.get("auth_user")
-            auth_user = str(auth_user) if auth_user is not None else None
-            with contextlib.suppress(ValueError):
-                received = datetime.fromisoformat(str(envelope.get("received")))
+            mail_from, rcpt_tos, auth_user, stamped = _read_envelope(envelope)
+            received = stamped or received
         return StoredMessage(key, received, mail_from, rcpt_tos, raw, auth_user)
 
     def start_writer(
