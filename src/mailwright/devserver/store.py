@@ -622,7 +622,8 @@ class MessageStore:
         there but malformed (what another program or a hand edit may leave)."""
         envelope, raw = _split_envelope(data)
         received = datetime.fromtimestamp(mtime, UTC)
-        mail_from, rcpt_tos, auth_user = "", [], None
+        mail_from, auth_user = "", None
+        rcpt_tos: list[str] = []
         if envelope is not None:
             mail_from, rcpt_tos, auth_user, stamped = _read_envelope(envelope)
             received = stamped or received
