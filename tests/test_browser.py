@@ -96,10 +96,12 @@ def click_link(browser: webdriver.Chrome, text: str) -> None:
 def on_message_page(browser: webdriver.Chrome, subject: str) -> None:
     """Wait until the message page of ``subject`` is loaded."""
     WebDriverWait(browser, 20).until(
-        lambda _: browser.execute_script(
-            "const s = document.getElementById('subject'); return s ? s.textContent : null"
+        lambda _: (
+            browser.execute_script(
+                "const s = document.getElementById('subject'); return s ? s.textContent : null"
+            )
+            == subject
         )
-        == subject
     )
 
 
@@ -283,8 +285,9 @@ def test_release_from_the_message_page(browser: webdriver.Chrome) -> None:
         field.send_keys("qa@example.com")
         browser.find_element(By.CSS_SELECTOR, "#release-form button").click()
         WebDriverWait(browser, 20).until(
-            lambda _: browser.find_element(By.ID, "release-result").text
-            == "Released to qa@example.com"
+            lambda _: (
+                browser.find_element(By.ID, "release-result").text == "Released to qa@example.com"
+            )
         )
         assert relay.wait_for_messages(1, 10)
         assert relay.store.messages()[0].rcpt_tos == ["qa@example.com"]

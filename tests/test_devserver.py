@@ -532,7 +532,8 @@ def test_release_errors_never_quote_the_relay(tmp_path: Path) -> None:
         message_id = api(catcher, "/api/messages")["messages"][0]["id"]
         status, reply = release(catcher, message_id, {})
         assert status == 502
-        assert reply["error"] == f"release to 127.0.0.1:{port} failed: the relay refused it (reply 554)"
+        expected = f"release to 127.0.0.1:{port} failed: the relay refused it (reply 554)"
+        assert reply["error"] == expected
         thread.join(10)
         # a refused connection: the same, in the catcher's words
         listener.close()
