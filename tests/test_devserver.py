@@ -179,8 +179,60 @@ def test_maildir_is_loaded_on_restart(tmp_path: Path) -> None:
         second.stop_thread()
 
 
+def test_max_messages_drops_the_oldest_and_its_file(tmp_path: Path) -> None:
+    maildir = tmp_path / "mail"
+    server = DevServer("127.0.0.1", 0, 0, maildir=maildir, out=io.StringIO(), max_messages=3)
+    server.start_in_thread()
+    try:
+        for i in range(5):  # one connection each: arrival order is sending order
+            send(server, EmailMessage(f"m{i}", "b", "a@example.com", ["b@example.com"]))
+        assert server.wait_until_reported()
+        listing = api(server, "/api/messages")
+        assert listing["total"] == 3
+        assert [m["subject"] for m in listing["messages"]] == ["m4", "m3", "m2"]
+        assert sorted(os.listdir(maildir / "new")) == sorted(m["id"] for m in listing["messages"])
+    finally:
+        server.stop_thread()
+    # a Maildir with more than --max-messages: the newest are kept, the others deleted
+    err = io.StringIO()
+    again = DevServer("127.0.0.1", 0, None, maildir=maildir, err=err, max_messages=2)
+    again.start_in_thread()
+    try:
+        assert [m.subject for m in again.store.messages()] == ["m3", "m4"]
+        assert len(os.listdir(maildir / "new")) == 2
+    finally:
+        again.stop_thread()
+    assert "deleted the 1 oldest messages of the Maildir" in err.getvalue()
+
+
+def test_with_a_maildir_bodies_stay_on_disk(tmp_path: Path) -> None:
+    import tracemalloc
+
+    server = DevServer("127.0.0.1", 0, 0, maildir=tmp_path / "mail", quiet=True)
+    server.start_in_thread()
+    body = "0123456789abcdef" * 200_000  # 3.2 MB of text each
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(4):
+            send(server, EmailMessage(f"big {i}", body, "a@example.com", ["b@example.com"]))
+        assert server.wait_until_reported()
+        held = tracemalloc.get_traced_memory()[0] - before
+        # 13 MB arrived; what stays is the summaries and search text (64 KB each)
+        assert held < 2_000_000, held
+        caught = server.store.messages()[0]
+        raw = http(server, f"/api/messages/{caught.id}/raw")[2]
+        assert caught.size == len(raw) > 3_200_000 and b"Subject: big 0" in raw
+        assert body[:64] in api(server, f"/api/messages/{caught.id}")["text"]
+    finally:
+        tracemalloc.stop()
+        server.stop_thread()
+
+
 def test_ten_thousand_messages_stay_listable(tmp_path: Path) -> None:
-    server = DevServer("127.0.0.1", 0, 0, out=io.StringIO(), quiet=True).start_in_thread()
+    server = DevServer(
+        "127.0.0.1", 0, 0, out=io.StringIO(), quiet=True, max_messages=None
+    ).start_in_thread()
     try:
         raw = EmailMessage("bulk", "body", "a@example.com", ["b@example.com"]).as_bytes()
         for i in range(10_000):

@@ -32,6 +32,8 @@ def _cmd_smtpd(args: argparse.Namespace) -> int:
             tls_key=args.tls_key,
             web_host_allow=args.web_host_allow,
             smtps_port=args.smtps_port,
+            max_messages=args.max_messages or None,
+            max_connections=args.max_connections or None,
             release_to=args.release_to,
             release_allow=args.release_allow,
         )
@@ -62,6 +64,20 @@ def register(commands: Any) -> None:
         type=positive_int("a number of bytes"),
         default=32 * 1024 * 1024,
         help="largest message accepted, in bytes (33554432)",
+    )
+    smtpd.add_argument(
+        "--max-messages",
+        type=positive_int("a number of messages, or 0", allow_zero=True),
+        default=5000,
+        metavar="N",
+        help="keep at most N messages: one more deletes the oldest (5000; 0: no limit)",
+    )
+    smtpd.add_argument(
+        "--max-connections",
+        type=positive_int("a number of connections, or 0", allow_zero=True),
+        default=256,
+        metavar="N",
+        help="at most N SMTP clients at once; more are answered 421 (256; 0: no limit)",
     )
     smtpd.add_argument("--quiet", action="store_true", help="do not print messages")
     smtpd.add_argument(

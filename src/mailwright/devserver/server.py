@@ -29,6 +29,8 @@ from .store import MessageStore, StoredMessage
 __all__ = ["WEB_EXTRA_NOTE", "DevServer", "PortInUseError", "web_available"]
 
 DEFAULT_MAX_SIZE = 32 * 1024 * 1024
+DEFAULT_MAX_MESSAGES = 5_000  # as Mailpit keeps (its default is 500)
+DEFAULT_MAX_CONNECTIONS = 256  # concurrent SMTP sessions; more are told 421 and closed
 WEB_EXTRA_NOTE = (
     "the web inbox needs aiohttp, not installed: pip install 'mailwright[devserver]' "
     "(running without the inbox)"
@@ -60,6 +62,11 @@ class DevServer:
     your own ``tls_cert``/``tls_key``. AUTH PLAIN and LOGIN take any credentials.
     ``web_host_allow`` adds host names the inbox answers to (besides the listening
     address, localhost, 127.0.0.1 and [::1]).
+
+    ``max_messages`` (5,000; None: no limit) caps how many are kept: one more drops
+    the oldest. ``max_connections`` (256; None: no limit) caps concurrent SMTP
+    sessions: a client beyond it is answered 421 and closed. With a Maildir, a
+    message's bytes are read from its file when needed, not held in memory.
 
     Release (send a caught message on) goes only to the relays in ``release_to``
     (``HOST:PORT``, or an ``smtp://``/``smtps://`` URL for TLS and AUTH), and, with
@@ -95,6 +102,8 @@ class DevServer:
         tls_key: str | os.PathLike[str] | None = None,
         web_host_allow: Iterable[str] = (),
         smtps_port: int | None = None,
+        max_messages: int | None = DEFAULT_MAX_MESSAGES,
+        max_connections: int | None = DEFAULT_MAX_CONNECTIONS,
         release_to: Iterable[str] = (),
         release_allow: str | None = None,
         api_token: str | None = None,
@@ -106,7 +115,8 @@ class DevServer:
         self.quiet = (out is None) if quiet is None else quiet
         self.out = out if out is not None else sys.stdout
         self.err = err if err is not None else sys.stderr
-        self.store = MessageStore(maildir)
+        self.store = MessageStore(maildir, max_messages)
+        self.max_connections = max_connections
         self.smtps_port = smtps_port
         self.tls = tls or tls_cert is not None or smtps_port is not None
         self.tls_dir = tls_dir
@@ -208,6 +218,7 @@ class DevServer:
             self._deliver,
             max_size=self._max_size,
             tls_context=tls_context,
+            max_connections=self.max_connections,
         )
         try:
             self._smtp_server = await loop.create_server(
@@ -333,6 +344,8 @@ class DevServer:
         if report and not self.quiet:
             self._print(format_message(stored))
         _ = stored.search_text
+        _ = stored.summary
+        stored.spill()  # with a Maildir, the bytes stay on disk from now on
 
     def _bind_error(self, what: str, port: int, exc: OSError) -> OSError:
         if exc.errno == errno.EADDRINUSE:
