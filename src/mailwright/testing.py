@@ -196,7 +196,7 @@ class MailCatcher:
     def __init__(self, host: str = "127.0.0.1", *, timeout: float = 10.0) -> None:
         from .devserver import DevServer
 
-        self.server: DevServer = DevServer(host, 0, None, quiet=True)
+        self.server: DevServer = DevServer(host, 0, None, quiet=True, max_messages=None)
         self.timeout = timeout
 
     @property

@@ -38,16 +38,18 @@ def fail(command: str, reason: str, code: int = EXIT_FAILED) -> int:
     return code
 
 
-def positive_int(what: str = "a whole number") -> Callable[[str], int]:
-    """An argparse ``type`` for whole numbers of at least 1; errors say ``what``."""
+def positive_int(what: str = "a whole number", *, allow_zero: bool = False) -> Callable[[str], int]:
+    """An argparse ``type`` for whole numbers of at least 1 (or 0, with
+    ``allow_zero``); errors say ``what``."""
+    lowest = 0 if allow_zero else 1
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+        if value < lowest:
+            raise argparse.ArgumentTypeError(f"{text!r} must be at least {lowest}")
         return value
 
     return parse
