@@ -7,6 +7,7 @@ import asyncio
 import io
 import json
 import os
+import pickle
 import socket
 from collections.abc import Callable, Coroutine
 from email import message_from_bytes, policy
@@ -338,6 +339,9 @@ def test_unknown_alias() -> None:
     assert isinstance(error, InvalidMailer) and isinstance(error, KeyError)
     assert isinstance(error, ImproperlyConfigured)
     assert str(error) == "MAILERS['transactional']: no such mailer (configured: 'default')"
+    assert error.alias == "transactional"
+    copy = pickle.loads(pickle.dumps(error))  # it crosses process boundaries intact
+    assert (type(copy), str(copy), copy.alias) == (type(error), str(error), error.alias)
     for send in (
         lambda: send_mail("s", "b", "f@example.com", ["a@example.com"], using="transactional"),
         lambda: message().send(using="transactional"),
