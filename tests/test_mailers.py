@@ -611,3 +611,19 @@ def test_the_pytest_plugin_sends_every_mailer_to_the_outbox(
     result.assert_outcomes(passed=3)
     (received,) = server.wait_for(1)
     assert received.parsed()["Subject"] == "real"
+
+
+def test_a_message_sent_before_can_be_sent_through_a_mailer() -> None:
+    configure(EMAIL_BACKEND="locmem", MAILERS={"default": "locmem:", "other": "dummy:"})
+    sent = message()
+    assert sent.send() == 1  # makes and keeps the default mailer's backend
+    assert sent.send(using="other") == 1  # not a connection the caller gave
+    assert run(sent.asend(using="other")) == 1
+    assert [m.sent_using for m in mailwright.outbox] == ["default"]
+
+
+def test_get_connection_makes_email_backend_whatever_mailers_says() -> None:
+    configure(EMAIL_BACKEND="dummy", MAILERS={"default": "locmem:"})
+    assert type(get_connection()).__module__ == "mailwright.backends.dummy"
+    assert get_connection().alias is None
+    assert type(mailers.default).__module__ == "mailwright.backends.locmem"
