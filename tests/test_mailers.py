@@ -9,6 +9,8 @@ import json
 import os
 import pickle
 import socket
+import subprocess
+import sys
 from collections.abc import Callable, Coroutine
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -627,3 +629,14 @@ def test_get_connection_makes_email_backend_whatever_mailers_says() -> None:
     assert type(get_connection()).__module__ == "mailwright.backends.dummy"
     assert get_connection().alias is None
     assert type(mailers.default).__module__ == "mailwright.backends.locmem"
+
+
+def test_mailwright_mailers_is_the_object_whatever_was_imported_first() -> None:
+    # A submodule named mailwright.mailers would replace the lazily exported object.
+    code = (
+        "import mailwright.api, mailwright.testing, mailwright\n"
+        "from mailwright import mailers\n"
+        "assert list(mailers) == ['default'] and list(mailwright.mailers) == ['default']\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

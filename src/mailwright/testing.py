@@ -29,9 +29,9 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from typing import TYPE_CHECKING, Any
 
+from .backends.mailers import follow_settings
 from .conf import settings
 from .django.settings import django_setting
-from .mailers import follow_settings
 
 if TYPE_CHECKING:
     from .devserver import DevServer, StoredMessage

@@ -47,7 +47,7 @@ class Plan:
         using: str | None = None,
     ) -> Plan:
         from ..backends.loading import get_connection
-        from ..mailers import DEFAULT_MAILER_ALIAS, mailers
+        from ..backends.mailers import DEFAULT_MAILER_ALIAS, mailers
         from ..smtp import SMTPConfig
 
         if using is not None and (backend is not None or config is not None or backend_kwargs):

@@ -88,7 +88,7 @@ def command_backend(url: str | None, mailer: str | None) -> Any:
     describes (call inside ``using_url``); else the mailer ``--mailer`` names, or the
     default mailer (EMAIL_BACKEND without MAILERS)."""
     from ..backends.loading import get_connection
-    from ..mailers import backend_for
+    from ..backends.mailers import backend_for
 
     if url is not None and mailer is not None:
         raise CommandError("give --url or --mailer, not both")

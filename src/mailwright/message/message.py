@@ -208,7 +208,7 @@ class EmailMessage:
 
     def get_connection(self, fail_silently: bool = False) -> BaseEmailBackend:
         """``connection``, or (set now) a new backend for the default mailer."""
-        from ..mailers import backend_for
+        from ..backends.mailers import backend_for
 
         if not self.connection:
             self.connection = self._own_connection = backend_for(fail_silently=fail_silently)
@@ -217,7 +217,7 @@ class EmailMessage:
     def _backend(self, fail_silently: bool, using: str | None) -> BaseEmailBackend:
         if using is None:
             return self.get_connection(fail_silently)
-        from ..mailers import backend_for
+        from ..backends.mailers import backend_for
 
         # A mailer's backend is made for this send only. A connection the caller gave
         # makes ``using`` a TypeError; the one an earlier send() made here does not.
