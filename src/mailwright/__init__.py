@@ -45,6 +45,8 @@ _EXPORTS: dict[str, str] = {
     "settings": ".conf",
     "BadHeaderError": ".exceptions",
     "ImproperlyConfigured": ".exceptions",
+    "InvalidMailer": ".exceptions",
+    "MailerDoesNotExist": ".exceptions",
     "SMTPUTF8NotSupportedError": ".exceptions",
     "InvalidMailer": ".exceptions",
     "MailerDoesNotExist": ".exceptions",
@@ -59,6 +61,8 @@ _EXPORTS: dict[str, str] = {
     "InlineAttachment": ".message",
     "RawMessage": ".message",
     "Mailbox": ".message.addresses",
+    "DEFAULT_MAILER_ALIAS": ".backends.mailers",
+    "mailers": ".backends.mailers",
 }
 
 if TYPE_CHECKING:

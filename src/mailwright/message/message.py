@@ -160,6 +160,8 @@ class EmailMessage:
     encoding: str | email.charset.Charset | None = None
     #: On a copy the locmem backend keeps: the alias of the mailer that sent it.
     sent_using: str | None
+    #: The connection ``get_connection()`` made (not one the caller gave).
+    _own_connection: BaseEmailBackend | None = None
 
     def __init__(
         self,
@@ -199,6 +201,7 @@ class EmailMessage:
         # A connection (a socket) does not travel with a pickled message.
         state = self.__dict__.copy()
         state["connection"] = None
+        state.pop("_own_connection", None)
         return state
 
     # --- sending ---
@@ -208,7 +211,7 @@ class EmailMessage:
         from ..backends.mailers import backend_for
 
         if not self.connection:
-            self.connection = backend_for(fail_silently=fail_silently)
+            self.connection = self._own_connection = backend_for(fail_silently=fail_silently)
         return self.connection
 
     def _backend(self, fail_silently: bool, using: str | None) -> BaseEmailBackend:
@@ -216,9 +219,10 @@ class EmailMessage:
             return self.get_connection(fail_silently)
         from ..backends.mailers import backend_for
 
-        # A mailer's backend is made for this send only; ``connection`` stays as it is
-        # (and being set, it is a TypeError).
-        return backend_for(using, self.connection, fail_silently=fail_silently)
+        # A mailer's backend is made for this send only. A connection the caller gave
+        # makes ``using`` a TypeError; the one an earlier send() made here does not.
+        given = self.connection if self.connection is not self._own_connection else None
+        return backend_for(using, given, fail_silently=fail_silently)
 
     def send(self, fail_silently: bool = False, *, using: str | None = None) -> int:
         """Send the message; return 1 if it was sent, 0 if not (or no recipients).
