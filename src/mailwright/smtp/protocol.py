@@ -289,7 +289,8 @@ class ClientProtocol:
             else f"MAIL FROM:<{sender}>\r\n"
         )
         text += "".join([f"RCPT TO:<{recipient}>\r\n" for recipient in recipients])
-        data = encode_command(text, smtputf8)
+        # (ASCII, the usual case, inline: this runs once per message of a batch.)
+        data = text.encode("ascii") if text.isascii() else encode_command(text, smtputf8)
         self._smtputf8 = smtputf8
         self._out.append(data + b"DATA\r\n")
         waiting = self._waiting
