@@ -566,3 +566,26 @@ def test_maildir_problems_are_one_line_errors_naming_the_path(tmp_path: Path) ->
         (line,) = result.stderr.strip().splitlines()
         assert line.startswith(f"mailwright smtpd: error: --maildir: {path}")
         assert reason in line
+
+
+def test_connections_beyond_the_cap_are_told_421() -> None:
+    server = DevServer(
+        "127.0.0.1", 0, None, out=io.StringIO(), quiet=True, max_connections=2
+    ).start_in_thread()
+    clients = []
+    try:
+        for _ in range(2):
+            client = socket.create_connection(("127.0.0.1", server.smtp_port), timeout=10)
+            clients.append(client)
+            assert client.recv(1024).startswith(b"220 ")
+        extra = socket.create_connection(("127.0.0.1", server.smtp_port), timeout=10)
+        clients.append(extra)
+        assert extra.recv(1024) == b"421 4.3.2 Too many connections, try again later\r\n"
+        assert extra.recv(1024) == b""  # and closed
+        # the two admitted sessions still work
+        clients[0].sendall(b"NOOP\r\n")
+        assert clients[0].recv(1024).startswith(b"250")
+    finally:
+        for client in clients:
+            client.close()
+        server.stop_thread()

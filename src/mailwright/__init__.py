@@ -46,6 +46,10 @@ _EXPORTS: dict[str, str] = {
     "BadHeaderError": ".exceptions",
     "ImproperlyConfigured": ".exceptions",
     "SMTPUTF8NotSupportedError": ".exceptions",
+    "InvalidMailer": ".exceptions",
+    "MailerDoesNotExist": ".exceptions",
+    "DEFAULT_MAILER_ALIAS": ".backends.mailers",
+    "mailers": ".backends.mailers",
     "DEFAULT_ATTACHMENT_MIME_TYPE": ".message",
     "Delivery": ".message",
     "EmailAlternative": ".message",
@@ -69,6 +73,8 @@ if TYPE_CHECKING:
     from .api import mail_managers as mail_managers
     from .api import send_mail as send_mail
     from .api import send_mass_mail as send_mass_mail
+    from .backends.mailers import DEFAULT_MAILER_ALIAS as DEFAULT_MAILER_ALIAS
+    from .backends.mailers import mailers as mailers
     from .bulk import BulkResult as BulkResult
     from .bulk import Failure as Failure
     from .bulk import Refusal as Refusal
@@ -79,6 +85,8 @@ if TYPE_CHECKING:
     from .conf import settings as settings
     from .exceptions import BadHeaderError as BadHeaderError
     from .exceptions import ImproperlyConfigured as ImproperlyConfigured
+    from .exceptions import InvalidMailer as InvalidMailer
+    from .exceptions import MailerDoesNotExist as MailerDoesNotExist
     from .exceptions import SMTPUTF8NotSupportedError as SMTPUTF8NotSupportedError
     from .message import DEFAULT_ATTACHMENT_MIME_TYPE as DEFAULT_ATTACHMENT_MIME_TYPE
     from .message import Delivery as Delivery

@@ -20,6 +20,30 @@ class BadHeaderError(ValueError):
     """
 
 
+class InvalidMailer(ImproperlyConfigured):
+    """A ``MAILERS`` entry is wrong: an unknown BACKEND, an unknown OPTION, ``alias``
+    inside OPTIONS, an entry of the wrong shape. The message begins
+    ``MAILERS['alias']: `` when it is about one mailer."""
+
+    def __init__(self, message: str, *, alias: str | None = None) -> None:
+        self.alias = alias
+        if alias is not None:
+            message = f"MAILERS[{alias!r}]: {message}"
+        super().__init__(message)
+
+
+class MailerDoesNotExist(InvalidMailer, KeyError):
+    """No mailer has this alias (with ``MAILERS`` set, it has no entry for it; without
+    it, the only mailer is ``"default"``)."""
+
+    def __init__(self, message: str | None = None, *, alias: str) -> None:
+        super().__init__(message or "no mailer has this alias", alias=alias)
+
+    def __str__(self) -> str:
+        # KeyError would show the repr of its argument; this is a sentence.
+        return str(self.args[0])
+
+
 def __getattr__(name: str) -> Any:
     # SMTPUTF8NotSupportedError derives from smtplib's exceptions; it lives with the SMTP
     # engine's errors so that importing this module does not import smtplib.

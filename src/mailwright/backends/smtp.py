@@ -93,7 +93,7 @@ class EmailBackend(BaseEmailBackend):
         oauth2_token: Any = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(fail_silently=fail_silently)
+        super().__init__(fail_silently=fail_silently, **kwargs)
         self.config = SMTPConfig.from_settings(
             host,
             port,

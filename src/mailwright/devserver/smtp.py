@@ -102,8 +102,10 @@ class SMTPService:
         max_size: int = 32 * 1024 * 1024,
         tls_context: ssl.SSLContext | None = None,
         idle_timeout: float = IDLE_TIMEOUT,
+        max_connections: int | None = None,
     ) -> None:
         self.deliver = deliver
+        self.max_connections = max_connections
         self.hostname = hostname
         self.max_size = max_size
         self.tls_context = tls_context
@@ -169,6 +171,12 @@ class SMTPSession(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        limit = self.service.max_connections
+        if limit is not None and len(self.service.sessions) >= limit:
+            transport.write(b"421 4.3.2 Too many connections, try again later\r\n")
+            self._closing = True
+            transport.close()
+            return
         self.service.sessions.add(self)
         transport.write(
             f"220 {self.service.hostname} ESMTP mailwright development SMTP server\r\n".encode()
