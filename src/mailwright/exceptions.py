@@ -19,3 +19,8 @@ class BadHeaderError(ValueError):
 
 class SMTPUTF8NotSupportedError(smtplib.SMTPNotSupportedError):
     """The message needs SMTPUTF8 (a non-ASCII local part) but the server lacks it."""
+
+
+class DKIMSigningError(Exception):
+    """A message could not be DKIM-signed. That message is not sent; the others of
+    the batch are (``send_bulk`` lists it among the failures)."""

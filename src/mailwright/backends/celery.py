@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..conf import clean_setting, settings
 from ..exceptions import ImproperlyConfigured
+from ..message.dkim import signer as dkim_signer
 from .base import BaseEmailBackend
 
 try:
@@ -50,6 +51,10 @@ class EmailBackend(BaseEmailBackend):
         app: Celery | None = None,
         username: str | None = None,
         password: str | None = None,
+        dkim_domain: str | None = None,
+        dkim_selector: str | None = None,
+        dkim_private_key: str | None = None,
+        dkim_headers: Sequence[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(fail_silently=fail_silently)
@@ -69,6 +74,9 @@ class EmailBackend(BaseEmailBackend):
             else clean_setting("EMAIL_CELERY_CHUNK", chunk)
         )
         self.app = app
+        # Signed here, by the sender that holds the key: payloads carry signed bytes,
+        # and the workers need no key.
+        self.dkim = dkim_signer(dkim_domain, dkim_selector, dkim_private_key, dkim_headers)
 
     def __repr__(self) -> str:
         return f"<celery.EmailBackend queue={self.queue!r} chunk={self.chunk}>"
@@ -105,7 +113,7 @@ class EmailBackend(BaseEmailBackend):
 
                 for message in email_messages:
                     try:
-                        form = wire_form(message)
+                        form = wire_form(message, self.dkim)
                     except Exception:
                         flush()  # the messages before it go, as with the SMTP backend
                         raise

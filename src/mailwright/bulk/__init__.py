@@ -35,6 +35,7 @@ from .results import BulkResult, Failure, Refusal
 if TYPE_CHECKING:
     from ..backends.base import BaseEmailBackend
     from ..message import EmailMessage
+    from ..message.dkim import DKIMSigner
     from ..smtp import SMTPConfig
 
 __all__ = [
@@ -63,17 +64,19 @@ def send_bulk(
     *,
     backend: str | type[BaseEmailBackend] | None = None,
     config: SMTPConfig | None = None,
+    dkim: DKIMSigner | None = None,
     **backend_kwargs: Any,
 ) -> BulkResult:
     """Send ``messages`` over ``connections`` parallel connections; never raises for a
     single message: look at the result. ``rate_limit`` caps messages per second over
     all connections. ``backend``/``backend_kwargs`` choose and configure the backend
     as ``get_connection`` does (EMAIL_BACKEND by default); ``config`` gives an SMTP
-    configuration directly. Thread-safe."""
+    configuration directly, and ``dkim`` the DKIM signer that goes with it (a backend
+    given by name signs as its options say). Thread-safe."""
     from .threads import run_threads
 
     started = time.monotonic()
-    plan = Plan.make(messages, connections, rate_limit, backend, backend_kwargs, config)
+    plan = Plan.make(messages, connections, rate_limit, backend, backend_kwargs, config, dkim)
     return _finish(run_threads(plan), started)
 
 
@@ -84,6 +87,7 @@ async def asend_bulk(
     *,
     backend: str | type[BaseEmailBackend] | None = None,
     config: SMTPConfig | None = None,
+    dkim: DKIMSigner | None = None,
     **backend_kwargs: Any,
 ) -> BulkResult:
     """``send_bulk`` for asyncio code: the same arguments and result, the connections
@@ -92,5 +96,5 @@ async def asend_bulk(
     from .aio import run_tasks
 
     started = time.monotonic()
-    plan = Plan.make(messages, connections, rate_limit, backend, backend_kwargs, config)
+    plan = Plan.make(messages, connections, rate_limit, backend, backend_kwargs, config, dkim)
     return _finish(await run_tasks(plan), started)
