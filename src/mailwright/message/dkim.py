@@ -42,8 +42,9 @@ __all__ = [
 ]
 
 #: The fields signed by default, when the message has them (RFC 6376 section 5.4.1's
-#: list, List-Unsubscribe-Post for RFC 8058, and every other List-* field). From is
-#: signed once more than it occurs ("oversigned"), so no From can be added in transit.
+#: list, List-Unsubscribe-Post for RFC 8058, and every other List-* field). From (and
+#: List-Unsubscribe, List-Unsubscribe-Post when present) is signed once more than it
+#: occurs ("oversigned"), so no other can be added in transit.
 DEFAULT_HEADERS: tuple[str, ...] = (
     "From",
     "Sender",
@@ -77,6 +78,7 @@ DEFAULT_HEADERS: tuple[str, ...] = (
     "List-Archive",
 )
 _DEFAULT = frozenset(name.lower().encode("ascii") for name in DEFAULT_HEADERS)
+_OVERSIGNED = (b"list-unsubscribe", b"list-unsubscribe-post")
 # RFC 6376 section 5.4: fields that change in transit (or must not be seen) and that a
 # signature must not cover.
 _NEVER = frozenset(
@@ -380,7 +382,10 @@ class DKIMSigner:
             return list(self.headers)
         names = [name.lower() for name, _ in fields]
         chosen = [name for name in names if name in _DEFAULT or name.startswith(b"list-")]
-        return [*chosen, b"from"]  # one From more than there is: none can be added
+        # Signed once more than they occur ("oversigned"), so none can be added on
+        # top: From, and the unsubscribe fields a one-click client acts on.
+        extra = [name for name in _OVERSIGNED if name in names]
+        return [*chosen, b"from", *extra]
 
     def sign(self, data: bytes) -> bytes:
         """``data`` (a message with CRLF line breaks) with a DKIM-Signature on top."""
