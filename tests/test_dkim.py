@@ -556,3 +556,19 @@ def _record_from(output: str) -> str:
 
     line = next(line for line in output.splitlines() if "IN TXT" in line)
     return "".join(re.findall(r'"([^"]*)"', line))
+
+
+def test_rsa_signatures_from_openssl_are_dkimpys_own_bytes() -> None:
+    import hashlib
+
+    import dkim
+    import dkim.crypto
+
+    made = signer(DOMAIN, key("rsa").selector, key("rsa").pem)
+    assert made is not None and dkim.RSASSA_PKCS1_v1_5_sign.openssl
+    private = dkim.crypto.parse_pem_private_key(made._key.private)
+    for data in (b"", b"x", bytes(range(256)) * 50):
+        digest = dkim.HashThrough(hashlib.sha256(data))
+        fast = bytes(dkim.RSASSA_PKCS1_v1_5_sign(digest, private))
+        assert fast == bytes(dkim.crypto.RSASSA_PKCS1_v1_5_sign(digest, private))
+        assert len(fast) == 256

@@ -325,6 +325,57 @@ def _missing_extra(package: str) -> ImproperlyConfigured:
     return ImproperlyConfigured(f"DKIM signing needs {package}: pip install 'mailwright[dkim]'")
 
 
+def _rsa_in_openssl(dkim: Any) -> None:
+    """Have dkimpy's RSA signing primitive computed by OpenSSL (``cryptography``).
+
+    dkimpy does the RSA private-key operation in pure Python (``pow``): about 10 ms per
+    message on a free core, the whole cost of signing. RSASSA-PKCS1-v1_5 is
+    deterministic, so OpenSSL returns the very same bytes, about twenty times faster
+    and with blinding against timing attacks. Everything else (canonicalization, the
+    header and body hashes, the field) stays dkimpy's; its parse of the PEM text is
+    remembered instead of repeated. Installed once per process;
+    anything unexpected (another hash, a dkimpy without this function) is left to
+    dkimpy's own code. ``tests/test_dkim.py`` checks that both give the same bytes."""
+    original = getattr(dkim, "RSASSA_PKCS1_v1_5_sign", None)
+    if original is None or getattr(original, "openssl", False):
+        return
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
+
+    keys: dict[int, Any] = {}
+
+    def sign(digest: Any, private_key: dict[str, int]) -> Any:
+        if getattr(digest, "name", "").lower() != "sha256":
+            return original(digest, private_key)
+        key = keys.get(private_key["modulus"])
+        if key is None:
+            numbers = rsa.RSAPrivateNumbers(
+                p=private_key["prime1"],
+                q=private_key["prime2"],
+                d=private_key["privateExponent"],
+                dmp1=private_key["exponent1"],
+                dmq1=private_key["exponent2"],
+                iqmp=private_key["coefficient"],
+                public_numbers=rsa.RSAPublicNumbers(
+                    private_key["publicExponent"], private_key["modulus"]
+                ),
+            )
+            key = keys[private_key["modulus"]] = numbers.private_key()
+            if len(keys) > 64:  # keys come from configuration: a handful at most
+                keys.pop(next(iter(keys)))
+        return key.sign(digest.digest(), padding.PKCS1v15(), utils.Prehashed(hashes.SHA256()))
+
+    sign.openssl = True  # type: ignore[attr-defined]
+    sign.original = original  # type: ignore[attr-defined]
+    dkim.RSASSA_PKCS1_v1_5_sign = sign
+
+    # dkimpy also parses the PEM key again (ASN.1, in Python) for every message; the
+    # result depends on the text alone, and dkimpy only reads it.
+    parse = getattr(dkim, "parse_pem_private_key", None)
+    if parse is not None:
+        dkim.parse_pem_private_key = functools.lru_cache(maxsize=64)(parse)
+
+
 class DKIMSigner:
     """Signs wire bytes for one domain, selector and key; ``relaxed/relaxed``.
 
@@ -349,6 +400,8 @@ class DKIMSigner:
         self.selector = _selector(selector)
         self.headers = _header_names(headers)
         self._key = KeyPair.load(private_key)
+        if self._key.key_type == "rsa":
+            _rsa_in_openssl(dkim)
         if self._key.key_type == "ed25519":
             try:
                 import nacl.signing  # noqa: F401  (dkimpy signs Ed25519 with it)
