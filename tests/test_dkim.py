@@ -550,6 +550,26 @@ def test_keygen_writes_a_key_and_prints_the_record_that_verifies_it(
     assert again.returncode != 0 and "exists" in again.stderr
 
 
+def test_dkim_record_prints_the_configured_keys_record(tmp_path: Path) -> None:
+    rsa = key("rsa")
+    (tmp_path / "k.pem").write_text(rsa.pem)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("EMAIL_")},
+        "EMAIL_DKIM_DOMAIN": DOMAIN,
+        "EMAIL_DKIM_SELECTOR": rsa.selector,
+        "EMAIL_DKIM_PRIVATE_KEY": str(tmp_path / "k.pem"),
+    }
+    command = [sys.executable, "-m", "mailwright", "dkim", "record"]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert _record_from(done.stdout) == rsa.record
+    assert f"dig +short TXT {rsa.dns_name}" in done.stdout
+    assert rsa.pem.splitlines()[1] not in done.stdout
+    del env["EMAIL_DKIM_SELECTOR"]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 1 and "EMAIL_DKIM_SELECTOR" in done.stderr
+
+
 def _record_from(output: str) -> str:
     """The record's text from the zone-file line keygen prints (quoted strings)."""
     import re

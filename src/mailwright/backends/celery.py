@@ -11,6 +11,7 @@ Needs the ``celery`` extra: ``pip install 'mailwright[celery]'``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -53,7 +54,7 @@ class EmailBackend(BaseEmailBackend):
         password: str | None = None,
         dkim_domain: str | None = None,
         dkim_selector: str | None = None,
-        dkim_private_key: str | None = None,
+        dkim_private_key: str | os.PathLike[str] | None = None,
         dkim_headers: Sequence[str] | None = None,
         **kwargs: Any,
     ) -> None:

@@ -50,7 +50,7 @@ class EmailBackend(BaseEmailBackend):
         path: str | None = None,
         dkim_domain: str | None = None,
         dkim_selector: str | None = None,
-        dkim_private_key: str | None = None,
+        dkim_private_key: str | os.PathLike[str] | None = None,
         dkim_headers: Sequence[str] | None = None,
         **kwargs: Any,
     ):

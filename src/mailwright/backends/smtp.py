@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
+import os
 import smtplib
 import ssl
 import threading
@@ -93,7 +94,7 @@ class EmailBackend(BaseEmailBackend):
         connections: int = 1,
         dkim_domain: str | None = None,
         dkim_selector: str | None = None,
-        dkim_private_key: str | None = None,
+        dkim_private_key: str | os.PathLike[str] | None = None,
         dkim_headers: Sequence[str] | None = None,
         **kwargs: Any,
     ) -> None:

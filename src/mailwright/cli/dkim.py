@@ -1,4 +1,5 @@
-"""``mailwright dkim keygen``: make a DKIM key and print the DNS record to publish."""
+"""``mailwright dkim keygen``: make a DKIM key and print the DNS record to publish;
+``mailwright dkim record``: the record of the configured key, to compare with DNS."""
 
 from __future__ import annotations
 
@@ -33,10 +34,7 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
         return fail("dkim keygen", f"cannot write {out}: {exc.strerror}")
     with os.fdopen(descriptor, "w", encoding="ascii") as file:
         file.write(pem)
-    record = signer.dns_record
-    strings = " ".join(
-        f'"{record[start : start + _TXT_STRING]}"' for start in range(0, len(record), _TXT_STRING)
-    )
+    strings = _strings(signer.dns_record)
     kind = "Ed25519" if args.ed25519 else "RSA-2048"
     print(f"wrote the {kind} private key to {out} (mode 600: keep it secret)")
     print("publish this DNS TXT record (zone-file form, long values split in strings):")
@@ -50,6 +48,31 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
     if args.ed25519:
         print("note: not every receiver checks Ed25519 yet; sign with an RSA key as well")
     return EXIT_OK
+
+
+def _cmd_record(args: argparse.Namespace) -> int:
+    from ..message.dkim import signer
+
+    try:
+        configured = signer()
+    except Exception as exc:  # ImproperlyConfigured names the setting; never the key
+        return fail("dkim record", str(exc))
+    if configured is None:
+        return fail(
+            "dkim record",
+            "DKIM signing is off: set EMAIL_DKIM_DOMAIN, EMAIL_DKIM_SELECTOR and "
+            "EMAIL_DKIM_PRIVATE_KEY",
+        )
+    print(f"signing as d={configured.domain} s={configured.selector} ({configured.algorithm})")
+    print(f"{configured.dns_name}. IN TXT {_strings(configured.dns_record)}")
+    print(f"compare with: dig +short TXT {configured.dns_name}")
+    return EXIT_OK
+
+
+def _strings(record: str) -> str:
+    return " ".join(
+        f'"{record[start : start + _TXT_STRING]}"' for start in range(0, len(record), _TXT_STRING)
+    )
 
 
 def register(commands: Any) -> None:
@@ -72,3 +95,10 @@ def register(commands: Any) -> None:
     keygen.add_argument("--ed25519", action="store_true", help="an Ed25519 key instead of RSA")
     keygen.add_argument("--out", help="where to write the private key (PEM)")
     keygen.set_defaults(handler=_cmd_keygen)
+    record = actions.add_parser(
+        "record",
+        help="print the DNS TXT record of the configured key",
+        description="Print where and what the public key of the configured DKIM key "
+        "(EMAIL_DKIM_*) must be published, to compare with what DNS holds.",
+    )
+    record.set_defaults(handler=_cmd_record)

@@ -373,7 +373,12 @@ def _rsa_in_openssl(dkim: Any) -> None:
     # result depends on the text alone, and dkimpy only reads it.
     parse = getattr(dkim, "parse_pem_private_key", None)
     if parse is not None:
-        dkim.parse_pem_private_key = functools.lru_cache(maxsize=64)(parse)
+        remembered = functools.lru_cache(maxsize=64)(parse)
+
+        def parse_once(data: Any) -> Any:
+            return remembered(data) if isinstance(data, bytes) else parse(data)
+
+        dkim.parse_pem_private_key = parse_once
 
 
 class DKIMSigner:
