@@ -592,3 +592,25 @@ def test_rsa_signatures_from_openssl_are_dkimpys_own_bytes() -> None:
         fast = bytes(dkim.RSASSA_PKCS1_v1_5_sign(digest, private))
         assert fast == bytes(dkim.crypto.RSASSA_PKCS1_v1_5_sign(digest, private))
         assert len(fast) == 256
+
+
+def test_a_mailer_signs_with_its_options(server: SMTPTestServer) -> None:
+    rsa, ed = key("rsa"), key("ed25519")
+    mailwright.configure(
+        **rsa.settings,  # the global settings: the default mailer's
+        MAILERS={
+            "default": {"BACKEND": "smtp", "OPTIONS": {}},
+            "news": {
+                "BACKEND": "smtp",
+                "OPTIONS": {"dkim_selector": ed.selector, "dkim_private_key": ed.pem},
+            },
+        },
+    )
+    assert mailwright.send_mail("S", "B\n", f"a@{DOMAIN}", ["b@example.org"], using="news")
+    assert mailwright.send_mail("S", "B\n", f"a@{DOMAIN}", ["b@example.org"])
+    result = mailwright.send_bulk(sample("mailer"), connections=2, using="news")
+    assert result.sent == 4
+    received = server.wait_for(6)
+    used = [signatures(r.data)[0][b"s"].decode() for r in received]
+    assert used.count(ed.selector) == 5 and used.count(rsa.selector) == 1
+    assert_verified([r.data for r in received], rsa, ed, perl=PERL)
