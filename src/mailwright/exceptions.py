@@ -58,3 +58,8 @@ def __getattr__(name: str) -> Any:
 
         return SMTPUTF8NotSupportedError
     raise AttributeError(f"module 'mailwright.exceptions' has no attribute {name!r}")
+
+
+class DKIMSigningError(Exception):
+    """A message could not be DKIM-signed. That message is not sent; the others of
+    the batch are (``send_bulk`` lists it among the failures)."""
