@@ -280,3 +280,18 @@ def test_each_mailer_signs_with_its_own_dkim_key(
     assert_verified([by_rcpt["signed@example.com"]], ed25519, perl=False)
     (news,) = bulk.wait_for(1)
     assert_verified([news.data], rsa, perl=perl_available())
+
+
+def test_send_url_wins_over_the_default_mailer(
+    start_server: ServerFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mailwright.cli import main
+
+    default, other = start_server(), start_server()
+    configure(MAILERS={"default": url(default)})
+    args = ["send", "--to", "a@example.com", "--subject", "S", "--body", "b"]
+    assert main([*args, "--url", url(other)]) == 0, capsys.readouterr().err
+    assert other.wait_for(1)[0].rcpt_tos == ["a@example.com"]
+    assert main(args) == 0, capsys.readouterr().err
+    assert default.wait_for(1)[0].rcpt_tos == ["a@example.com"]
+    assert len(other.messages) == 1
