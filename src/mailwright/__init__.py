@@ -22,8 +22,17 @@ from .api import (
     send_mass_mail,
 )
 from .bulk import BulkResult, Failure, Refusal, asend_bulk, send_bulk
+from .compose import (
+    TemplateError,
+    add_engine_finder,
+    asend_template,
+    html_to_text,
+    send_template,
+    template_message,
+)
 from .conf import configure, override_settings, settings
 from .django.settings import django_setting
+from .django.templates import django_engine
 from .exceptions import BadHeaderError, ImproperlyConfigured, SMTPUTF8NotSupportedError
 from .message import (
     DEFAULT_ATTACHMENT_MIME_TYPE,
@@ -39,6 +48,8 @@ from .message.addresses import Mailbox
 
 # Inside a Django project, Django's settings are read too (a no-op elsewhere).
 settings.add_source(django_setting)
+# ... and template messages render with Django's template engine (Django never imported).
+add_engine_finder(django_engine)
 
 __version__ = "0.1.0"
 
@@ -61,13 +72,16 @@ __all__ = [
     "RawMessage",
     "Refusal",
     "SMTPUTF8NotSupportedError",
+    "TemplateError",
     "amail_admins",
     "amail_managers",
     "asend_bulk",
     "asend_mail",
     "asend_mass_mail",
+    "asend_template",
     "configure",
     "get_connection",
+    "html_to_text",
     "mail_admins",
     "mail_managers",
     "outbox",
@@ -75,5 +89,7 @@ __all__ = [
     "send_bulk",
     "send_mail",
     "send_mass_mail",
+    "send_template",
     "settings",
+    "template_message",
 ]
