@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .common import EXIT_OK, CommandError, add_url_option, fail, non_smtp_backend, using_url
+from .templates import add_template_options
+
+if TYPE_CHECKING:
+    from ..message import EmailMultiAlternatives
 
 __all__ = ["register"]
 
@@ -48,31 +52,72 @@ def _check_attachment(path: str) -> None:
         raise CommandError(f"--attach {path}: no such file")
 
 
+def _check_form(args: argparse.Namespace) -> None:
+    """--template, or --subject with --body/--body-file: the two ways to say what to send."""
+    if args.template is not None:
+        given = [
+            option
+            for option, value in (
+                ("--subject", args.subject),
+                ("--body", args.body),
+                ("--body-file", args.body_file),
+                ("--html-file", args.html_file),
+            )
+            if value is not None
+        ]
+        if given:
+            raise CommandError(
+                f"--template makes the subject and body; leave out {', '.join(given)}"
+            )
+        return
+    if args.context is not None or args.template_dir:
+        raise CommandError("--context and --template-dir go with --template NAME")
+    if args.subject is None:
+        raise CommandError("give --subject (or --template NAME)")
+    if args.body is None and args.body_file is None:
+        raise CommandError("give --body or --body-file (or --template NAME)")
+
+
+def _message(args: argparse.Namespace) -> EmailMultiAlternatives:
+    from ..message import EmailMultiAlternatives
+
+    if args.template is not None:
+        from .templates import template_from_args, template_settings
+
+        with template_settings(args):
+            return template_from_args(args)
+    body = args.body if args.body is not None else _read_text(args.body_file, "--body-file")
+    html = _read_text(args.html_file, "--html-file") if args.html_file else None
+    message = EmailMultiAlternatives(
+        args.subject,
+        body,
+        args.from_email,
+        args.to,
+        bcc=args.bcc,
+        cc=args.cc,
+        reply_to=args.reply_to,
+    )
+    if html is not None:
+        message.attach_alternative(html, "text/html")
+    return message
+
+
 def _cmd_send(args: argparse.Namespace) -> int:
     from ..api import get_connection
     from ..conf import settings
     from ..describe import describe
-    from ..message import EmailMultiAlternatives
 
+    try:
+        _check_form(args)
+    except CommandError as exc:
+        args.parser.error(str(exc))  # a usage error: exit status 2, as argparse's own
     host = port = None
     try:
         with using_url(args.url):
             host, port = settings.EMAIL_HOST, settings.EMAIL_PORT
-            body = args.body if args.body is not None else _read_text(args.body_file, "--body-file")
-            html = _read_text(args.html_file, "--html-file") if args.html_file else None
             for path in args.attach:
                 _check_attachment(path)
-            message = EmailMultiAlternatives(
-                args.subject,
-                body,
-                args.from_email,
-                args.to,
-                bcc=args.bcc,
-                cc=args.cc,
-                reply_to=args.reply_to,
-            )
-            if html is not None:
-                message.attach_alternative(html, "text/html")
+            message = _message(args)
             for path in args.attach:
                 message.attach_file(path)
             connection = get_connection()
@@ -101,7 +146,9 @@ def register(commands: Any) -> None:
         "send",
         help="send one message with the configured settings",
         description="Send one message through EMAIL_BACKEND (settings from the environment, "
-        "EMAIL_URL or --url). Exit status 0 when sent; otherwise 1 and a one-line reason.",
+        "EMAIL_URL or --url): --subject and --body (or --body-file), or a template message "
+        "(--template NAME --context FILE.json). Exit status 0 when sent; otherwise 1 and a "
+        "one-line reason.",
     )
     send.add_argument(
         "--to",
@@ -133,9 +180,11 @@ def register(commands: Any) -> None:
         metavar="ADDRESS",
         help="the sender (default: DEFAULT_FROM_EMAIL)",
     )
-    send.add_argument("--subject", required=True, help="the subject")
-    body = send.add_mutually_exclusive_group(required=True)
-    body.add_argument("--body", metavar="TEXT", help="the text body")
+    send.add_argument("--subject", help="the subject (required without --template)")
+    body = send.add_mutually_exclusive_group()
+    body.add_argument(
+        "--body", metavar="TEXT", help="the text body (this, --body-file or --template)"
+    )
     body.add_argument(
         "--body-file", metavar="FILE", help="read the text body from FILE, UTF-8 (- for stdin)"
     )
@@ -149,5 +198,6 @@ def register(commands: Any) -> None:
         metavar="FILE",
         help="attach FILE, its type guessed from its name (repeatable)",
     )
+    add_template_options(send, positional=False)
     add_url_option(send)
-    send.set_defaults(handler=_cmd_send)
+    send.set_defaults(handler=_cmd_send, parser=send)

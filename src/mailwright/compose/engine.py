@@ -229,9 +229,7 @@ class JinjaEngine:
         self, template: jinja2.Template, context: jinja2.runtime.Context, block: str
     ) -> str:
         try:
-            return template.environment.concat(
-                context.blocks[block][0](context)
-            )
+            return template.environment.concat(context.blocks[block][0](context))
         except Exception:
             template.environment.handle_exception()
 
