@@ -23,12 +23,11 @@ import email.utils
 import ipaddress
 import json
 import re
-import urllib.parse
 import unicodedata
 from collections.abc import Awaitable, Callable, Iterable
 from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from aiohttp import web
 
@@ -395,7 +394,7 @@ async def html_part(request: web.Request) -> web.StreamResponse:
 
     def link(match: re.Match[str]) -> str:
         # RFC 2392: a cid: URL is the Content-ID percent-encoded.
-        index = by_cid.get(match[1], by_cid.get(urllib.parse.unquote(match[1])))
+        index = by_cid.get(match[1], by_cid.get(unquote(match[1])))
         return f"/messages/{url_id(stored)}/parts/{index}" if index is not None else match[0]
 
     text = '<base target="_blank">' + _CID_REF.sub(link, html)

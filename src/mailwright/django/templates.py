@@ -12,7 +12,8 @@ and only when ``EMAIL_TEMPLATE_ENGINE`` is not set. The engine is a separate
 - ``EMAIL_TEMPLATE_STRICT``: an undefined variable in ``{{ }}`` is an error (the
   project's pages keep Django's lenient ``string_if_invalid``); ``{% if %}`` on a missing
   variable stays false, as in Django;
-- ``debug`` is on, so an error knows its template's line.
+- ``debug`` is on, so an error knows its template's line;
+- ``{% inline_image "logo.png" %}`` is built in (Django templates call no functions).
 
 The ``subject`` and ``text`` blocks render with autoescape off (they are not HTML).
 """
@@ -58,7 +59,9 @@ def django_engine() -> DjangoEngine | None:
     engine = _engines.get(key)
     if engine is None or engine.source is not backend.engine:
         with _lock:
-            engine = _engines[key] = DjangoEngine(backend.engine, strict=strict)
+            engine = _engines[key] = DjangoEngine(
+                backend.engine, backend.template_dirs, strict=strict
+            )
     return engine
 
 
@@ -78,12 +81,14 @@ class _RaiseOnInvalid(str):
 
 
 class DjangoEngine:
-    def __init__(self, source: Any, *, strict: bool) -> None:
+    def __init__(self, source: Any, dirs: Any, *, strict: bool) -> None:
         from django.template import Engine
 
         self.source = source
-        self.dirs = [Path(directory) for directory in source.template_dirs]
+        # DIRS, then each app's templates/ directory (the backend's template_dirs)
+        self.dirs = [Path(directory) for directory in dirs]
         builtins = [name for name in source.builtins if name not in Engine.default_builtins]
+        builtins.append("mailwright.django.mailtags")  # {% inline_image "logo.png" %}
         self._engine = Engine(
             dirs=list(source.dirs),
             loaders=source.loaders,
