@@ -274,10 +274,39 @@ def test_inline_image_stays_in_the_template_directories(templates: Path, name: s
 
 def test_using_and_connection_together(templates: Path) -> None:
     connection = mailwright.get_connection("locmem")
-    with pytest.raises(TypeError, match="using or connection"):
+    with pytest.raises(TypeError, match="cannot be given together"):
         mailwright.send_template(
             "welcome.html", CONTEXT, to=["a@x.test"], using="default", connection=connection
         )
+    assert mailwright.outbox == []
+
+
+def test_using_sends_with_the_named_mailer(templates: Path, smtp_server: SMTPTestServer) -> None:
+    mailwright.configure(
+        MAILERS={
+            "default": {"BACKEND": "locmem"},
+            "notifications": {
+                "BACKEND": "smtp",
+                "OPTIONS": {"host": smtp_server.host, "port": smtp_server.port},
+            },
+        }
+    )
+    assert mailwright.send_template("welcome.html", CONTEXT, to=["a@x.test"]) == 1
+    assert len(mailwright.outbox) == 1 and smtp_server.messages == []
+
+    async def main() -> int:
+        return await mailwright.asend_template(
+            "welcome.html", CONTEXT, to=["b@x.test"], using="notifications"
+        )
+
+    assert mailwright.send_template("welcome.html", CONTEXT, to=["a@x.test"], using="notifications")
+    assert asyncio.run(main()) == 1
+    first, second = smtp_server.wait_for(2)
+    assert (first.rcpt_tos, second.rcpt_tos) == (["a@x.test"], ["b@x.test"])
+    check_welcome(arrived(second))
+    with pytest.raises(mailwright.MailerDoesNotExist):
+        mailwright.send_template("welcome.html", CONTEXT, to=["a@x.test"], using="nope")
+    assert len(mailwright.outbox) == 1
 
 
 # --- blocks, CSS, engines ---

@@ -33,7 +33,14 @@ from .compose import (
 from .conf import configure, override_settings, settings
 from .django.settings import django_setting
 from .django.templates import django_engine
-from .exceptions import BadHeaderError, ImproperlyConfigured, SMTPUTF8NotSupportedError
+from .exceptions import (
+    BadHeaderError,
+    ImproperlyConfigured,
+    InvalidMailer,
+    MailerDoesNotExist,
+    SMTPUTF8NotSupportedError,
+)
+from .mailers import DEFAULT_MAILER_ALIAS, mailers
 from .message import (
     DEFAULT_ATTACHMENT_MIME_TYPE,
     Delivery,
@@ -58,6 +65,7 @@ outbox: list[Any] = []
 
 __all__ = [
     "DEFAULT_ATTACHMENT_MIME_TYPE",
+    "DEFAULT_MAILER_ALIAS",
     "BadHeaderError",
     "BulkResult",
     "Delivery",
@@ -68,7 +76,9 @@ __all__ = [
     "Failure",
     "ImproperlyConfigured",
     "InlineAttachment",
+    "InvalidMailer",
     "Mailbox",
+    "MailerDoesNotExist",
     "RawMessage",
     "Refusal",
     "SMTPUTF8NotSupportedError",
@@ -84,6 +94,7 @@ __all__ = [
     "html_to_text",
     "mail_admins",
     "mail_managers",
+    "mailers",
     "outbox",
     "override_settings",
     "send_bulk",

@@ -104,22 +104,12 @@ def template_message(
     return message
 
 
-def _sending(
-    message: EmailMultiAlternatives,
-    fail_silently: bool,
-    using: str | None,
-    connection: BaseEmailBackend | None,
-) -> dict[str, Any]:
-    """The keyword arguments for ``message.send()``: ``using`` goes to the mailer
-    resolver behind ``EmailMessage.send``, which turns the alias into a backend."""
-    if using is not None and connection is not None:
-        raise TypeError("send_template: give using or connection, not both")
+def _with_connection(
+    message: EmailMultiAlternatives, connection: BaseEmailBackend | None
+) -> EmailMultiAlternatives:
     if connection is not None:
         message.connection = connection
-    arguments: dict[str, Any] = {"fail_silently": fail_silently}
-    if using is not None:
-        arguments["using"] = using
-    return arguments
+    return message
 
 
 def send_template(
@@ -138,7 +128,9 @@ def send_template(
     fail_silently: bool = False,
 ) -> int:
     """Render ``template_name`` (see ``template_message``) and send it; return 1 when
-    it was sent, else 0. Rendering errors are raised whatever ``fail_silently``."""
+    it was sent, else 0. ``using`` names the mailer (``mailwright.mailers``);
+    ``connection`` is a backend to send with instead. Rendering errors are raised
+    whatever ``fail_silently``."""
     message = template_message(
         template_name,
         context,
@@ -150,7 +142,9 @@ def send_template(
         headers=headers,
         attachments=attachments,
     )
-    return message.send(**_sending(message, fail_silently, using, connection))
+    # ``using`` goes to the mailer resolver behind ``send()`` (mailwright.mailers), which
+    # also refuses ``using`` together with ``connection``.
+    return _with_connection(message, connection).send(fail_silently, using=using)
 
 
 async def asend_template(
@@ -183,4 +177,4 @@ async def asend_template(
         headers=headers,
         attachments=attachments,
     )
-    return await message.asend(**_sending(message, fail_silently, using, connection))
+    return await _with_connection(message, connection).asend(fail_silently, using=using)
