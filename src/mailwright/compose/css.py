@@ -54,11 +54,14 @@ def inline_css(html: str, dirs: Sequence[Path]) -> str:
             "inlining CSS needs css-inline: pip install 'mailwright[templates]' "
             "(or set EMAIL_TEMPLATE_INLINE_CSS = False)"
         ) from None
-    parser = _StylesheetLinks()
-    parser.feed(html)
-    parser.close()
+    links: list[tuple[str, str]] = []
+    if "<link" in html.lower():  # parsing costs more than inlining; most mail links nothing
+        parser = _StylesheetLinks()
+        parser.feed(html)
+        parser.close()
+        links = parser.links
     extra: list[str] = []
-    for tag, href in parser.links:
+    for tag, href in links:
         if _is_local(href):
             path = find_file(href.split("?", 1)[0].split("#", 1)[0], dirs, "stylesheet")
             extra.append(path.read_text(encoding="utf-8"))
