@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from examples import examples
 from mailwright import EmailMessage, get_connection
 from mailwright.devserver import DevServer, TLSSetupError
 from processes import Catcher, run_cli
@@ -145,7 +146,7 @@ def test_pipelined_session_in_one_write_is_answered_in_order(catcher: DevServer)
 
 
 @settings(
-    max_examples=40,
+    max_examples=examples(40, 15),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )

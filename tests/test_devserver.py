@@ -19,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from examples import examples
 from mailwright import EmailMessage, EmailMultiAlternatives, get_connection
 from mailwright.demo import sample_messages
 from mailwright.devserver import DevServer, MaildirError, PortInUseError
@@ -426,7 +427,7 @@ def test_store_waits_for_messages_without_polling(tmp_path: Path) -> None:
         server.stop_thread()
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400, 50), deadline=None)
 @given(
     name=st.sampled_from(["Subject", "From", "To"]),
     value=st.text(alphabet='abcAB01 .<>@,"-_+=?\t()', max_size=40),
@@ -449,7 +450,7 @@ _HEADER_TEXT = st.text(alphabet='ab@.<>"(),:;\\[] =?Q', max_size=24)
 
 
 @settings(
-    max_examples=60,
+    max_examples=examples(60, 15),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )

@@ -19,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from examples import examples
 from mailwright.message import Envelope
 from mailwright.smtp import (
     ClientProtocol,
@@ -38,7 +39,9 @@ from mailwright.smtp.replies import MAX_LINE, MAX_REPLY
 from mailwright.smtp.session import handshake, quit
 from mailwright.smtp.transactions import transactions
 
-MODEST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+MODEST = settings(
+    max_examples=examples(150, 40), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 # ---------------------------------------------------------------------------
@@ -1554,7 +1557,7 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300, 60), deadline=None)
 @given(scenarios())
 def test_every_message_taken_gets_exactly_one_true_outcome(scenario: dict[str, Any]) -> None:
     features = [b"PIPELINING"] if scenario["pipelining"] else []

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-import smtplib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .smtp.errors import SMTPUTF8NotSupportedError as SMTPUTF8NotSupportedError
 
 
 class ImproperlyConfigured(Exception):
@@ -15,10 +18,6 @@ class BadHeaderError(ValueError):
     Raised before anything touches the network, so a message with an injected
     header is never sent.
     """
-
-
-class SMTPUTF8NotSupportedError(smtplib.SMTPNotSupportedError):
-    """The message needs SMTPUTF8 (a non-ASCII local part) but the server lacks it."""
 
 
 class InvalidMailer(ImproperlyConfigured):
@@ -43,3 +42,13 @@ class MailerDoesNotExist(InvalidMailer, KeyError):
     def __str__(self) -> str:
         # KeyError would show the repr of its argument; this is a sentence.
         return str(self.args[0])
+
+
+def __getattr__(name: str) -> Any:
+    # SMTPUTF8NotSupportedError derives from smtplib's exceptions; it lives with the SMTP
+    # engine's errors so that importing this module does not import smtplib.
+    if name == "SMTPUTF8NotSupportedError":
+        from .smtp.errors import SMTPUTF8NotSupportedError
+
+        return SMTPUTF8NotSupportedError
+    raise AttributeError(f"module 'mailwright.exceptions' has no attribute {name!r}")

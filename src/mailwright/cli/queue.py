@@ -269,7 +269,7 @@ def _run(
 
 
 def register(commands: Any) -> None:
-    from ..queue.store import STATES
+    from ..queue.states import STATES
 
     queue = commands.add_parser(
         "queue",

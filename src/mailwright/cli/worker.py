@@ -8,22 +8,23 @@ processes) and passes signals on to them.
 from __future__ import annotations
 
 import argparse
-import json
-import logging
-import operator
-import signal
-import subprocess
 import sys
-import time
-from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from types import FrameType
 
 from .common import EXIT_FAILED, EXIT_OK, fail, positive_float, positive_int
 
 __all__ = ["register"]
 
 
+# The modules a run needs are imported by the run, not by ``mailwright --help``.
+
+
 def _configure_logging(args: argparse.Namespace) -> None:
+    import logging
+
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
@@ -54,6 +55,8 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     except (ImproperlyConfigured, OutboxError) as exc:
         return fail("worker", str(exc))
     if args.json:
+        import json
+
         print(json.dumps(stats.to_dict()), flush=True)
     return EXIT_OK
 
@@ -74,6 +77,12 @@ def _child_command(args: argparse.Namespace) -> list[str]:
 def _supervise(args: argparse.Namespace) -> int:
     """Run ``--concurrency`` worker processes; pass SIGTERM/SIGINT on; when one fails,
     stop the others (a service manager then restarts the whole)."""
+    import json
+    import operator
+    import signal
+    import subprocess
+    import time
+
     command = _child_command(args)
     children = [
         subprocess.Popen(command, stdout=subprocess.PIPE if args.json else None)

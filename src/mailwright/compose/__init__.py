@@ -7,10 +7,15 @@ Jinja2, css-inline and inscriptis (extra ``templates``) are imported on first us
 
 from __future__ import annotations
 
+from ..django.templates import django_engine
 from .build import asend_template, render_template, send_template, template_message
 from .engine import Blocks, add_engine_finder, get_engine
 from .errors import TemplateError
 from .text import html_to_text
+
+# In a Django project, Django's template engine renders template messages (the finder
+# never imports Django; it answers once Django's settings are configured).
+add_engine_finder(django_engine)
 
 __all__ = [
     "Blocks",

@@ -14,7 +14,6 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from email.utils import getaddresses
 from typing import Any
 
 from ..exceptions import ImproperlyConfigured, InvalidMailer
@@ -158,6 +157,8 @@ def _parse_address_list(name: str, value: Any) -> list[str | tuple[str, str]]:
         # The environment form: "Ann <ann@example.com>, bob@example.com".
         if not value.strip():
             return []
+        from email.utils import getaddresses  # the environment form only: keeps import light
+
         pairs = getaddresses([value])
         if not all(addr for _, addr in pairs):
             raise bad_value(name, value, "a comma-separated list of addresses")

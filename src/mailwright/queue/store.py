@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .database import OutboxError, connect, failure, transaction
+from .states import STATES
 
 __all__ = [
     "STATES",
@@ -35,8 +36,6 @@ __all__ = [
     "Stored",
     "Summary",
 ]
-
-STATES = ("queued", "sending", "sent", "failed")
 
 #: Why a claim came back to the queue without an outcome.
 LOST_WORKER = "the worker delivering it stopped without saying what happened (lease expired)"

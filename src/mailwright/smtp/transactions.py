@@ -30,10 +30,9 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..exceptions import SMTPUTF8NotSupportedError
 from ..message import Delivery
 from .actions import NEED_DATA, NEED_ENVELOPE, Abort, Action, Outcome, Send
-from .errors import NotAttemptedError
+from .errors import NotAttemptedError, SMTPUTF8NotSupportedError
 from .protocol import ClientProtocol, check_address
 from .replies import Reply
 from .session import read_reply
