@@ -117,12 +117,16 @@ def test_django_template_errors_name_the_template_and_line(project: SMTPTestServ
         "{% block subject %}Hi{% endblock %}\n\n{% block html %}{% if %}{% endblock %}"
     )
     (templates / "nosubject.html").write_text("{% block html %}x{% endblock %}")
+    (templates / "inherits.html").write_text(
+        '{% extends "mail/base.html" %}\n{% block content %}\n\n{{ gone }}{% endblock %}'
+    )
     cases = [
         (
             "mail/undefined.html",
             "mail/undefined.html, line 3: undefined variable in {{ nobody.name }}",
         ),
         ("mail/syntax.html", "mail/syntax.html, line 3: "),
+        ("mail/inherits.html", "mail/inherits.html, line 4: undefined variable in {{ gone }}"),
         ("mail/nosubject.html", "mail/nosubject.html: no subject block"),
         ("mail/nope.html", "mail/nope.html: template not found in Django's template directories"),
     ]

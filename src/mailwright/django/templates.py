@@ -154,14 +154,15 @@ def _blocks(template: Any, context: Any) -> dict[str, Callable[[bool], str]]:
 
     renderers: dict[str, Callable[[bool], str]] = {}
     block_context = BlockContext()
+    owners: dict[int, Any] = {}  # id(block node) -> its template, for errors' line numbers
     chain = []
     current = template
     with context.render_context.push_state(template), context.bind_template(template):
         while True:
             chain.append(current)
-            block_context.add_blocks(
-                {node.name: node for node in current.nodelist.get_nodes_by_type(BlockNode)}
-            )
+            nodes = current.nodelist.get_nodes_by_type(BlockNode)
+            owners.update((id(node), current) for node in nodes)
+            block_context.add_blocks({node.name: node for node in nodes})
             extends = next(
                 (node for node in current.nodelist if isinstance(node, ExtendsNode)), None
             )
@@ -174,13 +175,30 @@ def _blocks(template: Any, context: Any) -> dict[str, Callable[[bool], str]]:
 
         def render(autoescape: bool, block: str = block) -> str:
             context.autoescape = autoescape
-            with context.render_context.push_state(template), context.bind_template(template):
+            node = block_context.get_block(block)
+            owner = owners.get(id(node), template)
+            with context.render_context.push_state(owner), context.bind_template(template):
                 context.render_context[BLOCK_CONTEXT_KEY] = block_context
-                node = block_context.get_block(block)
-                return str(node.render(context))
+                try:
+                    return str(node.render(context))
+                except Exception as exc:
+                    _locate(exc, chain)
+                    raise
 
         renderers[block] = render
     return renderers
+
+
+def _locate(exc: BaseException, chain: list[Any]) -> None:
+    """Give ``exc`` the line of the node that raised it, as Django's debug rendering
+    does, when Django could not: a child's block rendered inside its parent's."""
+    culprit = getattr(exc, "_culprit_node", None)
+    if culprit is None or getattr(exc, "template_debug", None):
+        return
+    for owner in chain:
+        if owner.origin == culprit.origin:
+            exc.template_debug = owner.get_exception_info(exc, culprit.token)  # type: ignore[attr-defined]
+            return
 
 
 def _message(exc: BaseException) -> str:
