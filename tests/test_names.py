@@ -30,23 +30,3 @@ def test_importing_the_queue_package_keeps_the_locmem_outbox() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
-
-
-def test_mailwright_mailers_stays_the_mailers_object() -> None:
-    """Importing the submodule ``mailwright.mailers`` (as sending does) must not turn
-    the public name ``mailwright.mailers`` into that module."""
-    code = textwrap.dedent(
-        """
-        import mailwright
-        from mailwright.mailers import backend_for
-        assert type(mailwright.mailers).__name__ == "Mailers", type(mailwright.mailers)
-        assert list(mailwright.mailers) == ["default"]
-        assert mailwright.mailers.default.alias == "default"
-        print("ok")
-        """
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "ok"

@@ -14,7 +14,6 @@ reads the same names from the ``TYPE_CHECKING`` block.
 from __future__ import annotations
 
 import importlib
-import sys
 
 # Not typing's: importing typing would double the cost of ``import mailwright``. Type
 # checkers treat any TYPE_CHECKING as true.
@@ -51,11 +50,9 @@ _EXPORTS: dict[str, str] = {
     "settings": ".conf",
     "BadHeaderError": ".exceptions",
     "ImproperlyConfigured": ".exceptions",
-    "SMTPUTF8NotSupportedError": ".exceptions",
     "InvalidMailer": ".exceptions",
     "MailerDoesNotExist": ".exceptions",
-    "DEFAULT_MAILER_ALIAS": ".mailers",
-    "mailers": ".mailers",
+    "SMTPUTF8NotSupportedError": ".exceptions",
     "DEFAULT_ATTACHMENT_MIME_TYPE": ".message",
     "Delivery": ".message",
     "EmailAlternative": ".message",
@@ -65,6 +62,8 @@ _EXPORTS: dict[str, str] = {
     "InlineAttachment": ".message",
     "RawMessage": ".message",
     "Mailbox": ".message.addresses",
+    "DEFAULT_MAILER_ALIAS": ".backends.mailers",
+    "mailers": ".backends.mailers",
 }
 
 if TYPE_CHECKING:
@@ -79,6 +78,8 @@ if TYPE_CHECKING:
     from .api import mail_managers as mail_managers
     from .api import send_mail as send_mail
     from .api import send_mass_mail as send_mass_mail
+    from .backends.mailers import DEFAULT_MAILER_ALIAS as DEFAULT_MAILER_ALIAS
+    from .backends.mailers import mailers as mailers
     from .bulk import BulkResult as BulkResult
     from .bulk import Failure as Failure
     from .bulk import Refusal as Refusal
@@ -97,8 +98,6 @@ if TYPE_CHECKING:
     from .exceptions import InvalidMailer as InvalidMailer
     from .exceptions import MailerDoesNotExist as MailerDoesNotExist
     from .exceptions import SMTPUTF8NotSupportedError as SMTPUTF8NotSupportedError
-    from .mailers import DEFAULT_MAILER_ALIAS as DEFAULT_MAILER_ALIAS
-    from .mailers import mailers as mailers
     from .message import DEFAULT_ATTACHMENT_MIME_TYPE as DEFAULT_ATTACHMENT_MIME_TYPE
     from .message import Delivery as Delivery
     from .message import EmailAlternative as EmailAlternative
@@ -117,22 +116,6 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(module, __name__), name)
     globals()[name] = value  # later reads skip this function
     return value
-
-
-class _Package(type(sys)):  # type: ignore[misc]  # types.ModuleType, without importing types
-    """``mailwright.mailers`` is the ``Mailers`` object, not the module of that name:
-    when something imports the submodule ``mailwright.mailers`` first, the import system
-    sets the package's attribute to the module; that one assignment is ignored, so the
-    name goes on resolving through ``__getattr__`` to the object."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _OBJECTS_NAMED_LIKE_MODULES and isinstance(value, type(sys)):
-            return
-        super().__setattr__(name, value)
-
-
-_OBJECTS_NAMED_LIKE_MODULES = frozenset({"mailers"})
-sys.modules[__name__].__class__ = _Package
 
 
 def __dir__() -> list[str]:

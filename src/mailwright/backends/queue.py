@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..conf import clean_setting, settings
 from ..exceptions import ImproperlyConfigured
-from .base import BaseEmailBackend
+from ..message.dkim import signer as dkim_signer
+from .base import BaseEmailBackend, relay_alias
 
 if TYPE_CHECKING:
     from ..message import EmailMessage
@@ -26,6 +27,7 @@ __all__ = ["EmailBackend"]
 class EmailBackend(BaseEmailBackend):
     """Stores each message (its wire bytes, envelope sender and recipients) in the
     outbox at ``path`` (EMAIL_QUEUE_PATH) and returns how many were queued.
+    ``relay`` names the mailer the worker delivers them through (``MAILERS``).
 
     All or nothing: a message that cannot be composed (a bad address, a header with a
     line break) raises before anything is stored, and an outbox that cannot be
@@ -35,12 +37,29 @@ class EmailBackend(BaseEmailBackend):
     without recipients is not queued (nor counted), as the SMTP backend does not
     send one.
 
+    With ``dkim_*`` options (or EMAIL_DKIM_* settings) each message is DKIM-signed
+    before it is stored; the worker sends the signed bytes as they are.
+
     ``open()`` keeps the database open across calls; otherwise each call opens and
     closes it (cheap next to the fsync; safe in forked web workers).
     """
 
-    def __init__(self, fail_silently: bool = False, *, path: str | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        fail_silently: bool = False,
+        *,
+        path: str | None = None,
+        relay: str | None = None,
+        dkim_domain: str | None = None,
+        dkim_selector: str | None = None,
+        dkim_private_key: str | os.PathLike[str] | None = None,
+        dkim_headers: Sequence[str] | None = None,
+        **kwargs: Any,
+    ):
         super().__init__(fail_silently=fail_silently, **kwargs)
+        #: The mailer ``mailwright worker`` delivers these messages through (stored with
+        #: each one); None: the worker's EMAIL_QUEUE_RELAY_BACKEND.
+        self.relay = relay_alias(relay, self.alias)
         if path is None:
             path = settings.EMAIL_QUEUE_PATH
         else:
@@ -51,12 +70,16 @@ class EmailBackend(BaseEmailBackend):
                 "(e.g. EMAIL_QUEUE_PATH=/var/spool/myapp/outbox.sqlite3)"
             )
         self.path: str = os.fspath(path)
+        # Signed here, by the sender that holds the key: the rows hold signed bytes
+        # and the worker delivers them as they are.
+        self.dkim = dkim_signer(dkim_domain, dkim_selector, dkim_private_key, dkim_headers)
         self.outbox: Outbox | None = None
         self._lock = threading.Lock()
         self._pid = 0
 
     def __repr__(self) -> str:
-        return f"<queue.EmailBackend {self.path}>"
+        relay = f" relay={self.relay!r}" if self.relay else ""
+        return f"<queue.EmailBackend {self.path}{relay}>"
 
     def open(self) -> bool:
         """Open the outbox (creating the file if needed). True if opened now."""
@@ -83,11 +106,16 @@ class EmailBackend(BaseEmailBackend):
 
         stored = []
         for message in email_messages:
-            envelope = message.envelope()  # composes and checks; raises before storing
+            # Composes, checks and signs; raises before anything is stored.
+            envelope = message.envelope(self.dkim) if self.dkim else message.envelope()
             if envelope.recipients:
                 stored.append(
                     Stored(
-                        envelope.sender, envelope.recipients, envelope.data, str(message.subject)
+                        envelope.sender,
+                        envelope.recipients,
+                        envelope.data,
+                        str(message.subject),
+                        self.relay,
                     )
                 )
         if not stored:

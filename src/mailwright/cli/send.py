@@ -7,7 +7,16 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .common import EXIT_OK, CommandError, add_url_option, fail, non_smtp_backend, using_url
+from .common import (
+    EXIT_OK,
+    CommandError,
+    add_mailer_option,
+    add_url_option,
+    command_backend,
+    fail,
+    non_smtp_backend,
+    using_url,
+)
 from .templates import add_template_options
 
 if TYPE_CHECKING:
@@ -103,7 +112,6 @@ def _message(args: argparse.Namespace) -> EmailMultiAlternatives:
 
 
 def _cmd_send(args: argparse.Namespace) -> int:
-    from ..api import get_connection
     from ..conf import settings
     from ..describe import describe
 
@@ -120,7 +128,9 @@ def _cmd_send(args: argparse.Namespace) -> int:
             message = _message(args)
             for path in args.attach:
                 message.attach_file(path)
-            connection = get_connection()
+            connection = command_backend(args.url, args.mailer)
+            host = getattr(connection, "host", host)
+            port = getattr(connection, "port", port)
             sent = connection.send_messages([message])
     except CommandError as exc:
         return fail("send", str(exc))
@@ -145,10 +155,11 @@ def register(commands: Any) -> None:
     send = commands.add_parser(
         "send",
         help="send one message with the configured settings",
-        description="Send one message through EMAIL_BACKEND (settings from the environment, "
-        "EMAIL_URL or --url): --subject and --body (or --body-file), or a template message "
-        "(--template NAME --context FILE.json). Exit status 0 when sent; otherwise 1 and a "
-        "one-line reason.",
+        description="Send one message through the default mailer (EMAIL_BACKEND; settings "
+        "from the environment, EMAIL_URL or --url), or the mailer --mailer names. Exit "
+        "status 0 when sent; otherwise 1 and a one-line reason. What to send: --subject and "
+        "--body (or --body-file), or a template message (--template NAME --context "
+        "FILE.json).",
     )
     send.add_argument(
         "--to",
@@ -200,4 +211,5 @@ def register(commands: Any) -> None:
     )
     add_template_options(send, positional=False)
     add_url_option(send)
+    add_mailer_option(send, "send through this mailer")
     send.set_defaults(handler=_cmd_send, parser=send)

@@ -20,7 +20,6 @@ the old ``*_RELAY_BACKEND`` setting) into one.
 
 from __future__ import annotations
 
-import inspect
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -28,11 +27,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from .backends.base import BaseEmailBackend
-from .backends.loading import BACKEND_ALIASES, get_connection, import_backend
-from .conf import settings
-from .conf.url import parse_email_url
-from .exceptions import ImproperlyConfigured, InvalidMailer, MailerDoesNotExist
+from ..conf import settings
+from ..conf.url import parse_email_url
+from ..exceptions import ImproperlyConfigured, InvalidMailer, MailerDoesNotExist
+from .base import BaseEmailBackend
+from .loading import BACKEND_ALIASES, get_connection, import_backend
 
 __all__ = [
     "DEFAULT_MAILER_ALIAS",
@@ -203,6 +202,8 @@ def accepted_options(backend: type[BaseEmailBackend]) -> frozenset[str] | None:
 
 
 def _signature_options(backend: type[BaseEmailBackend]) -> frozenset[str] | None:
+    import inspect  # once per backend class; sending code that never asks pays nothing
+
     names: set[str] = set()
     for klass in backend.__mro__:
         init = klass.__dict__.get("__init__")
@@ -421,11 +422,11 @@ def check_using(using: str | None, connection: BaseEmailBackend | None) -> None:
         )
 
 
-def relay_backend(alias: str | None, setting: str) -> BaseEmailBackend:
+def relay_backend(alias: str | None, fallback: Any) -> BaseEmailBackend:
     """The backend a worker delivers with, failing silently (each message's
-    ``delivery`` tells what happened): mailer ``alias``, or without one the backend the
-    setting ``setting`` names (``EMAIL_QUEUE_RELAY_BACKEND``,
+    ``delivery`` tells what happened): mailer ``alias``, or without one ``fallback``,
+    a backend path or class (the worker's ``EMAIL_QUEUE_RELAY_BACKEND`` or
     ``EMAIL_CELERY_RELAY_BACKEND``)."""
     if alias is None:
-        return get_connection(getattr(settings, setting), fail_silently=True)
+        return get_connection(fallback, fail_silently=True)
     return mailers.create(alias, fail_silently=True)
