@@ -571,7 +571,9 @@ class EmailMultiAlternatives(EmailMessage):
     """A message with alternative renderings of the body (typically HTML).
 
     The body is the first alternative (``text/plain``) unless it is empty: a message
-    with only an HTML alternative sends only the HTML.
+    with only an HTML alternative sends only the HTML, as in Django. With
+    ``auto_text=True``, an empty body is instead made from the HTML alternative by
+    ``mailwright.html_to_text`` (extra ``templates``) when the message is composed.
     """
 
     alternative_subtype = "alternative"
@@ -589,10 +591,13 @@ class EmailMultiAlternatives(EmailMessage):
         alternatives: Iterable[Any] | None = None,
         cc: Iterable[Any] | None = None,
         reply_to: Iterable[Any] | None = None,
+        *,
+        auto_text: bool = False,
     ) -> None:
         super().__init__(
             subject, body, from_email, to, bcc, connection, attachments, headers, cc, reply_to
         )
+        self.auto_text = auto_text
         self.alternatives: list[EmailAlternative] = []
         for content, mimetype in alternatives or ():
             self.attach_alternative(content, mimetype)
@@ -621,6 +626,8 @@ class EmailMultiAlternatives(EmailMessage):
             return self._body_part(charset)
         parts: list[Part] = []
         body = self._body_text()
+        if not body and getattr(self, "auto_text", False):
+            body = self._text_from_html()
         if body:
             parts.append(text_part(self.content_subtype, body, charset[0], cte=charset[1]))
         parts.extend(
@@ -628,3 +635,15 @@ class EmailMultiAlternatives(EmailMessage):
             for content, mimetype in self.alternatives
         )
         return Multipart(self.alternative_subtype, parts)
+
+    def _text_from_html(self) -> str:
+        """The text part ``auto_text`` makes: the last HTML alternative as text."""
+        for content, mimetype in reversed(self.alternatives):
+            if str(mimetype).lower().split(";")[0].strip() == "text/html":
+                html = as_text(content)
+                if html is not None:
+                    # Imported here: composition sits above message (it builds messages).
+                    from ..compose.text import html_to_text
+
+                    return html_to_text(html)
+        return ""
