@@ -20,7 +20,7 @@ import re
 from collections.abc import Sequence
 
 from ..exceptions import BadHeaderError
-from .addresses import Group, Mailbox
+from .addresses import LONE_SURROGATE_HINT, Group, Mailbox
 
 __all__ = [
     "STRUCTURED",
@@ -42,7 +42,8 @@ _LONG_WORD = 900
 _ENCODED_WORD_MAX = 75  # RFC 2047 section 2
 _OVERHEAD = len("=?utf-8?q??=")
 
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f]")  # C0 controls but tab
+# C0 controls but tab, and lone surrogates (which no encoding can write)
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\ud800-\udfff]")
 _FIELD_NAME = re.compile(r"[\x21-\x39\x3b-\x7e]+")
 _PLAIN_TEXT = re.compile(r"[\x21-\x7e](?:[\x20-\x7e\t]*[\x21-\x7e])?")
 _WHITESPACE_SPLIT = re.compile(r"(?=[ \t])(?<![ \t])")
@@ -75,6 +76,11 @@ def check_value(field: str, value: str) -> str:
             f"Header values can't contain newlines (header {field!r} has a line break: {value!r})"
         )
     bad = _CONTROL.search(value)
+    if bad and bad[0] >= "\ud800":
+        raise ValueError(
+            f"header {field!r}: value contains the lone surrogate U+{ord(bad[0]):04X}, which "
+            f"is not a character ({LONE_SURROGATE_HINT}): {value!r}"
+        )
     if bad:
         raise BadHeaderError(
             f"header {field!r}: value contains the control character U+{ord(bad[0]):04X}: {value!r}"

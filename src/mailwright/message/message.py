@@ -207,6 +207,8 @@ class EmailMessage:
     encoding: str | email.charset.Charset | None = None
     #: On a copy the locmem backend keeps: the alias of the mailer that sent it.
     sent_using: str | None
+    #: The connection ``get_connection()`` made (not one the caller gave).
+    _own_connection: BaseEmailBackend | None = None
 
     def __init__(
         self,
@@ -246,6 +248,7 @@ class EmailMessage:
         # A connection (a socket) does not travel with a pickled message.
         state = self.__dict__.copy()
         state["connection"] = None
+        state.pop("_own_connection", None)
         return state
 
     # --- sending ---
@@ -255,7 +258,7 @@ class EmailMessage:
         from ..backends.mailers import backend_for
 
         if not self.connection:
-            self.connection = backend_for(fail_silently=fail_silently)
+            self.connection = self._own_connection = backend_for(fail_silently=fail_silently)
         return self.connection
 
     def _backend(self, fail_silently: bool, using: str | None) -> BaseEmailBackend:
@@ -263,9 +266,10 @@ class EmailMessage:
             return self.get_connection(fail_silently)
         from ..backends.mailers import backend_for
 
-        # A mailer's backend is made for this send only; ``connection`` stays as it is
-        # (and being set, it is a TypeError).
-        return backend_for(using, self.connection, fail_silently=fail_silently)
+        # A mailer's backend is made for this send only. A connection the caller gave
+        # makes ``using`` a TypeError; the one an earlier send() made here does not.
+        given = self.connection if self.connection is not self._own_connection else None
+        return backend_for(using, given, fail_silently=fail_silently)
 
     def send(self, fail_silently: bool = False, *, using: str | None = None) -> int:
         """Send the message; return 1 if it was sent, 0 if not (or no recipients).
@@ -567,7 +571,9 @@ class EmailMultiAlternatives(EmailMessage):
     """A message with alternative renderings of the body (typically HTML).
 
     The body is the first alternative (``text/plain``) unless it is empty: a message
-    with only an HTML alternative sends only the HTML.
+    with only an HTML alternative sends only the HTML, as in Django. With
+    ``auto_text=True``, an empty body is instead made from the HTML alternative by
+    ``mailwright.html_to_text`` (extra ``templates``) when the message is composed.
     """
 
     alternative_subtype = "alternative"
@@ -585,10 +591,13 @@ class EmailMultiAlternatives(EmailMessage):
         alternatives: Iterable[Any] | None = None,
         cc: Iterable[Any] | None = None,
         reply_to: Iterable[Any] | None = None,
+        *,
+        auto_text: bool = False,
     ) -> None:
         super().__init__(
             subject, body, from_email, to, bcc, connection, attachments, headers, cc, reply_to
         )
+        self.auto_text = auto_text
         self.alternatives: list[EmailAlternative] = []
         for content, mimetype in alternatives or ():
             self.attach_alternative(content, mimetype)
@@ -617,6 +626,8 @@ class EmailMultiAlternatives(EmailMessage):
             return self._body_part(charset)
         parts: list[Part] = []
         body = self._body_text()
+        if not body and getattr(self, "auto_text", False):
+            body = self._text_from_html()
         if body:
             parts.append(text_part(self.content_subtype, body, charset[0], cte=charset[1]))
         parts.extend(
@@ -624,3 +635,15 @@ class EmailMultiAlternatives(EmailMessage):
             for content, mimetype in self.alternatives
         )
         return Multipart(self.alternative_subtype, parts)
+
+    def _text_from_html(self) -> str:
+        """The text part ``auto_text`` makes: the last HTML alternative as text."""
+        for content, mimetype in reversed(self.alternatives):
+            if str(mimetype).lower().split(";")[0].strip() == "text/html":
+                html = as_text(content)
+                if html is not None:
+                    # Imported here: composition sits above message (it builds messages).
+                    from ..compose.text import html_to_text
+
+                    return html_to_text(html)
+        return ""
