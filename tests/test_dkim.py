@@ -486,6 +486,12 @@ def test_key_forms_files_and_the_environment(
         )
     )
     (tmp_path / "ed.key").write_bytes(bare + b"\n")  # dkimpy's dknewkey form
+    # PEM text on one line with \n escapes, as .env files hold it.
+    escaped = rsa.pem.replace("\n", "\\n")
+    one_line = get_connection(
+        dkim_domain=DOMAIN, dkim_selector=rsa.selector, dkim_private_key=escaped
+    )
+    assert one_line.dkim.dns_record == rsa.record  # type: ignore[attr-defined]
     monkeypatch.setenv("EMAIL_DKIM_DOMAIN", DOMAIN)
     monkeypatch.setenv("EMAIL_DKIM_SELECTOR", rsa.selector)
     monkeypatch.setenv("EMAIL_DKIM_PRIVATE_KEY", str(tmp_path / "rsa.pem"))

@@ -254,7 +254,11 @@ class KeyPair:
         if seed is not None:
             key: Any = ed25519.Ed25519PrivateKey.from_private_bytes(seed)
         else:
-            pem = text.strip().replace("\r\n", "\n").encode("ascii", "replace") + b"\n"
+            pem_text = text.strip().replace("\r\n", "\n")
+            if "\n" not in pem_text and "\\n" in pem_text:
+                # One line with literal \n escapes, as .env files and CI secrets hold it.
+                pem_text = pem_text.replace("\\n", "\n")
+            pem = pem_text.encode("ascii", "replace") + b"\n"
             try:
                 key = serialization.load_pem_private_key(pem, password=None)
             except TypeError:
