@@ -98,6 +98,9 @@ class RawMessage(EmailMessage):
     def attach(self, *args: Any, **kwargs: Any) -> None:
         raise TypeError("a RawMessage is already composed; attachments cannot be added")
 
+    def list_unsubscribe(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("a RawMessage is already composed; its header cannot change")
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe form: ``{"sender", "recipients", "data"}`` (data in base64)."""
         import base64
