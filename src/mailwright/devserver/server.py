@@ -72,7 +72,8 @@ class DevServer:
     message's bytes are read from its file when needed, not held in memory.
 
     Release (send a caught message on) goes only to the relays in ``release_to``
-    (``HOST:PORT``, or an ``smtp://``/``smtps://`` URL for TLS and AUTH), and, with
+    (``HOST:PORT``, or an ``smtp://``/``smtps://`` URL for TLS and AUTH) and to the
+    SMTP servers of the mailers named in ``release_mailers`` (``MAILERS``), and, with
     ``release_allow`` (a regular expression searched in each address), only to
     recipients it matches. Without ``release_to`` release is off. Deleting and
     releasing need the inbox page or the header ``X-Mailwright-Token: api_token``.
@@ -108,6 +109,7 @@ class DevServer:
         max_messages: int | None = DEFAULT_MAX_MESSAGES,
         max_connections: int | None = DEFAULT_MAX_CONNECTIONS,
         release_to: Iterable[str] = (),
+        release_mailers: Iterable[str] = (),
         release_allow: str | None = None,
         api_token: str | None = None,
     ) -> None:
@@ -129,7 +131,11 @@ class DevServer:
         self.web_host_allow = [name.lower() for name in web_host_allow]
         # Raises ReleaseError (a ValueError) for a relay or pattern that cannot be used.
         self.release_policy = ReleasePolicy(
-            [Relay.parse(text) for text in release_to], release_allow
+            [
+                *(Relay.parse(text) for text in release_to),
+                *(Relay.from_mailer(alias) for alias in release_mailers),
+            ],
+            release_allow,
         )
         #: What a script sends as X-Mailwright-Token to delete or release (browsers on
         #: the inbox page need none); printed in the banner.
@@ -396,7 +402,11 @@ class DevServer:
             policy = self.release_policy
             if policy.enabled:
                 allow = f" (recipients matching {policy.allow_text!r})" if policy.allow else ""
-                lines.append(f"release to: {', '.join(policy.relays)}{allow}")
+                relays = ", ".join(
+                    name if name == relay.config.address else f"{name} ({relay.config.address})"
+                    for name, relay in policy.relays.items()
+                )
+                lines.append(f"release to: {relays}{allow}")
         if self.store.maildir_path is not None:
             lines.append(
                 f"storing messages in Maildir {self.store.maildir_path} "
