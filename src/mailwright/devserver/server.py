@@ -44,6 +44,25 @@ MAX_LAG = 1.0
 BIG_MESSAGE = 256 * 1024  # printed and indexed in a thread: parsing it takes a while
 
 
+def _release_heap() -> None:
+    """Hand freed heap memory back to the system (glibc's ``malloc_trim``): after a
+    big message is received, parsed and put on disk, the C allocator would otherwise
+    keep its high-water mark as resident memory. A no-op elsewhere."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            import ctypes
+
+            _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+_malloc_trim: Any = None
+
+
 class PortInUseError(OSError):
     """The port the catcher should listen on is taken; ``what`` says which ("SMTP",
     "SMTPS" or "web")."""
@@ -354,7 +373,8 @@ class DevServer:
             self._print(format_message(stored))
         _ = stored.search_text
         _ = stored.summary
-        stored.spill()  # with a Maildir, the bytes stay on disk from now on
+        if stored.spill() and stored.size > BIG_MESSAGE:
+            _release_heap()
 
     def _bind_error(self, what: str, port: int, exc: OSError) -> OSError:
         if exc.errno == errno.EADDRINUSE:
