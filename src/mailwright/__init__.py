@@ -45,11 +45,9 @@ _EXPORTS: dict[str, str] = {
     "settings": ".conf",
     "BadHeaderError": ".exceptions",
     "ImproperlyConfigured": ".exceptions",
-    "SMTPUTF8NotSupportedError": ".exceptions",
     "InvalidMailer": ".exceptions",
     "MailerDoesNotExist": ".exceptions",
-    "DEFAULT_MAILER_ALIAS": ".backends.mailers",
-    "mailers": ".backends.mailers",
+    "SMTPUTF8NotSupportedError": ".exceptions",
     "DEFAULT_ATTACHMENT_MIME_TYPE": ".message",
     "Delivery": ".message",
     "EmailAlternative": ".message",
@@ -59,6 +57,8 @@ _EXPORTS: dict[str, str] = {
     "InlineAttachment": ".message",
     "RawMessage": ".message",
     "Mailbox": ".message.addresses",
+    "DEFAULT_MAILER_ALIAS": ".backends.mailers",
+    "mailers": ".backends.mailers",
 }
 
 if TYPE_CHECKING:

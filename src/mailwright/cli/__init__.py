@@ -6,6 +6,7 @@ mailwright check   connect to the configured SMTP server, send nothing
 mailwright demo    send sample messages to an embedded catcher and show them
 mailwright worker  deliver the durable outbox (EMAIL_QUEUE_PATH)
 mailwright queue   look into and manage the durable outbox
+mailwright dkim    make a DKIM key and print its DNS record (dkim keygen)
 
 Each command lives in its own module with a ``register(commands)`` function that adds
 its sub-parser; the handler it sets receives the parsed arguments and returns the exit
@@ -18,11 +19,11 @@ import argparse
 from collections.abc import Sequence
 
 from .. import __version__
-from . import check, demo, queue, send, smtpd, worker
+from . import check, demo, dkim, queue, send, smtpd, worker
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = (smtpd, send, check, demo, worker, queue)
+COMMANDS = (smtpd, send, check, demo, worker, queue, dkim)
 
 
 def build_parser() -> argparse.ArgumentParser:

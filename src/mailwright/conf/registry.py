@@ -241,6 +241,53 @@ def _parse_delay(name: str, value: Any) -> float:
     return _parse_positive_number(name, value, "a positive number of seconds")
 
 
+def _parse_optional_str(name: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise bad_value(name, value, "a string or None")
+    return value.strip() or None
+
+
+def _parse_private_key(name: str, value: Any) -> str | None:
+    # PEM text or a path. Never echoed back: it may be the key itself.
+    if value is None:
+        return None
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("ascii")
+        except UnicodeDecodeError:
+            raise ImproperlyConfigured(f"{name} must be PEM text or a file path") from None
+    if not isinstance(value, str):
+        raise ImproperlyConfigured(
+            f"{name} must be PEM text or a file path (got {type(value).__name__})"
+        )
+    return value.strip() or None
+
+
+_HEADER_NAME = re.compile(r"[\x21-\x39\x3b-\x7e]+")
+
+
+def _parse_header_names(name: str, value: Any) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        # The environment form: "From, To, Subject" (or colon-separated, as in h=).
+        if value.strip().lower() in ("", "none"):
+            return None
+        value = [part for part in re.split(r"[,:\s]+", value) if part]
+    if not isinstance(value, list | tuple) or not value:
+        raise bad_value(name, value, "a list of header names or None")
+    names = []
+    for entry in value:
+        if not isinstance(entry, str) or not _HEADER_NAME.fullmatch(entry.strip()):
+            raise bad_value(name, entry, "a header name")
+        names.append(entry.strip())
+    return tuple(names)
+
+
 def _parse_mailers(name: str, value: Any) -> dict[str, Any] | None:
     """``MAILERS``: None (not set: one mailer, "default", from EMAIL_*), or a mapping
     of aliases to entries, or that mapping as JSON (the environment form).
@@ -318,6 +365,11 @@ SETTINGS: dict[str, Setting] = {
     "EMAIL_QUEUE_RETRY_DELAY": Setting(60.0, _parse_duration),
     "EMAIL_QUEUE_MAX_RETRY_DELAY": Setting(3600.0, _parse_duration),
     "EMAIL_QUEUE_LEASE": Setting(60.0, _parse_duration),
+    # DKIM signing (message/dkim.py): on when domain, selector and key are all set.
+    "EMAIL_DKIM_DOMAIN": Setting(None, _parse_optional_str),
+    "EMAIL_DKIM_SELECTOR": Setting(None, _parse_optional_str),
+    "EMAIL_DKIM_PRIVATE_KEY": Setting(None, _parse_private_key),
+    "EMAIL_DKIM_HEADERS": Setting(None, _parse_header_names),
     # Named mailers (mailwright.mailers); None: one mailer, "default", from EMAIL_*.
     "MAILERS": Setting(None, _parse_mailers),
 }

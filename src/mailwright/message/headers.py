@@ -23,11 +23,14 @@ from ..exceptions import BadHeaderError
 from .addresses import LONE_SURROGATE_HINT, Group, Mailbox
 
 __all__ = [
+    "STRUCTURED",
     "address_value",
     "check_name",
     "check_value",
     "content_value",
     "disposition_fields",
+    "is_structured",
+    "structured_value",
     "unstructured_value",
 ]
 
@@ -199,6 +202,54 @@ def unstructured_value(name: str, value: str) -> str:
         ):
             return fold(name, atoms)
     return fold(name, encoded_words(value, MAX_LINE - len(name) - 2))
+
+
+# --- structured fields that have no encoded words (Message-ID, References, List-*) ---
+
+#: Fields whose grammar has no place for an RFC 2047 encoded word: message ids, URLs
+#: in angle brackets, paths, trace and signature fields. Also every ``List-*`` field.
+STRUCTURED = frozenset(
+    {
+        "message-id",
+        "in-reply-to",
+        "references",
+        "resent-message-id",
+        "original-message-id",
+        "content-id",
+        "return-path",
+        "archived-at",
+        "received",
+        "dkim-signature",
+        "authentication-results",
+        "arc-seal",
+        "arc-message-signature",
+        "arc-authentication-results",
+    }
+)
+
+
+def is_structured(name: str) -> bool:
+    """Whether ``name`` is a field that must never hold encoded words."""
+    key = name.lower()
+    return key in STRUCTURED or key.startswith("list-")
+
+
+def structured_value(name: str, value: str) -> str:
+    """A field whose grammar forbids encoded words, exactly as given (edge whitespace
+    aside), folded only at its own whitespace, that is between tokens; never encoded.
+
+    Non-ASCII text raises ``ValueError`` (these fields are ASCII: percent-encode a URL),
+    and so does a token too long for a 998-octet line, before anything is sent."""
+    check_value(name, value)
+    text = value.strip(" \t")
+    if not text.isascii():
+        raise ValueError(
+            f"header {name!r} must be ASCII: its grammar has no encoded words "
+            f"(percent-encode non-ASCII in a URL): {value!r}"
+        )
+    if len(name) + len(text) + 2 <= MAX_LINE:
+        return text
+    return fold(name, _WHITESPACE_SPLIT.split(text))
 
 
 # --- address fields ---
