@@ -311,11 +311,14 @@ class StoredMessage:
                 continue
         return b""
 
-    def spill(self) -> None:
-        """Forget the bytes when they are on disk (``raw`` reads them back)."""
+    def spill(self) -> bool:
+        """Forget the bytes when they are on disk (``raw`` reads them back); True when
+        they were forgotten now."""
         if self._file is not None and self._raw is not None:
             self._size = len(self._raw)
             self._raw = None
+            return True
+        return False
 
     @property
     def size(self) -> int:
@@ -573,9 +576,10 @@ def write_maildir_file(folder: Path, stored: StoredMessage) -> None:
     envelope = _envelope_line(stored)
     try:
         try:
-            data = memoryview(envelope + stored.raw)
-            while data:
-                data = data[os.write(fd, data) :]
+            for piece in (envelope, stored.raw):  # not joined: no copy of a big message
+                data = memoryview(piece)
+                while data:
+                    data = data[os.write(fd, data) :]
         finally:
             os.close(fd)
         os.rename(tmp, f"{base}/new/{stored.id}")
