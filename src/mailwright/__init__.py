@@ -24,7 +24,14 @@ from .api import (
 from .bulk import BulkResult, Failure, Refusal, asend_bulk, send_bulk
 from .conf import configure, override_settings, settings
 from .django.settings import django_setting
-from .exceptions import BadHeaderError, ImproperlyConfigured, SMTPUTF8NotSupportedError
+from .exceptions import (
+    BadHeaderError,
+    ImproperlyConfigured,
+    InvalidMailer,
+    MailerDoesNotExist,
+    SMTPUTF8NotSupportedError,
+)
+from .mailers import DEFAULT_MAILER_ALIAS, mailers
 from .message import (
     DEFAULT_ATTACHMENT_MIME_TYPE,
     Delivery,
@@ -47,6 +54,7 @@ outbox: list[Any] = []
 
 __all__ = [
     "DEFAULT_ATTACHMENT_MIME_TYPE",
+    "DEFAULT_MAILER_ALIAS",
     "BadHeaderError",
     "BulkResult",
     "Delivery",
@@ -57,7 +65,9 @@ __all__ = [
     "Failure",
     "ImproperlyConfigured",
     "InlineAttachment",
+    "InvalidMailer",
     "Mailbox",
+    "MailerDoesNotExist",
     "RawMessage",
     "Refusal",
     "SMTPUTF8NotSupportedError",
@@ -70,6 +80,7 @@ __all__ = [
     "get_connection",
     "mail_admins",
     "mail_managers",
+    "mailers",
     "outbox",
     "override_settings",
     "send_bulk",

@@ -52,7 +52,7 @@ class EmailBackend(BaseEmailBackend):
         password: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(fail_silently=fail_silently)
+        super().__init__(fail_silently=fail_silently, **kwargs)
         if username or password:
             raise ImproperlyConfigured(
                 "the Celery backend does not carry SMTP credentials (they would travel in "

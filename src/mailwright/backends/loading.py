@@ -19,6 +19,7 @@ BACKEND_ALIASES = {
     name: f"mailwright.backends.{name}.EmailBackend"
     for name in ("smtp", "console", "filebased", "locmem", "dummy", "queue", "celery")
 }
+BACKEND_ALIASES["file"] = BACKEND_ALIASES["filebased"]
 
 
 def import_backend(path: Any) -> type[BaseEmailBackend]:

@@ -40,7 +40,7 @@ class EmailBackend(BaseEmailBackend):
     """
 
     def __init__(self, fail_silently: bool = False, *, path: str | None = None, **kwargs: Any):
-        super().__init__(fail_silently=fail_silently)
+        super().__init__(fail_silently=fail_silently, **kwargs)
         if path is None:
             path = settings.EMAIL_QUEUE_PATH
         else:

@@ -89,7 +89,7 @@ class EmailBackend(BaseEmailBackend):
         connections: int = 1,
         **kwargs: Any,
     ) -> None:
-        super().__init__(fail_silently=fail_silently)
+        super().__init__(fail_silently=fail_silently, **kwargs)
         self.config = SMTPConfig.from_settings(
             host,
             port,

@@ -8,6 +8,8 @@ value or raises ``ImproperlyConfigured`` naming the setting.
 from __future__ import annotations
 
 import codecs
+import functools
+import json
 import os
 import re
 from collections.abc import Callable
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 from email.utils import getaddresses
 from typing import Any
 
-from ..exceptions import ImproperlyConfigured
+from ..exceptions import ImproperlyConfigured, InvalidMailer
 
 __all__ = [
     "SETTINGS",
@@ -229,6 +231,44 @@ def _parse_delay(name: str, value: Any) -> float:
     return _parse_positive_number(name, value, "a positive number of seconds")
 
 
+def _parse_mailers(name: str, value: Any) -> dict[str, Any] | None:
+    """``MAILERS``: None (not set: one mailer, "default", from EMAIL_*), or a mapping
+    of aliases to entries, or that mapping as JSON (the environment form).
+
+    Only the outer shape is checked here; each entry is checked when its mailer is
+    made (``mailwright.mailers``), so one bad entry does not stop the others. The
+    value is never echoed: entries may hold passwords."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = _mailers_json(value)
+    if not isinstance(value, dict):
+        raise InvalidMailer(
+            f"{name} must be a dict of mailers (or that dict as JSON), got {type(value).__name__}"
+        )
+    for alias, entry in value.items():
+        if not isinstance(alias, str) or not alias:
+            raise InvalidMailer(f"{name}: the alias {alias!r} is not a non-empty string")
+        if not isinstance(entry, str | dict):
+            raise InvalidMailer(
+                "an entry is a dict with BACKEND and OPTIONS, or an EMAIL_URL-form URL "
+                f"string, not {type(entry).__name__}",
+                alias=alias,
+            )
+    return value
+
+
+@functools.lru_cache(maxsize=8)
+def _mailers_json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        # Where it failed, never the text itself (it may hold a password).
+        raise InvalidMailer(
+            f"MAILERS is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+
+
 @dataclass(frozen=True)
 class Setting:
     default: Any
@@ -272,6 +312,8 @@ SETTINGS: dict[str, Setting] = {
     "EMAIL_QUEUE_RETRY_DELAY": Setting(60.0, _parse_duration),
     "EMAIL_QUEUE_MAX_RETRY_DELAY": Setting(3600.0, _parse_duration),
     "EMAIL_QUEUE_LEASE": Setting(60.0, _parse_duration),
+    # Named mailers (mailwright.mailers); None: one mailer, "default", from EMAIL_*.
+    "MAILERS": Setting(None, _parse_mailers),
 }
 
 SETTING_NAMES: frozenset[str] = frozenset(SETTINGS)

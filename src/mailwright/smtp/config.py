@@ -90,7 +90,13 @@ class SMTPConfig:
         pipelining: bool = True,
         auth_mechanisms: Sequence[MechanismFactory] | None = None,
     ) -> SMTPConfig:
-        """The arguments given, each ``None`` filled from its setting."""
+        """The arguments given, each ``None`` filled from its setting. An argument
+        that turns STARTTLS or implicit TLS on turns the other one's setting off (a
+        mailer with ``use_ssl=True`` under a global EMAIL_USE_TLS=True)."""
+        if use_tls is None and use_ssl is not None and _value(use_ssl, "EMAIL_USE_SSL", "use_ssl"):
+            use_tls = False
+        if use_ssl is None and use_tls is not None and _value(use_tls, "EMAIL_USE_TLS", "use_tls"):
+            use_ssl = False
         return cls(
             host=_value(host, "EMAIL_HOST", "host"),
             port=_value(port, "EMAIL_PORT", "port"),
