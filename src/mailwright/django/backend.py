@@ -30,8 +30,10 @@ from typing import Any
 
 from django.core.mail.backends.base import BaseEmailBackend  # type: ignore[import-untyped]
 
-from ..api import get_connection
 from ..backends.base import BaseEmailBackend as MailwrightBackend
+from ..backends.loading import import_backend
+from ..exceptions import InvalidMailer
+from ..mailers import accepted_options
 from ..message import EmailMessage, Envelope
 from .convert import to_mailwright
 
@@ -66,15 +68,17 @@ class EmailBackend(BaseEmailBackend):  # type: ignore[misc]
         backend: str | None = None,
         **kwargs: Any,
     ) -> None:
-        kwargs.pop(_DJANGO_IGNORED, None)
         super().__init__(alias=alias)  # Django < 6.1 takes and ignores it
         self.alias = alias
         self.fail_silently = fail_silently
-        if alias is not None:
-            kwargs["alias"] = alias
-        self.engine: MailwrightBackend = get_connection(
-            backend or ENGINE, fail_silently=fail_silently, **kwargs
-        )
+        engine = import_backend(backend or ENGINE)
+        _drop_ignored(engine, kwargs)
+        try:
+            self.engine: MailwrightBackend = engine(
+                fail_silently=fail_silently, alias=alias, **kwargs
+            )
+        except InvalidMailer as exc:
+            raise _as_djangos(exc, alias) from exc
 
     def __getattr__(self, name: str) -> Any:
         if name == "engine":  # not set yet: __init__ failed
@@ -122,6 +126,33 @@ class EmailBackend(BaseEmailBackend):  # type: ignore[misc]
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+def _drop_ignored(engine: type[MailwrightBackend], kwargs: dict[str, Any]) -> None:
+    """Take ``_ignore_unknown_kwargs`` out of ``kwargs``, and with it the keywords it
+    names that the engine does not take: Django ignores those (they came from a
+    deprecated ``get_connection(**kwargs)`` call, not from the mailer's OPTIONS)."""
+    ignored = kwargs.pop(_DJANGO_IGNORED, None) or ()
+    accepted = accepted_options(engine)
+    if accepted is not None:
+        for name in ignored:
+            if name not in accepted:
+                kwargs.pop(name, None)
+
+
+def _as_djangos(error: InvalidMailer, alias: str | None) -> Exception:
+    """mailwright's ``InvalidMailer`` as Django's (Django 6.1 has one; a project catches
+    that), with the same message; mailwright's own where Django has none."""
+    try:
+        from django.core.mail import (  # type: ignore[import-untyped]
+            InvalidMailer as DjangoInvalidMailer,
+        )
+    except ImportError:  # Django < 6.1
+        return error
+    message = str(error)
+    if alias is not None:
+        message = message.removeprefix(f"MAILERS[{alias!r}]: ")
+    return DjangoInvalidMailer(message, alias=alias)  # type: ignore[no-any-return]
 
 
 class _Converted:

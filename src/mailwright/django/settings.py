@@ -12,7 +12,9 @@ stay unless the project sets a timeout itself.
 ``EMAIL_BACKEND`` names a Django backend class; mailwright's functions need a mailwright
 backend, so Django's built-in backends map to their mailwright equivalents (locmem to
 one that fills ``django.core.mail.outbox``, as Django's does), and
-``mailwright.django.EmailBackend`` to the engine it drives (the SMTP backend).
+``mailwright.django.EmailBackend`` to the engine it drives (the SMTP backend). The
+BACKEND of each Django 6.1 ``MAILERS`` entry maps the same way, so ``mailwright.mailers``
+and ``using=`` in mailwright's functions see the project's mailers.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ BACKEND_EQUIVALENTS: dict[str, str] = {
     "mailwright.django.EmailBackend": "mailwright.backends.smtp.EmailBackend",
 }
 
+DJANGO_BACKEND = "mailwright.django.EmailBackend"
+
 
 def django_setting(name: str) -> Any:
     """The value of ``name`` in Django's settings when the project chose it, else
@@ -58,7 +62,28 @@ def django_setting(name: str) -> Any:
             return MISSING  # Django's unsafe default, not the project's choice
     if name == "EMAIL_BACKEND" and isinstance(value, str):
         return BACKEND_EQUIVALENTS.get(value, value)
+    if name == "MAILERS" and isinstance(value, dict):
+        return {alias: _mailer_entry(entry) for alias, entry in value.items()}
     return value
+
+
+def _mailer_entry(entry: Any) -> Any:
+    """A Django 6.1 ``MAILERS`` entry as mailwright's: a Django backend becomes the
+    mailwright backend that does the same, and ``mailwright.django.EmailBackend`` the
+    engine it drives (its ``backend`` option, else the SMTP backend) with the other
+    options. Anything else is left as it is, for mailwright to check."""
+    if not isinstance(entry, dict):
+        return entry
+    backend = entry.get("BACKEND")
+    if not isinstance(backend, str) or backend not in BACKEND_EQUIVALENTS:
+        return entry
+    converted = {**entry, "BACKEND": BACKEND_EQUIVALENTS[backend]}
+    options = entry.get("OPTIONS")
+    if backend == DJANGO_BACKEND and isinstance(options, dict) and "backend" in options:
+        options = dict(options)
+        converted["BACKEND"] = options.pop("backend")
+        converted["OPTIONS"] = options
+    return converted
 
 
 def _configured_holder(settings: Any) -> Any:
