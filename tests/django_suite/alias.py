@@ -23,9 +23,13 @@ BACKENDS = ("base", "console", "dummy", "filebased", "locmem", "smtp")
 
 #: Names Django's tests import that are Django internals, not part of the API.
 DJANGO_INTERNALS = {
-    "django.core.mail": ("DNS_NAME",),
-    "django.core.mail.message": ("sanitize_address",),
+    "django.core.mail": ("DNS_NAME", "CachedDnsName", "forbid_multi_line_headers"),
+    "django.core.mail.message": ("sanitize_address", "forbid_multi_line_headers"),
 }
+
+#: Django's own modules under ``django.core.mail`` that hold no mail behaviour, only the
+#: texts of Django 6.1's deprecation warnings, which its tests import to filter them.
+DJANGO_OWN = ("deprecation",)
 
 
 class NotInMailwright:
@@ -87,3 +91,24 @@ def install() -> None:
     for name, target in modules.items():
         sys.modules[name] = Alias(name, target, DJANGO_INTERNALS.get(name, ()))
     django.core.mail = sys.modules["django.core.mail"]  # type: ignore[attr-defined]
+    for name in DJANGO_OWN:
+        _load_djangos(name)
+
+
+def _load_djangos(name: str) -> None:
+    """Django's own ``django/core/mail/NAME.py`` as ``django.core.mail.NAME``, if this
+    Django has it."""
+    import importlib.util
+    from pathlib import Path
+
+    import django
+
+    path = Path(django.__file__).parent / "core" / "mail" / f"{name}.py"
+    if not path.exists():
+        return
+    full_name = f"django.core.mail.{name}"
+    spec = importlib.util.spec_from_file_location(full_name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[full_name] = module
+    spec.loader.exec_module(module)
