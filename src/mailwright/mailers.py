@@ -250,10 +250,15 @@ def _construct(
     backend: type[BaseEmailBackend], alias: str, options: dict[str, Any]
 ) -> BaseEmailBackend:
     accepted = accepted_options(backend)
-    if accepted is None or "alias" in accepted:
-        return backend(alias=alias, **options)
-    # A custom backend written before mailers (a fixed signature without alias).
-    instance = backend(**options)
+    try:
+        if accepted is None or "alias" in accepted:
+            return backend(alias=alias, **options)
+        # A custom backend written before mailers (a fixed signature without alias).
+        instance = backend(**options)
+    except InvalidMailer:
+        raise
+    except ImproperlyConfigured as exc:  # a bad value: say which mailer has it
+        raise InvalidMailer(str(exc), alias=alias) from exc
     instance.alias = alias
     return instance
 
@@ -416,11 +421,11 @@ def check_using(using: str | None, connection: BaseEmailBackend | None) -> None:
         )
 
 
-def relay_backend(alias: str | None, setting: str) -> BaseEmailBackend:
+def relay_backend(alias: str | None, fallback: Any) -> BaseEmailBackend:
     """The backend a worker delivers with, failing silently (each message's
-    ``delivery`` tells what happened): mailer ``alias``, or without one the backend the
-    setting ``setting`` names (``EMAIL_QUEUE_RELAY_BACKEND``,
+    ``delivery`` tells what happened): mailer ``alias``, or without one ``fallback``,
+    a backend path or class (the worker's ``EMAIL_QUEUE_RELAY_BACKEND`` or
     ``EMAIL_CELERY_RELAY_BACKEND``)."""
     if alias is None:
-        return get_connection(getattr(settings, setting), fail_silently=True)
+        return get_connection(fallback, fail_silently=True)
     return mailers.create(alias, fail_silently=True)

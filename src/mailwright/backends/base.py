@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 if TYPE_CHECKING:
     from ..message import EmailMessage
 
-__all__ = ["BaseEmailBackend"]
+__all__ = ["BaseEmailBackend", "relay_alias"]
 
 _T = TypeVar("_T")
 
@@ -122,3 +122,28 @@ class BaseEmailBackend:
         traceback: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+def relay_alias(relay: Any, alias: str | None) -> str | None:
+    """The ``relay`` option of the queue and Celery backends: the alias of the mailer
+    their workers deliver through, or None. A mailer that is not configured here is
+    an error now, not in a worker later (which reads its own settings)."""
+    if relay is None:
+        return None
+    from ..exceptions import ImproperlyConfigured, InvalidMailer
+
+    if not isinstance(relay, str) or not relay:
+        message = f"relay= names a mailer (a MAILERS alias), not {relay!r}"
+        raise InvalidMailer(message, alias=alias) if alias else ImproperlyConfigured(message)
+    from ..mailers import mailers
+
+    if relay not in mailers:
+        message = f"relay={relay!r}: no mailer has this alias (configured: {list(mailers)})"
+        raise InvalidMailer(message, alias=alias) if alias else ImproperlyConfigured(message)
+    if relay == alias:
+        raise InvalidMailer(
+            f"relay={relay!r} is this mailer itself: its workers would queue each message "
+            "again instead of delivering it",
+            alias=alias,
+        )
+    return relay

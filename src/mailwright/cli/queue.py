@@ -191,6 +191,8 @@ def _show_text(d: Detail) -> str:
         f"subject:       {d.subject}",
         f"size:          {d.size:,} bytes",
     ]
+    if d.relay:
+        lines.append(f"relay:         mailer {d.relay!r}")
     if d.owner:
         lines.append(f"worker:        {d.owner}")
     lines.append("recipients:")

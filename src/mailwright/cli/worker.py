@@ -43,8 +43,9 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
     _configure_logging(args)
     try:
+        path = args.path if args.mailer is None else _mailer_outbox(args)
         worker = Worker(
-            args.path,
+            path,
             connections=args.connections,
             batch=args.batch,
             rate=args.rate,
@@ -58,6 +59,25 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _mailer_outbox(args: argparse.Namespace) -> str:
+    """The outbox of the queue mailer ``--mailer`` names."""
+    from ..backends.queue import EmailBackend as QueueBackend
+    from ..exceptions import ImproperlyConfigured, InvalidMailer
+    from ..mailers import mailers
+
+    if args.path is not None:
+        raise ImproperlyConfigured("give --path or --mailer, not both")
+    backend = mailers[args.mailer]
+    if not isinstance(backend, QueueBackend):
+        kind = type(backend)
+        raise InvalidMailer(
+            f"not a queue mailer ({kind.__module__}.{kind.__qualname__}); --mailer names "
+            "the queue mailer whose outbox the worker delivers",
+            alias=args.mailer,
+        )
+    return backend.path
+
+
 def _child_command(args: argparse.Namespace) -> list[str]:
     command = [sys.executable, "-m", "mailwright", "worker", "--concurrency", "1"]
     command += ["--connections", str(args.connections), "--batch", str(args.batch)]
@@ -65,6 +85,8 @@ def _child_command(args: argparse.Namespace) -> list[str]:
         command += ["--rate", repr(args.rate / args.concurrency)]
     if args.path is not None:
         command += ["--path", args.path]
+    if args.mailer is not None:
+        command += ["--mailer", args.mailer]
     for flag in ("once", "json", "quiet", "verbose"):
         if getattr(args, flag):
             command.append(f"--{flag}")
@@ -118,7 +140,9 @@ def register(commands: Any) -> None:
         "worker",
         help="deliver the durable outbox (EMAIL_QUEUE_PATH)",
         description="Deliver the messages the queue backend stored in the outbox "
-        "(EMAIL_QUEUE_PATH) with EMAIL_QUEUE_RELAY_BACKEND (SMTP by default), retrying "
+        "(EMAIL_QUEUE_PATH, or the queue mailer --mailer names), each through the mailer "
+        "its queue backend's relay option named, else EMAIL_QUEUE_RELAY_BACKEND (SMTP by "
+        "default), retrying "
         "temporary failures until EMAIL_QUEUE_MAX_AGE. Runs until SIGTERM or Ctrl-C "
         "(it finishes the batches in progress; a second signal stops it at once). "
         "Several workers may share one outbox.",
@@ -153,6 +177,11 @@ def register(commands: Any) -> None:
         "send at most this many twice per connection",
     )
     worker.add_argument("--path", metavar="FILE", help="the outbox (default EMAIL_QUEUE_PATH)")
+    worker.add_argument(
+        "--mailer",
+        metavar="ALIAS",
+        help="deliver the outbox of this queue mailer (MAILERS; its 'path' option)",
+    )
     worker.add_argument("--json", action="store_true", help="print a JSON summary on exit")
     noise = worker.add_mutually_exclusive_group()
     noise.add_argument("-q", "--quiet", action="store_true", help="log only failures")
