@@ -37,8 +37,10 @@ class MailerDoesNotExist(InvalidMailer, KeyError):
     """No mailer has this alias (with ``MAILERS`` set, it has no entry for it; without
     it, the only mailer is ``"default"``)."""
 
-    def __init__(self, message: str | None = None, *, alias: str) -> None:
-        super().__init__(message or "no mailer has this alias", alias=alias)
+    def __init__(self, *, alias: str, detail: str = "") -> None:
+        # Keyword-only, as Django's: it means exactly "no such alias", nothing else.
+        message = f"The mailer '{alias}' is not configured."
+        super().__init__(f"{message} {detail}" if detail else message, alias=alias)
 
     def __str__(self) -> str:
         # KeyError would show the repr of its argument; this is a sentence.

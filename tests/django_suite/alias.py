@@ -49,6 +49,34 @@ class NotInMailwright:
     __delattr__ = _fail
 
 
+class DjangoMailers:
+    """``mailwright.mailers`` as Django 6.1's tests see it: everything is mailwright's,
+    plus Django's private ``_is_configured`` (has the project set ``MAILERS``?), which
+    the tests read to choose what to expect."""
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(mailwright.mailers, attr)
+
+    def __getitem__(self, alias: str) -> Any:
+        return mailwright.mailers[alias]
+
+    def __contains__(self, alias: object) -> bool:
+        return alias in mailwright.mailers
+
+    def __iter__(self) -> Any:
+        return iter(mailwright.mailers)
+
+    @property
+    def _is_configured(self) -> bool:
+        from django.conf import settings
+
+        return hasattr(settings, "MAILERS")
+
+
+#: Names whose Django view differs from the bare mailwright object.
+DJANGO_VIEWS: dict[str, dict[str, Any]] = {"django.core.mail": {"mailers": DjangoMailers()}}
+
+
 class Alias(types.ModuleType):
     """A module that forwards every attribute to ``target``."""
 
@@ -56,9 +84,12 @@ class Alias(types.ModuleType):
         super().__init__(name)
         object.__setattr__(self, "_target", target)
         object.__setattr__(self, "_internals", {n: NotInMailwright(n) for n in internals})
+        object.__setattr__(self, "_views", DJANGO_VIEWS.get(name, {}))
         object.__setattr__(self, "__path__", [])  # a package: submodules come from sys.modules
 
     def __getattr__(self, attr: str) -> Any:
+        if attr in self._views:
+            return self._views[attr]
         try:
             return getattr(self._target, attr)
         except AttributeError:
