@@ -6,7 +6,7 @@ holds no mail behaviour: attribute reads and writes go to the mailwright module
 (``mail.outbox = []`` empties ``mailwright.outbox``). A few names are Django internals
 mailwright does not have (``DNS_NAME``, ``sanitize_address``); they are placeholders
 that fail when used, so only the tests that use them fail (listed in
-``expected_failures.txt``), instead of the import failing the whole module.
+``expected_failures_<version>.txt``), instead of the import failing the whole module.
 """
 
 from __future__ import annotations

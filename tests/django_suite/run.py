@@ -161,7 +161,9 @@ class RecordingResult(unittest.TextTestResult):
 
     def addSkip(self, test: unittest.TestCase, reason: str) -> None:
         super().addSkip(test, reason)
-        OUTCOMES.record(test, "skip", reason)
+        # A subtest Django skips counts for its test (which then passes or fails as
+        # its other parts do).
+        OUTCOMES.record(getattr(test, "test_case", test), "skip", reason)
 
     def addExpectedFailure(self, test, err) -> None:  # type: ignore[no-untyped-def]
         super().addExpectedFailure(test, err)
