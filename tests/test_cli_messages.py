@@ -10,6 +10,7 @@ import io
 import os
 import socket
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -78,8 +79,29 @@ def test_bad_url_is_one_line_without_the_password(capsys: pytest.CaptureFixture[
     for command in (["check"], list(SEND)):
         code, _, err = run(capsys, *command, "--url", "smpt://me:s3cret@host")
         line = error_line(code, err)
-        assert "--url smpt://me:***@host" in line and "unknown scheme" in line
-        assert "s3cret" not in err
+        assert "--url smpt://***@host" in line and "unknown scheme" in line
+        assert "s3cret" not in err and "me:" not in err
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "smtp://qzuser:Sup3r#S3cretPw@127.0.0.1:1",  # '#' ends the authority early
+        "smtp://qzuser:Sup3r/S3cretPw@127.0.0.1:1",  # '/' too
+        "smtp://qzuser:4242#S3cretPw@127.0.0.1:1",  # parses as host 'qzuser', port 4242
+        "smtp://qzuser:Sup3r[S3cretPw@127.0.0.1:1",
+    ],
+)
+def test_a_password_with_unencoded_delimiters_is_never_shown(
+    url: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # From the environment, as a deployment sets it: send, check and the worker.
+    env = {"EMAIL_URL": url, "EMAIL_QUEUE_PATH": str(tmp_path / "o.sqlite3")}
+    for command in (["check"], list(SEND), ["worker", "--once"]):
+        code, out, err = run(capsys, *command, env=env)
+        assert code != 0, command
+        assert "S3cretPw" not in out + err and "qzuser" not in out + err, command
+        assert "percent-encode" in err, command
 
 
 # --- backends that are not SMTP ---
@@ -162,6 +184,11 @@ def test_send_with_the_console_and_locmem_backends(capsys: pytest.CaptureFixture
 
 
 # --- TLS mistakes name the fix ---
+
+
+def test_a_bare_host_and_port_suggests_smtp_scheme(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "check", "--url", "127.0.0.1:2525")
+    assert "write smtp://127.0.0.1:2525" in error_line(code, err)
 
 
 def test_implicit_tls_on_a_plain_port(
@@ -292,6 +319,23 @@ def test_every_option_has_help_and_says_when_it_repeats() -> None:
             assert action.help and action.help.strip(), f"{what} has no help"
             if isinstance(action, argparse._AppendAction):
                 assert "repeat" in action.help, f"{what} repeats but its help does not say so"
+
+
+def _all_parsers(
+    parser: argparse.ArgumentParser, name: str = "mailwright"
+) -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    yield name, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub, subparser in action.choices.items():
+                yield from _all_parsers(subparser, f"{name} {sub}")
+
+
+def test_every_command_has_a_description() -> None:
+    parsers = dict(_all_parsers(build_parser()))
+    assert {"mailwright queue status", "mailwright queue show", "mailwright smtpd"} <= set(parsers)
+    for name, parser in parsers.items():
+        assert parser.description and parser.description.strip(), f"{name} has no description"
 
 
 def test_help_shows_url(capsys: pytest.CaptureFixture[str]) -> None:

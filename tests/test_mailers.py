@@ -7,7 +7,10 @@ import asyncio
 import io
 import json
 import os
+import pickle
 import socket
+import subprocess
+import sys
 from collections.abc import Callable, Coroutine
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -40,6 +43,8 @@ from mailwright import (
 from mailwright.backends.base import BaseEmailBackend
 from mailwright.testing import capture_mail
 from smtpserver import SMTPTestServer
+
+pytest_plugins = ["pytester"]
 
 
 def run(coroutine: Coroutine[Any, Any, Any]) -> Any:
@@ -339,6 +344,9 @@ def test_unknown_alias() -> None:
         "MAILERS['transactional']: The mailer 'transactional' is not configured. "
         "Configured: 'default'."
     )
+    assert error.alias == "transactional"
+    copy = pickle.loads(pickle.dumps(error))  # it crosses process boundaries intact
+    assert (type(copy), str(copy), copy.alias) == (type(error), str(error), error.alias)
     for send in (
         lambda: send_mail("s", "b", "f@example.com", ["a@example.com"], using="transactional"),
         lambda: message().send(using="transactional"),
@@ -533,3 +541,107 @@ def test_mailers_repr_and_check_never_show_a_password() -> None:
     assert [c.alias for c in configs] == ["a", "b"]
     assert "hunter2" not in repr(configs)
     assert os.environ.get("MAILERS") is None
+
+
+# --- the README's example runs as written ---
+
+
+def test_the_readme_example(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import re
+    from types import SimpleNamespace
+
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    start = text.index("\n## Mailers\n")
+    example = re.findall(r"```python\n(.*?)```", text[start : text.index("\n## ", start + 1)], re.S)
+    monkeypatch.setenv("SMTP_PASSWORD", "secret")
+    monkeypatch.setenv("APP_ENV", "dev")
+    names = {
+        "body": "Follow the link.",
+        "news": "News.",
+        "user": SimpleNamespace(email="ann@example.com"),
+        "subscriber": "bob@example.com",
+    }
+    exec(example[0], names)  # development: both go to the console
+    out = capsys.readouterr().out
+    assert "Subject: Reset your password" in out and "Subject: Our news" in out
+    assert names["PRODUCTION"]["newsletters"]["OPTIONS"]["relay"] == "bulk"
+    configure(MAILERS=names["PRODUCTION"])
+    assert [type(mailers[a]).__module__ for a in ("default", "bulk")] == [
+        "mailwright.backends.smtp"
+    ] * 2
+    assert mailers.default.password == "secret"
+
+
+def test_the_pytest_plugin_sends_every_mailer_to_the_outbox(
+    pytester: pytest.Pytester, start_server: ServerFactory
+) -> None:
+    server = start_server()
+    pytester.makeini(
+        "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
+        "addopts = -p no:cacheprovider -p no:hypothesispytest\n"
+    )
+    settings = {
+        "default": f"smtp://{server.host}:{server.port}",
+        "newsletters": {"BACKEND": "file", "OPTIONS": {"file_path": "/nonexistent/dir"}},
+    }
+    pytester.makepyfile(
+        test_inner=f"""
+        import asyncio
+        import pytest
+        import mailwright
+
+        mailwright.configure(MAILERS={settings!r})
+
+        def test_every_mailer_lands_in_the_outbox(mailoutbox):
+            mailwright.send_mail("a", "b", "f@example.com", ["x@example.com"])
+            mailwright.send_mail("n", "b", "f@example.com", ["y@example.com"],
+                                 using="newsletters")
+            asyncio.run(mailwright.asend_mail("c", "b", "f@example.com", ["z@example.com"],
+                                              using="newsletters"))
+            assert [(m.subject, m.sent_using) for m in mailoutbox] == [
+                ("a", "default"), ("n", "newsletters"), ("c", "newsletters")]
+
+        def test_catcher(mail_catcher):
+            mailwright.send_mail("d", "b", "f@example.com", ["x@example.com"],
+                                 using="newsletters")
+            assert mail_catcher.wait_for(1)[0]["Subject"] == "d"
+
+        @pytest.mark.mailwright_real_backend
+        def test_real(mailoutbox):
+            mailwright.send_mail("real", "b", "f@example.com", ["x@example.com"])
+            assert mailoutbox == []
+        """
+    )
+    result = pytester.runpytest("-p", "mailwright")
+    result.assert_outcomes(passed=3)
+    (received,) = server.wait_for(1)
+    assert received.parsed()["Subject"] == "real"
+
+
+def test_a_message_sent_before_can_be_sent_through_a_mailer() -> None:
+    configure(EMAIL_BACKEND="locmem", MAILERS={"default": "locmem:", "other": "dummy:"})
+    sent = message()
+    assert sent.send() == 1  # makes and keeps the default mailer's backend
+    assert sent.send(using="other") == 1  # not a connection the caller gave
+    assert run(sent.asend(using="other")) == 1
+    assert [m.sent_using for m in mailwright.outbox] == ["default"]
+
+
+def test_get_connection_makes_email_backend_whatever_mailers_says() -> None:
+    configure(EMAIL_BACKEND="dummy", MAILERS={"default": "locmem:"})
+    assert type(get_connection()).__module__ == "mailwright.backends.dummy"
+    assert get_connection().alias is None
+    assert type(mailers.default).__module__ == "mailwright.backends.locmem"
+
+
+def test_mailwright_mailers_is_the_object_whatever_was_imported_first() -> None:
+    # A submodule named mailwright.mailers would replace the lazily exported object.
+    code = (
+        "import mailwright.api, mailwright.testing, mailwright\n"
+        "from mailwright import mailers\n"
+        "assert list(mailers) == ['default'] and list(mailwright.mailers) == ['default']\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

@@ -11,6 +11,7 @@ import smtplib
 import socket
 import ssl
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -26,6 +27,7 @@ from mailwright import (
     get_connection,
 )
 from mailwright.backends.smtp import EmailBackend
+from scripted import ScriptedServer
 from senders import Sender
 from smtpserver import SMTPTestServer
 
@@ -483,6 +485,36 @@ def test_auth_wrong_password(start_server: ServerFactory, sender: Sender) -> Non
     assert received.authenticated
 
 
+def test_a_refused_login_says_quit_before_closing(
+    start_server: ServerFactory, sender: Sender
+) -> None:
+    # Postfix logged "lost connection after AUTH": the client hung up without QUIT.
+    server = start_server(auth=("user", "s3cret"))
+    configure(**server.settings)
+    with pytest.raises(smtplib.SMTPAuthenticationError):
+        sender.send_mail(
+            "s", "b", "a@example.com", ["b@example.com"], auth_user="user", auth_password="wrong"
+        )
+    server.wait_ended(1)
+    commands = b"".join(chunk for _, chunk in server.chunks)
+    assert commands.endswith(b"QUIT\r\n"), commands[-60:]
+
+
+def test_no_mechanism_in_common_says_quit_before_closing(sender: Sender) -> None:
+    server = ScriptedServer({}, [b"AUTH CRAM-MD5 GSSAPI"])
+    configure(EMAIL_HOST="127.0.0.1", EMAIL_PORT=server.port)
+    try:
+        with pytest.raises(smtplib.SMTPException, match="CRAM-MD5 GSSAPI"):
+            sender.send_mail(
+                "s", "b", "a@example.com", ["b@example.com"], auth_user="u", auth_password="pw"
+            )
+        server.wait_closed()
+    finally:
+        server.close()
+    assert server.received.endswith(b"QUIT\r\n"), server.received
+    assert b"AUTH" not in server.received
+
+
 def test_no_auth_without_username(start_server: ServerFactory, sender: Sender) -> None:
     server = start_server(auth=("user", "s3cret"))
     configure(**server.settings, EMAIL_HOST_PASSWORD="s3cret")
@@ -509,3 +541,27 @@ def test_arguments_fall_back_to_settings_and_are_checked() -> None:
     assert (backend.host, backend.port, backend.timeout) == ("given", 26, 1.5)
     with pytest.raises(mailwright.ImproperlyConfigured, match="EMAIL_PORT"):
         EmailBackend(port="not-a-port")
+
+
+def test_fail_silently_stops_the_batch_when_the_connection_drops() -> None:
+    """As the README says: a dropped connection ends the batch, also when failing
+    silently; the rest count as not sent and say they were not tried."""
+    from faultserver import Faults, FaultServer
+    from mailwright.smtp import NotAttemptedError
+
+    server = FaultServer(Faults(script={"END": ["drop"]})).start()
+    try:
+        messages = [
+            EmailMessage(f"m{i}", "b", "a@example.com", [f"r{i}@example.com"]) for i in range(3)
+        ]
+        connection = get_connection("smtp", host=server.host, port=server.port, fail_silently=True)
+        assert connection.send_messages(messages) == 0
+    finally:
+        server.stop()
+    assert server.received == []
+    assert all(m.delivery.error is not None and not m.delivery.accepted for m in messages)
+    # (the second was pipelined behind the first, so it was under way when the line died)
+    assert isinstance(messages[2].delivery.error, NotAttemptedError)
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert "goes on with the next message\n(those that failed count as not sent)" not in readme
+    assert "when the connection itself\nfails (dropped, timed out), the batch stops there" in readme

@@ -9,8 +9,8 @@ from typing import Any
 
 from .backends.base import BaseEmailBackend
 from .backends.loading import get_connection
+from .backends.mailers import backend_for, check_using
 from .conf import settings
-from .mailers import backend_for, check_using
 from .message import EmailMessage, EmailMultiAlternatives
 
 __all__ = [

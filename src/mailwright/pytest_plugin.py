@@ -27,8 +27,8 @@ from typing import Any
 
 import pytest
 
+from .backends.mailers import follow_settings
 from .conf import settings
-from .mailers import follow_settings
 from .testing import LocmemDefault, MailCatcher, current_outbox, reset_outbox
 
 __all__ = ["REAL_BACKEND_MARKER"]

@@ -29,9 +29,9 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from typing import TYPE_CHECKING, Any
 
+from .backends.mailers import follow_settings
 from .conf import settings
 from .django.settings import django_setting
-from .mailers import follow_settings
 
 if TYPE_CHECKING:
     from .devserver import DevServer, StoredMessage
@@ -196,7 +196,7 @@ class MailCatcher:
     def __init__(self, host: str = "127.0.0.1", *, timeout: float = 10.0) -> None:
         from .devserver import DevServer
 
-        self.server: DevServer = DevServer(host, 0, None, quiet=True)
+        self.server: DevServer = DevServer(host, 0, None, quiet=True, max_messages=None)
         self.timeout = timeout
 
     @property

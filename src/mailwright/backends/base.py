@@ -135,7 +135,7 @@ def relay_alias(relay: Any, alias: str | None) -> str | None:
     if not isinstance(relay, str) or not relay:
         message = f"relay= names a mailer (a MAILERS alias), not {relay!r}"
         raise InvalidMailer(message, alias=alias) if alias else ImproperlyConfigured(message)
-    from ..mailers import mailers
+    from .mailers import mailers
 
     if relay not in mailers:
         message = f"relay={relay!r}: no mailer has this alias (configured: {list(mailers)})"

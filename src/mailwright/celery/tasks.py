@@ -29,12 +29,12 @@ from celery.exceptions import Reject
 from celery.utils.log import get_task_logger
 
 from ..backends.base import BaseEmailBackend
+from ..backends.mailers import relay_backend
 from ..bulk.policy import RetryPolicy, error_code, is_temporary, is_temporary_code
 from ..bulk.rate import RateLimiter
 from ..conf import settings
 from ..describe import describe
 from ..exceptions import ImproperlyConfigured
-from ..mailers import relay_backend
 from ..message import RawMessage
 from .payload import dump_chunk, load_chunk, payload_relay
 

@@ -20,9 +20,9 @@ __all__ = ["register"]
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
+    from ..backends.mailers import mailers
     from ..backends.smtp import EmailBackend
     from ..check import run_check
-    from ..mailers import mailers
 
     def report(step: str, text: str) -> None:
         print(f"{step:<9} {text}", flush=True)

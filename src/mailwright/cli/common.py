@@ -38,16 +38,18 @@ def fail(command: str, reason: str, code: int = EXIT_FAILED) -> int:
     return code
 
 
-def positive_int(what: str = "a whole number") -> Callable[[str], int]:
-    """An argparse ``type`` for whole numbers of at least 1; errors say ``what``."""
+def positive_int(what: str = "a whole number", *, allow_zero: bool = False) -> Callable[[str], int]:
+    """An argparse ``type`` for whole numbers of at least 1 (or 0, with
+    ``allow_zero``); errors say ``what``."""
+    lowest = 0 if allow_zero else 1
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+        if value < lowest:
+            raise argparse.ArgumentTypeError(f"{text!r} must be at least {lowest}")
         return value
 
     return parse
@@ -88,7 +90,7 @@ def command_backend(url: str | None, mailer: str | None) -> Any:
     describes (call inside ``using_url``); else the mailer ``--mailer`` names, or the
     default mailer (EMAIL_BACKEND without MAILERS)."""
     from ..backends.loading import get_connection
-    from ..mailers import backend_for
+    from ..backends.mailers import backend_for
 
     if url is not None and mailer is not None:
         raise CommandError("give --url or --mailer, not both")

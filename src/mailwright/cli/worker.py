@@ -8,22 +8,23 @@ processes) and passes signals on to them.
 from __future__ import annotations
 
 import argparse
-import json
-import logging
-import operator
-import signal
-import subprocess
 import sys
-import time
-from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from types import FrameType
 
 from .common import EXIT_FAILED, EXIT_OK, fail, positive_float, positive_int
 
 __all__ = ["register"]
 
 
+# The modules a run needs are imported by the run, not by ``mailwright --help``.
+
+
 def _configure_logging(args: argparse.Namespace) -> None:
+    import logging
+
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
@@ -55,15 +56,17 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     except (ImproperlyConfigured, OutboxError) as exc:
         return fail("worker", str(exc))
     if args.json:
+        import json
+
         print(json.dumps(stats.to_dict()), flush=True)
     return EXIT_OK
 
 
 def _mailer_outbox(args: argparse.Namespace) -> str:
     """The outbox of the queue mailer ``--mailer`` names."""
+    from ..backends.mailers import mailers
     from ..backends.queue import EmailBackend as QueueBackend
     from ..exceptions import ImproperlyConfigured, InvalidMailer
-    from ..mailers import mailers
 
     if args.path is not None:
         raise ImproperlyConfigured("give --path or --mailer, not both")
@@ -96,6 +99,12 @@ def _child_command(args: argparse.Namespace) -> list[str]:
 def _supervise(args: argparse.Namespace) -> int:
     """Run ``--concurrency`` worker processes; pass SIGTERM/SIGINT on; when one fails,
     stop the others (a service manager then restarts the whole)."""
+    import json
+    import operator
+    import signal
+    import subprocess
+    import time
+
     command = _child_command(args)
     children = [
         subprocess.Popen(command, stdout=subprocess.PIPE if args.json else None)

@@ -33,7 +33,7 @@ from django.core.mail.backends.base import BaseEmailBackend  # type: ignore[impo
 from ..backends.base import BaseEmailBackend as MailwrightBackend
 from ..backends.loading import import_backend
 from ..exceptions import InvalidMailer
-from ..mailers import accepted_options
+from ..backends.mailers import accepted_options
 from ..message import EmailMessage, Envelope
 from .convert import to_mailwright
 
@@ -189,5 +189,5 @@ class _Unconvertible(EmailMessage):
         super().__init__()
         self.error = error
 
-    def envelope(self) -> Envelope:
+    def envelope(self, dkim: Any = None) -> Envelope:
         raise self.error

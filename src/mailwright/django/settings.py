@@ -12,9 +12,7 @@ stay unless the project sets a timeout itself.
 ``EMAIL_BACKEND`` names a Django backend class; mailwright's functions need a mailwright
 backend, so Django's built-in backends map to their mailwright equivalents (locmem to
 one that fills ``django.core.mail.outbox``, as Django's does), and
-``mailwright.django.EmailBackend`` to the engine it drives (the SMTP backend). The
-BACKEND of each Django 6.1 ``MAILERS`` entry maps the same way, so ``mailwright.mailers``
-and ``using=`` in mailwright's functions see the project's mailers.
+``mailwright.django.EmailBackend`` to the engine it drives (the SMTP backend).
 """
 
 from __future__ import annotations
@@ -22,7 +20,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from ..conf import MISSING
+from ..conf.settings import MISSING
 
 __all__ = ["BACKEND_EQUIVALENTS", "django_setting"]
 
@@ -40,8 +38,6 @@ BACKEND_EQUIVALENTS: dict[str, str] = {
     "django.core.mail.backends.locmem.EmailBackend": "mailwright.django.locmem.EmailBackend",
     "mailwright.django.EmailBackend": "mailwright.backends.smtp.EmailBackend",
 }
-
-DJANGO_BACKEND = "mailwright.django.EmailBackend"
 
 
 def django_setting(name: str) -> Any:
@@ -63,27 +59,26 @@ def django_setting(name: str) -> Any:
     if name == "EMAIL_BACKEND" and isinstance(value, str):
         return BACKEND_EQUIVALENTS.get(value, value)
     if name == "MAILERS" and isinstance(value, dict):
-        return {alias: _mailer_entry(entry) for alias, entry in value.items()}
+        return {alias: _mailwright_mailer(entry) for alias, entry in value.items()}
     return value
 
 
-def _mailer_entry(entry: Any) -> Any:
-    """A Django 6.1 ``MAILERS`` entry as mailwright's: a Django backend becomes the
-    mailwright backend that does the same, and ``mailwright.django.EmailBackend`` the
-    engine it drives (its ``backend`` option, else the SMTP backend) with the other
-    options. Anything else is left as it is, for mailwright to check."""
+def _mailwright_mailer(entry: Any) -> Any:
+    """A Django 6.1 ``MAILERS`` entry as mailwright's functions read it: Django's
+    backends (and ``mailwright.django.EmailBackend``) mapped to their mailwright
+    equivalents, as for EMAIL_BACKEND; a BACKEND left out is Django's default, SMTP."""
     if not isinstance(entry, dict):
         return entry
-    backend = entry.get("BACKEND")
-    if not isinstance(backend, str) or backend not in BACKEND_EQUIVALENTS:
-        return entry
-    converted = {**entry, "BACKEND": BACKEND_EQUIVALENTS[backend]}
+    backend = entry.get("BACKEND", "django.core.mail.backends.smtp.EmailBackend")
     options = entry.get("OPTIONS")
-    if backend == DJANGO_BACKEND and isinstance(options, dict) and "backend" in options:
-        options = dict(options)
-        converted["BACKEND"] = options.pop("backend")
-        converted["OPTIONS"] = options
-    return converted
+    if backend == "mailwright.django.EmailBackend" and isinstance(options, dict):
+        engine = options.get("backend")
+        if engine is not None:
+            rest = {k: v for k, v in options.items() if k != "backend"}
+            return {**entry, "BACKEND": engine, "OPTIONS": rest}
+    if isinstance(backend, str):
+        backend = BACKEND_EQUIVALENTS.get(backend, backend)
+    return {**entry, "BACKEND": backend}
 
 
 def _configured_holder(settings: Any) -> Any:

@@ -161,8 +161,8 @@ class Worker:
     def _new_backend(self, alias: str | None = None) -> BaseEmailBackend:
         """The relay: the mailer ``alias`` a message was queued for, else the
         worker's relay backend (EMAIL_QUEUE_RELAY_BACKEND)."""
+        from ..backends.mailers import relay_backend
         from ..backends.queue import EmailBackend as QueueBackend
-        from ..mailers import relay_backend
 
         backend = relay_backend(alias, self.relay)
         if isinstance(backend, QueueBackend):

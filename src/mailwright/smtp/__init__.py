@@ -1,9 +1,11 @@
 """mailwright's SMTP engine: one protocol core, two thin drivers.
 
 * ``replies``: reply values and the incremental reply parser;
+* ``grammar``: paths, ESMTP parameters, SMTPUTF8, dot-stuffing, AUTH PLAIN (shared
+  with the catcher's server);
 * ``protocol``: ``ClientProtocol``, the I/O-free client state machine (commands and
   pipelining rules, bytes in and out, no sockets);
-* ``auth``: AUTH mechanisms (PLAIN, LOGIN; pluggable);
+* ``auth``: AUTH mechanisms (PLAIN, LOGIN, XOAUTH2, OAUTHBEARER; pluggable);
 * ``actions``: what the conversations ask a driver to do;
 * ``session``: greeting, EHLO/HELO, STARTTLS, AUTH, QUIT;
 * ``transactions``: MAIL/RCPT/DATA, classic or pipelined (RFC 2920), one ``Outcome``

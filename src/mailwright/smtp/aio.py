@@ -21,11 +21,11 @@ import asyncio
 import contextlib
 import enum
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, NoReturn
 
-from .actions import NEED_DATA, NEED_ENVELOPE, Abort, Outcome, Send, StartTLS, Step
+from .actions import NEED_DATA, NEED_ENVELOPE, Abort, FetchToken, Outcome, Send, StartTLS, Step
 from .config import SMTPConfig
-from .driver import timeout_error
+from .driver import connect_error, greeting_probe, timeout_error
 from .protocol import ClientProtocol
 from .session import Conversation, handshake, quit
 from .transactions import Item, transactions
@@ -39,12 +39,19 @@ ItemSource = Callable[[], Awaitable[Item | None]]
 NextItem = Callable[[], "Item | asyncio.Future[Item] | asyncio.Future[Item | None] | None"]
 
 
+def _reraise(new: BaseException, original: BaseException) -> NoReturn:
+    if new is original:
+        raise original
+    raise new from original
+
+
 class _Wait(enum.Enum):
     NOTHING = "running or idle"
     DATA = "bytes from the server"
     WRITE = "room in the send buffer"
     ITEM = "the next item"
     TLS = "the TLS handshake"
+    TOKEN = "an OAuth2 access token"
 
 
 class _Link(asyncio.Protocol):
@@ -68,6 +75,12 @@ class _Link(asyncio.Protocol):
         self.envelope_due = False  # a Send asked for the next item once it is written
         self.deadline = 0.0
         self.timer: asyncio.TimerHandle | None = None
+        self.token_task: asyncio.Task[None] | None = None
+        self.first_bytes: asyncio.Future[None] | None = None  # set while probing port 465
+
+    def _arrived(self) -> None:
+        if self.first_bytes is not None and not self.first_bytes.done():
+            self.first_bytes.set_result(None)
 
     # --- asyncio.Protocol ---
 
@@ -76,6 +89,8 @@ class _Link(asyncio.Protocol):
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
+        if self.first_bytes is not None:
+            self._arrived()
         if self.waiting is _Wait.DATA:
             self.waiting = _Wait.NOTHING
             self.step(data)
@@ -84,6 +99,7 @@ class _Link(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         self.eof = True
+        self._arrived()
         if self.waiting is _Wait.DATA:
             self.waiting = _Wait.NOTHING
             self.step(b"")
@@ -92,6 +108,7 @@ class _Link(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.eof = True
         self.lost = exc
+        self._arrived()
         self.paused = False
         if self.timer is not None:
             self.timer.cancel()
@@ -269,8 +286,25 @@ class _Link(asyncio.Protocol):
                 self.waiting = _Wait.TLS
                 self.loop.create_task(self._start_tls())
                 return
+            elif kind is FetchToken:
+                # The provider may block (an HTTP request): a thread, not the loop.
+                self.waiting = _Wait.TOKEN
+                self.token_task = self.loop.create_task(self._fetch_token(action))  # type: ignore[arg-type]
+                return
             elif kind is Abort:
                 self.owner.abort()
+
+    async def _fetch_token(self, action: FetchToken) -> None:
+        token: str | None = None
+        error: BaseException | None = None
+        try:
+            token = await asyncio.to_thread(action.fetch)
+        except BaseException as exc:  # the conversation decides what it means
+            error = exc
+        self.token_task = None
+        if self.waiting is _Wait.TOKEN:
+            self.waiting = _Wait.NOTHING
+            self.step(token, error)
 
     async def _start_tls(self) -> None:
         transport = self.transport
@@ -345,13 +379,25 @@ class AsyncSMTPConnection:
             if link.transport is not None:
                 link.transport.abort()
             raise timeout_error(config, None, self.timeout) from None
+        except OSError as exc:
+            _reraise(connect_error(config, None, exc), exc)
         self._link = link
+        self.protocol = ClientProtocol(tls=config.use_ssl)
         try:
-            self.protocol = ClientProtocol(tls=config.use_ssl)
+            probe = greeting_probe(config, self.timeout)
+            if probe is not None and not (link.chunks or link.eof):
+                link.first_bytes = loop.create_future()
+                try:
+                    async with asyncio.timeout(probe):
+                        await link.first_bytes
+                except TimeoutError:
+                    raise timeout_error(config, self.protocol, probe) from None
+                finally:
+                    link.first_bytes = None
             await self._run(handshake(self.protocol, config))
-        except BaseException:
+        except BaseException as exc:
             self.abort()
-            raise
+            _reraise(connect_error(config, self.protocol, exc), exc)
 
     async def quit(self) -> None:
         try:

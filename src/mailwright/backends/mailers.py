@@ -20,7 +20,6 @@ the old ``*_RELAY_BACKEND`` setting) into one.
 
 from __future__ import annotations
 
-import inspect
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -28,11 +27,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from .backends.base import BaseEmailBackend
-from .backends.loading import BACKEND_ALIASES, get_connection, import_backend
-from .conf import settings
-from .conf.url import parse_email_url
-from .exceptions import ImproperlyConfigured, InvalidMailer, MailerDoesNotExist
+from ..conf import settings
+from ..conf.url import parse_email_url
+from ..exceptions import ImproperlyConfigured, InvalidMailer, MailerDoesNotExist
+from .base import BaseEmailBackend
+from .loading import BACKEND_ALIASES, get_connection, import_backend
 
 __all__ = [
     "DEFAULT_MAILER_ALIAS",
@@ -165,7 +164,9 @@ _SHORT_NAMES = ("smtp", "console", "file", "locmem", "dummy", "queue", "celery")
 def _unknown(alias: str, configured: Mapping[str, Any] | None) -> MailerDoesNotExist:
     known = list(configured) if configured is not None else [DEFAULT_MAILER_ALIAS]
     listed = ", ".join(map(repr, known)) if known else "none: MAILERS is empty"
-    return MailerDoesNotExist(alias=alias, detail=f"Configured: {listed}.")
+    return MailerDoesNotExist(
+        f"The mailer '{alias}' is not configured. Configured: {listed}.", alias=alias
+    )
 
 
 def mailer_config(alias: str) -> MailerConfig:
@@ -203,6 +204,8 @@ def accepted_options(backend: type[BaseEmailBackend]) -> frozenset[str] | None:
 
 
 def _signature_options(backend: type[BaseEmailBackend]) -> frozenset[str] | None:
+    import inspect  # once per backend class; sending code that never asks pays nothing
+
     names: set[str] = set()
     for klass in backend.__mro__:
         init = klass.__dict__.get("__init__")
