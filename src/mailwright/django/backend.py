@@ -32,8 +32,8 @@ from django.core.mail.backends.base import BaseEmailBackend  # type: ignore[impo
 
 from ..backends.base import BaseEmailBackend as MailwrightBackend
 from ..backends.loading import import_backend
-from ..exceptions import InvalidMailer
 from ..backends.mailers import accepted_options
+from ..exceptions import InvalidMailer
 from ..message import EmailMessage, Envelope
 from .convert import to_mailwright
 
