@@ -242,3 +242,56 @@ def test_send_and_check_take_mailer(start_server: ServerFactory, tmp_path: Path)
     assert "checking the mailer 'other'" in result.stdout
     assert f"connect   127.0.0.1:{other.port} ok" in result.stdout
     assert other.connections == 3 and len(other.messages) == 1
+
+
+# --- DKIM options per mailer ---
+
+
+def test_each_mailer_signs_with_its_own_dkim_key(
+    start_server: ServerFactory, tmp_path: Path
+) -> None:
+    from dkimcheck import assert_verified, key, perl_available, signatures
+
+    rsa, ed25519 = key("rsa", "mailers-rsa"), key("ed25519", "mailers-ed")
+    transactional, bulk = start_server(), start_server()
+    outbox = tmp_path / "outbox.db"
+    configure(
+        MAILERS={
+            "default": url(transactional),  # signs nothing
+            "signed": {
+                "BACKEND": "smtp",
+                "OPTIONS": {"host": transactional.host, "port": transactional.port,
+                            **ed25519.options},
+            },
+            # signed when queued: the worker delivers the stored, signed bytes
+            "newsletters": {
+                "BACKEND": "queue",
+                "OPTIONS": {"path": str(outbox), "relay": "bulk", **rsa.options},
+            },
+            "bulk": url(bulk),
+        }
+    )  # fmt: skip
+    assert send("plain@example.com") == 1
+    assert send("signed@example.com", using="signed") == 1
+    assert send("news@example.com", using="newsletters") == 1
+    assert Worker(str(outbox), once=True).run().delivered == 1
+    by_rcpt = {r.rcpt_tos[0]: r.data for r in transactional.wait_for(2)}
+    assert signatures(by_rcpt["plain@example.com"]) == []
+    assert_verified([by_rcpt["signed@example.com"]], ed25519, perl=False)
+    (news,) = bulk.wait_for(1)
+    assert_verified([news.data], rsa, perl=perl_available())
+
+
+def test_send_url_wins_over_the_default_mailer(
+    start_server: ServerFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mailwright.cli import main
+
+    default, other = start_server(), start_server()
+    configure(MAILERS={"default": url(default)})
+    args = ["send", "--to", "a@example.com", "--subject", "S", "--body", "b"]
+    assert main([*args, "--url", url(other)]) == 0, capsys.readouterr().err
+    assert other.wait_for(1)[0].rcpt_tos == ["a@example.com"]
+    assert main(args) == 0, capsys.readouterr().err
+    assert default.wait_for(1)[0].rcpt_tos == ["a@example.com"]
+    assert len(other.messages) == 1
