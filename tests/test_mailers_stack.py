@@ -101,7 +101,7 @@ def test_a_worker_without_the_relay_mailer_defers_the_message(
         detail = box.show(1)
     assert detail is not None and detail.state == "queued"
     assert detail.last_error is not None and "relay mailer 'bulk'" in detail.last_error
-    assert "no such mailer" in detail.last_error
+    assert "is not configured" in detail.last_error
     assert bulk.connections == 0
 
 
@@ -177,7 +177,7 @@ def test_mailwright_worker_mailer_delivers_that_mailers_outbox(
     assert not_a_queue.returncode == 1
     assert "MAILERS['bulk']: not a queue mailer" in not_a_queue.stderr
     unknown = run_cli("worker", "--mailer", "nope", "--once", env=env)
-    assert unknown.returncode == 1 and "MAILERS['nope']: no such mailer" in unknown.stderr
+    assert unknown.returncode == 1 and "MAILERS['nope']: The mailer 'nope' is not" in unknown.stderr
 
 
 def test_two_worker_processes_share_an_outbox_with_two_relays(
@@ -230,7 +230,7 @@ def test_send_and_check_take_mailer(start_server: ServerFactory, tmp_path: Path)
     assert "the queue backend" in result.stdout and "the mailer 'other'" in result.stdout
     result = run_cli("send", *args, "--mailer", "nope", env=env)
     assert result.returncode == 1
-    assert "MAILERS['nope']: no such mailer" in result.stderr
+    assert "MAILERS['nope']: The mailer 'nope' is not" in result.stderr
     result = run_cli("send", *args, "--mailer", "other", "--url", "dummy:", env=env)
     assert result.returncode == 1 and "--url or --mailer, not both" in result.stderr
 

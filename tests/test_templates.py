@@ -274,7 +274,7 @@ def test_inline_image_stays_in_the_template_directories(templates: Path, name: s
 
 def test_using_and_connection_together(templates: Path) -> None:
     connection = mailwright.get_connection("locmem")
-    with pytest.raises(TypeError, match="cannot be given together"):
+    with pytest.raises(TypeError, match="not compatible with 'using'"):
         mailwright.send_template(
             "welcome.html", CONTEXT, to=["a@x.test"], using="default", connection=connection
         )

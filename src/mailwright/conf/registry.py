@@ -161,6 +161,15 @@ def _parse_duration(name: str, value: Any) -> float:
     return float(value)
 
 
+def _stands_for_text(value: Any) -> bool:
+    """An object with its own ``__str__`` that is not a container or number: a lazy
+    string, read as the string it stands for (as ``message.lazy.as_text`` does)."""
+    if value is None or isinstance(value, list | tuple | bytes | bytearray | int | float):
+        return False
+    own_str: object = type(value).__str__
+    return own_str is not object.__str__
+
+
 def _parse_address_list(name: str, value: Any) -> list[str | tuple[str, str]]:
     if isinstance(value, str):
         # The environment form: "Ann <ann@example.com>, bob@example.com".
@@ -178,6 +187,8 @@ def _parse_address_list(name: str, value: Any) -> list[str | tuple[str, str]]:
     for entry in value:
         if isinstance(entry, str):
             entries.append(entry)
+        elif _stands_for_text(entry):  # a lazy translation string (gettext_lazy)
+            entries.append(str(entry))
         elif (
             isinstance(entry, list | tuple)
             and len(entry) == 2

@@ -108,6 +108,14 @@ def content_part(
     if filename is not None:
         hdr.check_value("filename", filename)
     filename = filename or None  # an empty name says nothing; leave the parameter out
+    if maintype == "text" and isinstance(content, bytes | bytearray | memoryview):
+        # As attach() does, also for bytes put in ``attachments`` directly: UTF-8 text
+        # is text; anything else is sent as what it is, bytes of an unknown kind (never
+        # as text/* without a charset, which a reader cannot decode).
+        try:
+            content = bytes(content).decode("utf-8")
+        except UnicodeDecodeError:
+            maintype, subtype = "application", "octet-stream"
     if maintype == "text" and not isinstance(content, bytes | bytearray | memoryview):
         text = as_text(content)
         if text is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import email.charset
 import email.message
+import email.policy
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -290,10 +291,21 @@ class EmailMessage:
         """Envelope recipients: to + cc + bcc as bare addresses, empty entries dropped."""
         return [mailbox.addr_spec for mailbox in self._recipient_mailboxes()]
 
-    def message(self) -> email.message.EmailMessage:
-        """The message as a stdlib ``email.message.EmailMessage``, ready to send."""
+    def message(self, *, policy: email.policy.Policy | None = None) -> email.message.EmailMessage:
+        """The message as a stdlib ``email.message.EmailMessage``, ready to send.
+
+        ``policy`` is the one it carries, as in Django 6 (``email.policy.SMTP`` for CRLF
+        line breaks, say); by default ``email.policy.default``, or its UTF-8 form when
+        the message needs SMTPUTF8. Header fields are stored encoded and folded as
+        mailwright sends them either way."""
         composed = self._compose()
-        return stdlib_build.build(composed.fields, composed.root, utf8=composed.smtputf8)
+        if policy is None:
+            policy = (
+                email.policy.default.clone(utf8=True) if composed.smtputf8 else email.policy.default
+            )
+        return stdlib_build.build(
+            composed.fields, composed.root, utf8=composed.smtputf8, policy=policy
+        )
 
     def as_bytes(self) -> bytes:
         """The message as bytes: CRLF line breaks, Bcc never included, content exact.
@@ -365,8 +377,9 @@ class EmailMessage:
         """
         if isinstance(filename, email.message.Message):
             if content is not None or mimetype is not None:
+                kind = "MIMEPart" if isinstance(filename, email.message.MIMEPart) else "MIMEBase"
                 raise ValueError(
-                    "content and mimetype must not be given when a MIMEBase instance is provided."
+                    f"content and mimetype must not be given when a {kind} instance is provided."
                 )
             self.attachments.append(filename)
             return
