@@ -63,17 +63,21 @@ def send_bulk(
     *,
     backend: str | type[BaseEmailBackend] | None = None,
     config: SMTPConfig | None = None,
+    using: str | None = None,
     **backend_kwargs: Any,
 ) -> BulkResult:
     """Send ``messages`` over ``connections`` parallel connections; never raises for a
     single message: look at the result. ``rate_limit`` caps messages per second over
-    all connections. ``backend``/``backend_kwargs`` choose and configure the backend
-    as ``get_connection`` does (EMAIL_BACKEND by default); ``config`` gives an SMTP
-    configuration directly. Thread-safe."""
+    all connections. ``using`` names the mailer to send with (the default mailer
+    when nothing is given); or ``backend``/``backend_kwargs`` choose and configure the
+    backend as ``get_connection`` does; or ``config`` gives an SMTP configuration
+    directly. Thread-safe."""
     from .threads import run_threads
 
     started = time.monotonic()
-    plan = Plan.make(messages, connections, rate_limit, backend, backend_kwargs, config)
+    plan = Plan.make(
+        messages, connections, rate_limit, backend, backend_kwargs, config, using=using
+    )
     return _finish(run_threads(plan), started)
 
 
@@ -84,6 +88,7 @@ async def asend_bulk(
     *,
     backend: str | type[BaseEmailBackend] | None = None,
     config: SMTPConfig | None = None,
+    using: str | None = None,
     **backend_kwargs: Any,
 ) -> BulkResult:
     """``send_bulk`` for asyncio code: the same arguments and result, the connections
@@ -92,5 +97,7 @@ async def asend_bulk(
     from .aio import run_tasks
 
     started = time.monotonic()
-    plan = Plan.make(messages, connections, rate_limit, backend, backend_kwargs, config)
+    plan = Plan.make(
+        messages, connections, rate_limit, backend, backend_kwargs, config, using=using
+    )
     return _finish(await run_tasks(plan), started)

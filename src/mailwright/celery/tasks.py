@@ -6,7 +6,8 @@ import this module in the worker (``include=["mailwright.celery.tasks"]`` or
 
 * The payload is JSON (never pickle) and holds only the messages in wire form; an
   invalid one is rejected with a logged error and never retried.
-* A chunk goes out with ``EMAIL_CELERY_RELAY_BACKEND`` (the SMTP backend by default)
+* A chunk goes out through the mailer its payload names (the Celery backend's
+  ``relay`` option), else ``EMAIL_CELERY_RELAY_BACKEND`` (the SMTP backend by default),
   over one connection, configured by the worker's own settings (credentials stay on
   the workers).
 * Temporary failures (4xx, a broken connection, messages the batch never reached) are
@@ -28,14 +29,14 @@ from celery.exceptions import Reject
 from celery.utils.log import get_task_logger
 
 from ..backends.base import BaseEmailBackend
-from ..backends.loading import get_connection
+from ..backends.mailers import relay_backend
 from ..bulk.policy import RetryPolicy, error_code, is_temporary, is_temporary_code
 from ..bulk.rate import RateLimiter
 from ..conf import settings
 from ..describe import describe
 from ..exceptions import ImproperlyConfigured
 from ..message import RawMessage
-from .payload import dump_chunk, load_chunk
+from .payload import dump_chunk, load_chunk, payload_relay
 
 __all__ = ["TASK_NAME", "ChunkReport", "deliver_chunk", "deliver_messages", "retry_policy"]
 
@@ -97,22 +98,23 @@ def retry_policy() -> RetryPolicy:
     )
 
 
-def _relay() -> BaseEmailBackend:
+def _relay(alias: str | None = None) -> BaseEmailBackend:
     from ..backends.celery import EmailBackend as CeleryBackend
 
-    relay = get_connection(settings.EMAIL_CELERY_RELAY_BACKEND, fail_silently=True)
+    relay = relay_backend(alias, settings.EMAIL_CELERY_RELAY_BACKEND)
     if isinstance(relay, CeleryBackend):
+        where = "EMAIL_CELERY_RELAY_BACKEND" if alias is None else f"the relay mailer {alias!r}"
         raise ImproperlyConfigured(
-            "EMAIL_CELERY_RELAY_BACKEND is the Celery backend: the worker would enqueue "
+            f"{where} is the Celery backend: the worker would enqueue "
             "the messages again instead of sending them (use the SMTP backend there)"
         )
     return relay
 
 
-def _send(messages: list[RawMessage]) -> bool:
+def _send(messages: list[RawMessage], alias: str | None = None) -> bool:
     """Send the chunk over one connection; True when every message was sent and the
     relay reported nothing per message (a relay other than SMTP may not)."""
-    relay = _relay()
+    relay = _relay(alias)
     rate = settings.EMAIL_CELERY_RATE_LIMIT
     if rate is None:
         sent = relay.send_messages(messages)
@@ -138,14 +140,15 @@ def _connection_lost(message: RawMessage) -> bool:
     return error is not None and error_code(error) is None and is_temporary(error)
 
 
-def deliver_chunk(messages: list[RawMessage]) -> ChunkReport:
-    """Send ``messages`` with the relay backend and sort out every recipient:
-    accepted, to retry, or refused for good. Never raises for a delivery problem."""
+def deliver_chunk(messages: list[RawMessage], relay: str | None = None) -> ChunkReport:
+    """Send ``messages`` with the relay backend (the mailer ``relay``, else
+    EMAIL_CELERY_RELAY_BACKEND) and sort out every recipient: accepted, to retry, or
+    refused for good. Never raises for a delivery problem."""
     for message in messages:
         message.delivery = None
     report = ChunkReport()
     try:
-        trusted = _send(messages)
+        trusted = _send(messages, relay)
     except Exception as exc:  # the relay is misconfigured or broke: retry what is unknown
         logger.error("mailwright: the relay backend failed: %s", describe(exc))
         trusted = False
@@ -206,13 +209,14 @@ def deliver_messages(self: Task[Any, Any], payload: Any) -> dict[str, int]:
     task_id = self.request.id
     try:
         messages = load_chunk(payload)
+        relay = payload_relay(payload)
     except ValueError as exc:
         logger.error(
             "mailwright: task %s rejected, invalid payload: %s (not retried)", task_id, exc
         )
         raise Reject(f"invalid mailwright payload: {exc}", requeue=False) from None
 
-    report = deliver_chunk(messages)
+    report = deliver_chunk(messages, relay)
     for label, address, reason in report.refused:
         logger.error(
             "mailwright: %s to %s refused for good: %s (not retried)", label, address, reason
@@ -234,7 +238,7 @@ def deliver_messages(self: Task[Any, Any], payload: Any) -> dict[str, int]:
                 delay,
                 " | ".join(f"{message_label(message)}: {why}" for message, why in report.retry),
             )
-            retry = dump_chunk(message for message, _ in report.retry)
+            retry = dump_chunk((message for message, _ in report.retry), relay)
             shown: dict[str, Any] = {"argsrepr": f"(<{len(report.retry)} messages>,)"}
             raise self.retry(args=(retry,), kwargs={}, countdown=delay, **shown)
         for message, why in report.retry:

@@ -10,9 +10,9 @@ which leaves room for storing the mail (``bench/ingest.py``).
 It speaks ESMTP as a submission server would: EHLO/HELO, MAIL (SIZE, BODY, SMTPUTF8),
 RCPT, DATA, RSET, NOOP, VRFY, HELP, QUIT, PIPELINING (commands are answered in order,
 replies to a pipelined group are written together), STARTTLS when given a TLS context,
-and AUTH PLAIN and LOGIN accepting any credentials (the user name is kept with the
-message). Like Postfix it hangs up on HTTP requests, so a web page cannot smuggle mail
-in through the browser.
+and AUTH PLAIN, LOGIN, XOAUTH2 and OAUTHBEARER accepting any credentials or token (the
+user name is kept with the message). Like Postfix it hangs up on HTTP requests, so a
+web page cannot smuggle mail in through the browser.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ import ssl
 from collections.abc import Callable
 from typing import Protocol
 
+from ..smtp.grammar import dot_unstuff, needs_smtputf8, parse_path_argument, parse_plain
+
 __all__ = ["Delivery", "SMTPService", "SMTPSession", "malformed_reason"]
 
 _HEADER_FIELD = re.compile(rb"[\x21-\x39\x3b-\x7e]+[ \t]*:")
@@ -33,10 +35,6 @@ MAX_RECIPIENTS = 1000
 MAX_BAD_COMMANDS = 20
 IDLE_TIMEOUT = 300.0
 
-# MAIL FROM:<addr> params / RCPT TO:<addr> params. The address between the brackets may
-# be anything but brackets and whitespace (quoted local parts with spaces aside: rare).
-_PATH = re.compile(rb"\s*<([^<>\s]*)>(.*)$|\s*([^<>\s]+)(.*)$", re.DOTALL)
-_PARAM = re.compile(rb"([A-Za-z0-9][A-Za-z0-9-]*)(?:=(\S+))?$")
 _HTTP_VERBS = frozenset({b"GET", b"POST", b"PUT", b"HEAD", b"OPTIONS", b"CONNECT", b"DELETE"})
 
 
@@ -104,8 +102,10 @@ class SMTPService:
         max_size: int = 32 * 1024 * 1024,
         tls_context: ssl.SSLContext | None = None,
         idle_timeout: float = IDLE_TIMEOUT,
+        max_connections: int | None = None,
     ) -> None:
         self.deliver = deliver
+        self.max_connections = max_connections
         self.hostname = hostname
         self.max_size = max_size
         self.tls_context = tls_context
@@ -153,6 +153,7 @@ class SMTPSession(asyncio.Protocol):
         self._tls = implicit_tls
         self.auth_user: str | None = None
         self._mail_from: str | None = None
+        self._smtputf8 = False  # the transaction's MAIL carried SMTPUTF8
         self._rcpt_tos: list[str] = []
         self._in_data = False
         self._data = bytearray()
@@ -170,6 +171,12 @@ class SMTPSession(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        limit = self.service.max_connections
+        if limit is not None and len(self.service.sessions) >= limit:
+            transport.write(b"421 4.3.2 Too many connections, try again later\r\n")
+            self._closing = True
+            transport.close()
+            return
         self.service.sessions.add(self)
         transport.write(
             f"220 {self.service.hostname} ESMTP mailwright development SMTP server\r\n".encode()
@@ -213,7 +220,7 @@ class SMTPSession(asyncio.Protocol):
             if end < 0:
                 if len(buffer) > MAX_COMMAND_LINE:
                     if not self._discarding:
-                        self._reply(b"500 5.5.2 Line too long\r\n")
+                        self._too_long()
                         self._discarding = True
                     del buffer[:]
                 break
@@ -223,10 +230,16 @@ class SMTPSession(asyncio.Protocol):
                 self._discarding = False
                 continue
             if len(line) > MAX_COMMAND_LINE:
-                self._reply(b"500 5.5.2 Line too long\r\n")
+                self._too_long()
                 continue
             self._line(line)
         self._flush()
+
+    def _too_long(self) -> None:
+        # The line was refused: an AUTH exchange it answered is over, and the next line
+        # is a command again, never taken as the AUTH response.
+        self._auth_step = None
+        self._reply(b"500 5.5.2 Line too long\r\n")
 
     def _take_data(self) -> bool:
         """Collect DATA until CRLF.CRLF; True when the message ended."""
@@ -254,10 +267,7 @@ class SMTPSession(asyncio.Protocol):
             self._reply(b"552 5.3.4 Message too big for this server\r\n")
             self._reset()
             return True
-        # Undo dot-stuffing (RFC 5321 4.5.2).
-        if body.startswith(b"."):
-            body = body[1:]
-        body = body.replace(b"\r\n.", b"\r\n")
+        body = dot_unstuff(body)
         if len(body) > self.service.max_size:
             self._reply(b"552 5.3.4 Message too big for this server\r\n")
             self._reset()
@@ -362,7 +372,7 @@ class SMTPSession(asyncio.Protocol):
         ]
         if self.service.tls_context is not None and not self._tls:
             lines.append(b"STARTTLS")
-        lines.append(b"AUTH PLAIN LOGIN")
+        lines.append(b"AUTH PLAIN LOGIN XOAUTH2 OAUTHBEARER")
         lines.append(b"HELP")
         return lines
 
@@ -400,26 +410,31 @@ class SMTPSession(asyncio.Protocol):
             self._bad(b"501 5.1.7 Bad sender address syntax\r\n")
             return
         address, params = parsed
+        smtputf8 = False
         for name, value in params:
-            if name == b"SIZE" and self._extended:
+            if name == "SIZE" and self._extended:
                 if value is None or not value.isdigit():
                     self._bad(b"501 5.5.4 Syntax: SIZE=<number>\r\n")
                     return
                 if int(value) > self.service.max_size:
                     self._reply(b"552 5.3.4 Message size exceeds fixed limit\r\n")
                     return
-            elif name == b"BODY" and self._extended:
-                if value is None or value.upper() not in (b"7BIT", b"8BITMIME"):
+            elif name == "BODY" and self._extended:
+                if value is None or value.upper() not in ("7BIT", "8BITMIME"):
                     self._bad(b"501 5.5.4 Syntax: BODY=7BIT or BODY=8BITMIME\r\n")
                     return
-            elif (name == b"SMTPUTF8" and self._extended and value is None) or (
-                name == b"AUTH" and self._extended
-            ):
+            elif name == "SMTPUTF8" and self._extended and value is None:
+                smtputf8 = True
+            elif name == "AUTH" and self._extended:
                 pass
             else:
                 self._bad(b"555 5.5.4 Unsupported MAIL parameter\r\n")
                 return
+        if needs_smtputf8(address) and not smtputf8:
+            self._bad(b"553 5.6.7 Non-ASCII address without SMTPUTF8\r\n")
+            return
         self._mail_from = address
+        self._smtputf8 = smtputf8
         self._rcpt_tos = []
         self._reply(b"250 2.1.0 Ok\r\n")
 
@@ -438,6 +453,9 @@ class SMTPSession(asyncio.Protocol):
         if params:
             self._bad(b"555 5.5.4 Unsupported RCPT parameter\r\n")
             return
+        if needs_smtputf8(address) and not self._smtputf8:
+            self._bad(b"553 5.6.7 Non-ASCII address without SMTPUTF8 on MAIL\r\n")
+            return
         if len(self._rcpt_tos) >= MAX_RECIPIENTS:
             self._reply(b"452 4.5.3 Too many recipients\r\n")
             return
@@ -445,20 +463,9 @@ class SMTPSession(asyncio.Protocol):
         self._reply(b"250 2.1.5 Ok\r\n")
 
     @staticmethod
-    def _path(text: bytes) -> tuple[str, list[tuple[bytes, bytes | None]]] | None:
-        match = _PATH.match(text)
-        if match is None:
-            return None
-        address = match[1] if match[1] is not None else match[3]
-        rest = match[2] if match[1] is not None else match[4]
-        params: list[tuple[bytes, bytes | None]] = []
-        for word in rest.split():
-            param = _PARAM.match(word)
-            if param is None:
-                return None
-            params.append((param[1].upper(), param[2]))
+    def _path(text: bytes) -> tuple[str, list[tuple[str, str | None]]] | None:
         try:
-            return address.decode("utf-8"), params
+            return parse_path_argument(text.decode("utf-8"))
         except UnicodeDecodeError:
             return None
 
@@ -508,11 +515,14 @@ class SMTPSession(asyncio.Protocol):
             self._bad(b"501 5.5.4 Syntax: STARTTLS\r\n")
             return
         # Anything the client pipelined after STARTTLS was sent in the clear: drop it
-        # (the CVE-2011-0411 class of command injection).
+        # (the CVE-2011-0411 class of command injection). Nothing more is read in the
+        # clear: what comes next goes to the TLS handshake, and plaintext there fails it.
         del self._buffer[:]
         self._reply(b"220 2.0.0 Ready to start TLS\r\n")
         self._flush()
         self._busy = True
+        if self.transport is not None:
+            self.transport.pause_reading()
         task = self.loop.create_task(self._start_tls(context))
         self.service.tasks.add(task)
         task.add_done_callback(self.service.tasks.discard)
@@ -521,6 +531,7 @@ class SMTPSession(asyncio.Protocol):
         transport = self.transport
         if transport is None:
             return
+        del self._buffer[:]  # nothing read in the clear counts (reading is paused)
         try:
             new_transport = await self.loop.start_tls(
                 transport, self, context, server_side=True, ssl_handshake_timeout=30
@@ -537,7 +548,8 @@ class SMTPSession(asyncio.Protocol):
         self._greeted = self._extended = False
         self.auth_user = None
         self._reset()
-        del self._buffer[:]
+        # The buffer holds only decrypted input now: a TLS 1.3 client sends its first
+        # command with its Finished, and it may have arrived during the handshake.
         self._busy = False
         self._process()
 
@@ -566,8 +578,17 @@ class SMTPSession(asyncio.Protocol):
                 self._auth_login_user(initial)
             else:
                 self._challenge(b"Username:", self._auth_login_user)
+        elif mechanism in (b"XOAUTH2", b"OAUTHBEARER"):
+            step = self._auth_xoauth2 if mechanism == b"XOAUTH2" else self._auth_oauthbearer
+            if initial:
+                step(initial)
+            else:
+                self._challenge(b"", step)
         else:
-            self._bad(b"504 5.5.4 Unrecognized authentication type (PLAIN and LOGIN offered)\r\n")
+            self._bad(
+                b"504 5.5.4 Unrecognized authentication type "
+                b"(PLAIN, LOGIN, XOAUTH2 and OAUTHBEARER offered)\r\n"
+            )
 
     def _challenge(self, text: bytes, step: Callable[[bytes], None]) -> None:
         self._reply(b"334 " + binascii.b2a_base64(text, newline=False) + b"\r\n")
@@ -591,11 +612,45 @@ class SMTPSession(asyncio.Protocol):
         decoded = self._decode(line)
         if decoded is None:
             return
-        parts = decoded.split(b"\x00")
-        if len(parts) != 3:
+        parts = parse_plain(decoded)
+        if parts is None:
             self._bad(b"501 5.5.2 Bad PLAIN response (authzid NUL user NUL password)\r\n")
             return
         self._accept_login(parts[1])
+
+    def _bearer(self, fields: list[bytes]) -> bool:
+        """An OAuth2 response names a bearer token (any token is accepted)."""
+        if any(f.startswith(b"auth=Bearer ") and len(f) > 12 for f in fields):
+            return True
+        self._bad(b"501 5.5.2 Bad OAuth2 response (auth=Bearer <token> expected)\r\n")
+        return False
+
+    def _auth_xoauth2(self, line: bytes) -> None:
+        # "user=" account ^A "auth=Bearer " token ^A ^A (any token is accepted)
+        decoded = self._decode(line)
+        if decoded is None:
+            return
+        fields = decoded.split(b"\x01")
+        users = [f[5:] for f in fields if f.startswith(b"user=")]
+        if not users:
+            self._bad(b"501 5.5.2 Bad XOAUTH2 response (user=... expected)\r\n")
+            return
+        if self._bearer(fields):
+            self._accept_login(users[0])
+
+    def _auth_oauthbearer(self, line: bytes) -> None:
+        # RFC 7628: a GS2 header "n,a=" account "," then ^A-separated fields.
+        decoded = self._decode(line)
+        if decoded is None:
+            return
+        header, _, rest = decoded.partition(b"\x01")
+        parts = header.split(b",")
+        users = [p[2:] for p in parts[1:] if p.startswith(b"a=")]
+        if len(parts) < 3 or parts[0] not in (b"n", b"y") or not users:
+            self._bad(b"501 5.5.2 Bad OAUTHBEARER response (n,a=user, expected)\r\n")
+            return
+        if self._bearer(rest.split(b"\x01")):
+            self._accept_login(users[0].replace(b"=2C", b",").replace(b"=3D", b"="))
 
     def _auth_login_user(self, line: bytes) -> None:
         user = self._decode(line)

@@ -1,4 +1,5 @@
-"""The worker: delivers what the outbox holds, with the relay backend.
+"""The worker: delivers what the outbox holds, with the relay backend (the mailer each
+message was queued for, else EMAIL_QUEUE_RELAY_BACKEND).
 
 One process runs ``connections`` threads, each with its own relay backend instance
 (so its own SMTP connection) and its own database connection, each in a loop::
@@ -157,14 +158,17 @@ class Worker:
     def __repr__(self) -> str:
         return f"<Worker {self.owner} outbox={self.path}>"
 
-    def _new_backend(self) -> BaseEmailBackend:
-        from ..backends.loading import get_connection
+    def _new_backend(self, alias: str | None = None) -> BaseEmailBackend:
+        """The relay: the mailer ``alias`` a message was queued for, else the
+        worker's relay backend (EMAIL_QUEUE_RELAY_BACKEND)."""
+        from ..backends.mailers import relay_backend
         from ..backends.queue import EmailBackend as QueueBackend
 
-        backend = get_connection(self.relay, fail_silently=True)
+        backend = relay_backend(alias, self.relay)
         if isinstance(backend, QueueBackend):
+            where = "EMAIL_QUEUE_RELAY_BACKEND" if alias is None else f"the relay mailer {alias!r}"
             raise ImproperlyConfigured(
-                "EMAIL_QUEUE_RELAY_BACKEND is the queue backend itself: the worker would "
+                f"{where} is the queue backend itself: the worker would "
                 "queue each message again instead of delivering it"
             )
         return backend
@@ -264,7 +268,8 @@ class Worker:
             self._fail(exc)
 
     def _deliver_until_stopped(self) -> None:
-        backend = self._new_backend()
+        # One relay backend (so one connection) per mailer the messages name.
+        backends: dict[str | None, BaseEmailBackend] = {None: self._new_backend()}
         outbox = Outbox(self.path, durable=False)
         pause_until = 0.0
         setbacks = 0  # consecutive batches that failed to connect or were throttled
@@ -276,14 +281,15 @@ class Worker:
                     if self.once:
                         return
                     if time.monotonic() - idle_since > self.idle_close:
-                        _close(backend)  # the server would time the idle session out
+                        for backend in backends.values():
+                            _close(backend)  # the server would time the idle session out
                     self._idle(outbox)
                     continue
                 claimed, messages = self._build(outbox, claimed)
                 if not messages:
                     continue
                 self._pace(len(messages))
-                verdicts, connected = self._deliver(backend, claimed, messages)
+                verdicts, connected = self._deliver_by_relay(backends, claimed, messages)
                 recorded = outbox.record(self.owner, [v.settlement for v in verdicts])
                 idle_since = time.monotonic()
                 self.stats.add(verdicts, recorded)
@@ -299,9 +305,11 @@ class Worker:
                 else:
                     setbacks = 0
                 if any(v.reconnect for v in verdicts):
-                    _close(backend)  # 421: the server ended the session
+                    for backend in backends.values():
+                        _close(backend)  # 421: the server ended the session
         finally:
-            _close(backend)
+            for backend in backends.values():
+                _close(backend)
             outbox.close()
 
     def _build(
@@ -360,6 +368,41 @@ class Worker:
         if delay > 0:
             time.sleep(delay)
 
+    def _deliver_by_relay(
+        self,
+        backends: dict[str | None, BaseEmailBackend],
+        claimed: list[Claimed],
+        messages: list[RawMessage],
+    ) -> tuple[list[Verdict], bool]:
+        """Send a batch, each message through the relay mailer it was queued for."""
+        if all(item.relay is None for item in claimed):  # the usual case: one relay
+            return self._deliver(backends[None], claimed, messages)
+        groups: dict[str | None, tuple[list[Claimed], list[RawMessage]]] = {}
+        for item, message in zip(claimed, messages, strict=True):
+            group = groups.setdefault(item.relay, ([], []))
+            group[0].append(item)
+            group[1].append(message)
+        verdicts: list[Verdict] = []
+        connected = True
+        for relay, (items, group_messages) in groups.items():
+            backend = backends.get(relay)
+            if backend is None:
+                try:
+                    backend = backends[relay] = self._new_backend(relay)
+                except ImproperlyConfigured as exc:
+                    # This worker has no such mailer (its settings differ from the
+                    # sender's): deferred with back-off, never lost, until fixed or expired.
+                    now = time.time()
+                    error = RelayUnavailable(f"relay mailer {relay!r}: {exc}")
+                    verdicts += [settle(i, None, error, self.rules, now) for i in items]
+                    continue
+            group_verdicts, group_connected = self._deliver(backend, items, group_messages)
+            verdicts += group_verdicts
+            connected = connected and group_connected
+        order = {item.id: n for n, item in enumerate(claimed)}
+        verdicts.sort(key=lambda verdict: order[verdict.settlement.id])
+        return verdicts, connected
+
     def _deliver(
         self, backend: BaseEmailBackend, claimed: list[Claimed], messages: list[RawMessage]
     ) -> tuple[list[Verdict], bool]:
@@ -417,6 +460,11 @@ class Worker:
             log.warning("worker %s: stopped at once; gave back %d message(s)", self.owner, released)
         finally:
             os._exit(1)
+
+
+class RelayUnavailable(ConnectionError):
+    """The mailer a message was queued for cannot be made here (temporary: the
+    message waits, with back-off, for a worker that has it)."""
 
 
 def _open(backend: BaseEmailBackend) -> BaseException | None:
