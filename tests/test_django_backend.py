@@ -310,3 +310,31 @@ def test_without_a_configured_project_django_is_not_consulted(project: Any) -> N
     assert not django_settings.configured
     assert settings.EMAIL_PORT == 25
     assert settings.EMAIL_SUBJECT_PREFIX == "[mailwright] "
+
+
+def test_mailwright_functions_read_a_projects_mailers(
+    start_server: ServerFactory, project: Any
+) -> None:
+    # Django 6.1's MAILERS form: Django's backend names map to mailwright's, as for
+    # EMAIL_BACKEND, so mailwright's own functions send through the project's mailers.
+    server = start_server()
+    project(
+        MAILERS={
+            "default": {
+                "BACKEND": "mailwright.django.EmailBackend",
+                "OPTIONS": {"host": server.host, "port": server.port},
+            },
+            "console": {"BACKEND": "django.core.mail.backends.console.EmailBackend"},
+            "outbox": {
+                "BACKEND": "mailwright.django.EmailBackend",
+                "OPTIONS": {"backend": "mailwright.backends.locmem.EmailBackend"},
+            },
+        }
+    )
+    assert list(mailwright.mailers) == ["default", "console", "outbox"]
+    assert mailwright.send_mail("via default", "b", "f@example.com", ["a@example.com"]) == 1
+    assert server.wait_for(1)[0].rcpt_tos == ["a@example.com"]
+    console = mailwright.mailers["console"]
+    assert type(console).__module__ == "mailwright.backends.console"
+    assert mailwright.send_mail("kept", "b", "f@example.com", ["b@example.com"], using="outbox")
+    assert [m.sent_using for m in mailwright.outbox] == ["outbox"]

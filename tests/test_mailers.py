@@ -7,7 +7,10 @@ import asyncio
 import io
 import json
 import os
+import pickle
 import socket
+import subprocess
+import sys
 from collections.abc import Callable, Coroutine
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -338,6 +341,9 @@ def test_unknown_alias() -> None:
     assert isinstance(error, InvalidMailer) and isinstance(error, KeyError)
     assert isinstance(error, ImproperlyConfigured)
     assert str(error) == "MAILERS['transactional']: no such mailer (configured: 'default')"
+    assert error.alias == "transactional"
+    copy = pickle.loads(pickle.dumps(error))  # it crosses process boundaries intact
+    assert (type(copy), str(copy), copy.alias) == (type(error), str(error), error.alias)
     for send in (
         lambda: send_mail("s", "b", "f@example.com", ["a@example.com"], using="transactional"),
         lambda: message().send(using="transactional"),
@@ -607,3 +613,30 @@ def test_the_pytest_plugin_sends_every_mailer_to_the_outbox(
     result.assert_outcomes(passed=3)
     (received,) = server.wait_for(1)
     assert received.parsed()["Subject"] == "real"
+
+
+def test_a_message_sent_before_can_be_sent_through_a_mailer() -> None:
+    configure(EMAIL_BACKEND="locmem", MAILERS={"default": "locmem:", "other": "dummy:"})
+    sent = message()
+    assert sent.send() == 1  # makes and keeps the default mailer's backend
+    assert sent.send(using="other") == 1  # not a connection the caller gave
+    assert run(sent.asend(using="other")) == 1
+    assert [m.sent_using for m in mailwright.outbox] == ["default"]
+
+
+def test_get_connection_makes_email_backend_whatever_mailers_says() -> None:
+    configure(EMAIL_BACKEND="dummy", MAILERS={"default": "locmem:"})
+    assert type(get_connection()).__module__ == "mailwright.backends.dummy"
+    assert get_connection().alias is None
+    assert type(mailers.default).__module__ == "mailwright.backends.locmem"
+
+
+def test_mailwright_mailers_is_the_object_whatever_was_imported_first() -> None:
+    # A submodule named mailwright.mailers would replace the lazily exported object.
+    code = (
+        "import mailwright.api, mailwright.testing, mailwright\n"
+        "from mailwright import mailers\n"
+        "assert list(mailers) == ['default'] and list(mailwright.mailers) == ['default']\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

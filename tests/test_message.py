@@ -7,6 +7,7 @@ from email import message_from_bytes
 from email.message import EmailMessage as StdlibMessage
 from email.mime.text import MIMEText
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -610,3 +611,32 @@ def test_address_errors_say_why(address: str, why: str) -> None:
     text = str(info.value)
     assert why in text and repr(address) in text
     assert "not exactly one address" not in text
+
+
+def _with_attachment(name: str) -> EmailMessage:
+    message = EmailMessage("s", "b", "from@example.com", ["to@example.com"])
+    message.attach(name, "x", "text/plain")
+    return message
+
+
+@pytest.mark.parametrize(
+    ("make", "names"),
+    [
+        (lambda: EmailMessage("bad \udc80", "b", "a@example.com", ["b@example.com"]), "'Subject'"),
+        (lambda: EmailMessage("s", "b", "Ann \udc80 <a@example.com>", []), "from_email"),
+        (lambda: EmailMessage("s", "b", ("Ann \ud800", "a@example.com"), []), "display name"),
+        (lambda: EmailMessage("s", "b", "a@example.com", ["Bob \ud800 <b@example.com>"]), "in to"),
+        (lambda: EmailMessage("s", "b", "a@example.com", ["b\udfff@example.com"]), "in to"),
+        (
+            lambda: EmailMessage("s", "b", "a@example.com", [], headers={"X-Tag": "v\udc80"}),
+            "'X-Tag'",
+        ),
+        (lambda: _with_attachment("report\udc80.txt"), "'filename'"),
+    ],
+)
+def test_lone_surrogates_are_named(make: Any, names: str) -> None:
+    with pytest.raises(ValueError) as info:
+        make().message()
+    assert not isinstance(info.value, UnicodeEncodeError)
+    text = str(info.value)
+    assert "lone surrogate U+D" in text and names in text

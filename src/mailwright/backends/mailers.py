@@ -20,7 +20,6 @@ the old ``*_RELAY_BACKEND`` setting) into one.
 
 from __future__ import annotations
 
-import inspect
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -203,6 +202,8 @@ def accepted_options(backend: type[BaseEmailBackend]) -> frozenset[str] | None:
 
 
 def _signature_options(backend: type[BaseEmailBackend]) -> frozenset[str] | None:
+    import inspect  # once per backend class; sending code that never asks pays nothing
+
     names: set[str] = set()
     for klass in backend.__mro__:
         init = klass.__dict__.get("__init__")

@@ -35,6 +35,7 @@ from .results import BulkResult, Failure, Refusal
 if TYPE_CHECKING:
     from ..backends.base import BaseEmailBackend
     from ..message import EmailMessage
+    from ..message.dkim import DKIMSigner
     from ..smtp import SMTPConfig
 
 __all__ = [
@@ -63,6 +64,7 @@ def send_bulk(
     *,
     backend: str | type[BaseEmailBackend] | None = None,
     config: SMTPConfig | None = None,
+    dkim: DKIMSigner | None = None,
     using: str | None = None,
     **backend_kwargs: Any,
 ) -> BulkResult:
@@ -71,12 +73,13 @@ def send_bulk(
     all connections. ``using`` names the mailer to send with (the default mailer
     when nothing is given); or ``backend``/``backend_kwargs`` choose and configure the
     backend as ``get_connection`` does; or ``config`` gives an SMTP configuration
-    directly. Thread-safe."""
+    directly, and ``dkim`` the DKIM signer that goes with it (a backend or mailer
+    signs as its options say). Thread-safe."""
     from .threads import run_threads
 
     started = time.monotonic()
     plan = Plan.make(
-        messages, connections, rate_limit, backend, backend_kwargs, config, using=using
+        messages, connections, rate_limit, backend, backend_kwargs, config, dkim, using=using
     )
     return _finish(run_threads(plan), started)
 
@@ -88,6 +91,7 @@ async def asend_bulk(
     *,
     backend: str | type[BaseEmailBackend] | None = None,
     config: SMTPConfig | None = None,
+    dkim: DKIMSigner | None = None,
     using: str | None = None,
     **backend_kwargs: Any,
 ) -> BulkResult:
@@ -98,6 +102,6 @@ async def asend_bulk(
 
     started = time.monotonic()
     plan = Plan.make(
-        messages, connections, rate_limit, backend, backend_kwargs, config, using=using
+        messages, connections, rate_limit, backend, backend_kwargs, config, dkim, using=using
     )
     return _finish(await run_tasks(plan), started)

@@ -13,7 +13,7 @@ __all__ = ["register"]
 def _cmd_smtpd(args: argparse.Namespace) -> int:
     # The SMTP side needs only the standard library; without aiohttp the web inbox is
     # skipped with a one-line note (printed with the banner).
-    from ..devserver import DevServer, MaildirError, TLSSetupError
+    from ..devserver import DevServer, MaildirError, PortInUseError, TLSSetupError
     from ..devserver.release import ReleaseError
 
     if args.tls_key and not args.tls_cert:
@@ -42,6 +42,13 @@ def _cmd_smtpd(args: argparse.Namespace) -> int:
         return fail("smtpd", f"--maildir: {exc}")
     except (TLSSetupError, ReleaseError) as exc:
         return fail("smtpd", str(exc))
+    except PortInUseError as exc:
+        option = {"web": "--web-port", "SMTPS": "--smtps-port"}.get(exc.what, "--port")
+        return fail(
+            "smtpd",
+            f"{exc.strerror}: another program (another catcher?) listens there; stop it, or "
+            f"choose another port with {option} (0 picks a free one)",
+        )
     except OSError as exc:
         return fail("smtpd", exc.strerror or str(exc))
     return EXIT_OK

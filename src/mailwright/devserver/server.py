@@ -45,7 +45,10 @@ BIG_MESSAGE = 256 * 1024  # printed and indexed in a thread: parsing it takes a 
 
 
 class PortInUseError(OSError):
-    """The port the catcher should listen on is taken."""
+    """The port the catcher should listen on is taken; ``what`` says which ("SMTP",
+    "SMTPS" or "web")."""
+
+    what = "SMTP"
 
 
 def web_available() -> bool:
@@ -349,7 +352,10 @@ class DevServer:
 
     def _bind_error(self, what: str, port: int, exc: OSError) -> OSError:
         if exc.errno == errno.EADDRINUSE:
-            return PortInUseError(exc.errno, f"{what} port {port} on {self.host} is already in use")
+            text = f"{what} port {port} on {self.host} is already in use"
+            error = PortInUseError(exc.errno, text)
+            error.what = what
+            return error
         return OSError(exc.errno, f"cannot listen for {what} on {self.host}:{port}: {exc.strerror}")
 
     async def stop(self) -> None:

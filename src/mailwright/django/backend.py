@@ -92,5 +92,5 @@ class _Unconvertible(EmailMessage):
         super().__init__()
         self.error = error
 
-    def envelope(self) -> Envelope:
+    def envelope(self, dkim: Any = None) -> Envelope:
         raise self.error

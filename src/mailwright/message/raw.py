@@ -13,6 +13,7 @@ from .mime import crlf_lines
 
 if TYPE_CHECKING:
     from ..backends.base import BaseEmailBackend
+    from .dkim import DKIMSigner
 
 __all__ = ["RawMessage"]
 
@@ -88,7 +89,10 @@ class RawMessage(EmailMessage):
     def as_bytes(self) -> bytes:
         return self.data
 
-    def envelope(self) -> Envelope:
+    def envelope(self, dkim: DKIMSigner | None = None) -> Envelope:
+        """The envelope, with ``data`` exactly as given: a message already in wire
+        form is never signed (again), whatever ``dkim`` says. Mail queued by the
+        outbox or Celery backends was signed by the sender, when it was queued."""
         return Envelope(self.from_email, list(self.to), self.data, self._smtputf8)
 
     def attach(self, *args: Any, **kwargs: Any) -> None:
