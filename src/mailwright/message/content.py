@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 
 from . import headers as hdr
 from .lazy import as_text
-from .mime import BinaryPart, MessagePart, Part, crlf_lines, text_part
+from .mime import BinaryPart, MessagePart, Part, crlf_lines, seven_bit_message, text_part
 
 __all__ = [
     "DEFAULT_ATTACHMENT_MIME_TYPE",
@@ -129,7 +129,7 @@ def content_part(
                 cte=cte,
             )
     if (maintype, subtype) == ("message", "rfc822"):
-        return MessagePart(_rfc822_bytes(content), disposition, filename)
+        return MessagePart(seven_bit_message(_rfc822_bytes(content)), disposition, filename)
     if isinstance(content, str):
         content = content.encode("utf-8")
     if not isinstance(content, bytes | bytearray | memoryview):
