@@ -3,12 +3,20 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 import mailwright
 import senders
 from certs import CertFiles, make_certs
+from examples import FULL
 from mailwright.conf import SETTING_NAMES, settings
 from smtpserver import ServerOptions, SMTPTestServer
+
+# The quick run (CI) draws the same examples every time: a property test cannot pass in
+# one run and fail in the next. The full run (MAILWRIGHT_FULL_PROPERTIES=1) draws new ones.
+hypothesis_settings.register_profile("quick", derandomize=True, database=None)
+if not FULL:
+    hypothesis_settings.load_profile("quick")
 
 
 @pytest.fixture(autouse=True)

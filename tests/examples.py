@@ -1,8 +1,9 @@
 """How many examples a property test runs.
 
 The default run (and CI, which must stay quick on two cores) runs a fraction of each
-test's full count; ``MAILWRIGHT_FULL_PROPERTIES=1`` runs the full count (the opt-in run
-before a release, or after touching the message side or the engine).
+test's full count, the same examples every time (``tests/conftest.py``);
+``MAILWRIGHT_FULL_PROPERTIES=1`` runs the full count, newly drawn (the opt-in run before a
+release, or after touching the message side or the engine).
 """
 
 from __future__ import annotations
