@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import smtplib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from ..message import Delivery
-from ..smtp.errors import NotAttemptedError
-from .policy import RetryPolicy, error_code, is_temporary, is_temporary_code, is_throttling
+from .policy import RetryPolicy, error_code, sort_recipients
 from .results import BulkResult, Failure, Refusal
 
 if TYPE_CHECKING:
@@ -166,38 +164,29 @@ class JobQueue:
         assert job.envelope is not None
         error = outcome.error
         delivery = outcome.delivery
-        if error is None and not delivery.refused and job.index not in self._books:
+        if (
+            error is None
+            and not delivery.refused
+            and len(delivery.accepted) == len(job.envelope.recipients)
+            and job.index not in self._books
+        ):
             # The usual case, booked directly: every recipient accepted, first time.
             self._settled_once(job.index)
             self.result.sent += 1
             self.messages[job.index].delivery = delivery
             return NO_CHANGE
-        if isinstance(error, NotAttemptedError):
+        results = sort_recipients(job.envelope.recipients, delivery, error)
+        if results.not_tried:
             self._push(job)  # never tried: no attempt used
             return NO_CHANGE
         books = self._books.setdefault(job.index, _Books())
-        books.accepted.extend(delivery.accepted)
-        codes = [code for code, _ in delivery.refused.values()]
-        message_code = error_code(error)
-        if message_code is not None:
-            codes.append(message_code)
+        books.accepted.extend(results.accepted)
         retry: list[str] = []
-        per_recipient = error is None or isinstance(error, smtplib.SMTPRecipientsRefused)
-        retry_allowed = self.policy.can_retry(job.attempt)
-        for recipient in job.envelope.recipients:
-            if recipient in delivery.accepted:
-                continue
-            refusal = delivery.refused.get(recipient)
-            if per_recipient and refusal is not None:
-                temporary = is_temporary_code(refusal[0])
-                reply = refusal
-            else:
-                temporary = is_temporary(error)
-                reply = refusal or (message_code or 0, _describe(error) if error else "")
-            if temporary and retry_allowed:
-                retry.append(recipient)
-            else:
-                books.refused[recipient] = reply
+        if self.policy.can_retry(job.attempt):
+            retry.extend(results.temporary)
+        else:
+            books.refused.update(results.temporary)
+        books.refused.update(results.permanent)
         if error is not None:
             books.last_error = error
         if retry:
@@ -211,10 +200,9 @@ class JobQueue:
             )
         else:
             self._settle(job.index, attempts=job.attempt)
-        throttled = [code for code in codes if is_throttling(code)]
-        if not throttled:
+        if not results.throttled:
             return NO_CHANGE
-        return Verdict(pause=self.policy.delay(job.attempt), reconnect=421 in throttled)
+        return Verdict(pause=self.policy.delay(job.attempt), reconnect=results.reconnect)
 
     def _fail_job(self, job: Job, reason: str, error: BaseException | None) -> None:
         books = self._books.setdefault(job.index, _Books())

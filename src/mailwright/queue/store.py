@@ -344,6 +344,33 @@ class Outbox:
                     return int(found) if due else queued - int(found)
             limit *= 10
 
+    def check(self, budget: float = 1.0) -> bool:
+        """Read the whole file as SQLite's ``quick_check`` does, for at most ``budget``
+        seconds. Raises ``OutboxError`` when the file is damaged (as queueing and the
+        worker would when they reach the damage); returns True when every page was
+        read and sound, False when the budget ran out first (a large outbox)."""
+        deadline = time.monotonic() + budget
+
+        def over() -> int:
+            return int(time.monotonic() > deadline)
+
+        with self._read("checking the file") as db:
+            db.set_progress_handler(over, 1000)
+            try:
+                rows = db.execute("PRAGMA quick_check(3)").fetchall()
+            except sqlite3.OperationalError as exc:
+                if "interrupt" in str(exc):
+                    return False
+                raise
+            finally:
+                db.set_progress_handler(None, 0)
+        if rows != [("ok",)]:
+            found = "; ".join(str(row[0]) for row in rows)
+            raise OutboxError(
+                f"outbox {self.path}: checking the file failed: the database is damaged ({found})"
+            )
+        return True
+
     def recount(self) -> dict[str, int]:
         """Count every state by reading the whole index, and correct ``tally`` with
         it (only an edit by hand can make them differ); return the counts."""
