@@ -3,7 +3,7 @@ checking the arguments and deciding how each connection sends."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sized
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -22,16 +22,18 @@ CONNECT_ATTEMPTS = 3
 
 @dataclass
 class Plan:
-    """The messages, how many connections, and either one SMTP configuration shared by
-    every connection (the engine is driven directly, pipelined) or one backend
-    instance per connection (any other backend: a message at a time)."""
+    """The messages (any iterable, read as they are sent), how many connections, and
+    either one SMTP configuration shared by every connection (the engine is driven
+    directly, pipelined) or one backend instance per connection (any other backend:
+    a message at a time)."""
 
-    messages: list[EmailMessage]
+    messages: Iterable[EmailMessage]
     workers: int
     limiter: RateLimiter | None
     policy: RetryPolicy
     config: SMTPConfig | None
     backends: list[BaseEmailBackend]
+    on_result: Callable[[int, EmailMessage], None] | None = None
 
     @classmethod
     def make(
@@ -43,15 +45,19 @@ class Plan:
         backend_kwargs: dict[str, Any],
         config: SMTPConfig | None = None,
         policy: RetryPolicy | None = None,
+        on_result: Callable[[int, EmailMessage], None] | None = None,
     ) -> Plan:
         from ..backends.loading import get_connection
         from ..smtp import SMTPConfig
 
         if isinstance(connections, bool) or not isinstance(connections, int) or connections < 1:
             raise ValueError(f"connections must be a positive integer, got {connections!r}")
+        if on_result is not None and not callable(on_result):
+            raise TypeError(f"on_result must be callable, got {on_result!r}")
         limiter = RateLimiter(rate_limit) if rate_limit is not None else None
-        messages = list(messages)
-        workers = max(1, min(connections, len(messages)))
+        workers = connections
+        if isinstance(messages, Sized):  # a list: no more connections than messages
+            workers = max(1, min(connections, len(messages)))
         backends: list[BaseEmailBackend] = []
         if config is None:
             kwargs = {**backend_kwargs, "fail_silently": False}
@@ -64,4 +70,4 @@ class Plan:
                 config = engine_config
             else:
                 backends = [first, *(get_connection(backend, **kwargs) for _ in range(workers - 1))]
-        return cls(messages, workers, limiter, policy or BULK_POLICY, config, backends)
+        return cls(messages, workers, limiter, policy or BULK_POLICY, config, backends, on_result)
