@@ -36,7 +36,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=20)
     args = parser.parse_args()
 
-    server = DevServer("127.0.0.1", 0, 0, out=io.StringIO(), quiet=True).start_in_thread()
+    server = DevServer(
+        "127.0.0.1", 0, 0, out=io.StringIO(), quiet=True, max_messages=None
+    ).start_in_thread()
     try:
         messages = [
             EmailMessage(

@@ -19,6 +19,7 @@ ENV_NAMES = (
     "ADMINS",
     "MANAGERS",
     "DEFAULT_CHARSET",
+    "MAILERS",
 )
 
 

@@ -148,3 +148,132 @@ class ScriptedServer:
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)  # wakes the accept() in progress
         self.sock.close()
+
+
+class PostfixLike:
+    """A stateful peer that keeps a transaction refused at its end of data, as Postfix
+    3.7 does when ``smtpd_end_of_data_restrictions`` (a policy service) refuses it.
+
+    Seen against Postfix: after ``450`` (or ``550``) at the end of data, Postfix keeps
+    the refused transaction's sender. The next MAIL gets ``503 5.5.1 Error: nested MAIL
+    command``; RCPT then gets 250 (the recipient joins the stale transaction), DATA
+    354, and the end of that data is judged with the stale sender, which the policy
+    refuses again. RSET clears it. Senders whose local part is ``eod450`` or
+    ``eod550`` are refused at the end of data. ``delivered`` holds ``(sender,
+    recipients, content)`` for every message accepted."""
+
+    def __init__(self, *, pipelining: bool = True) -> None:
+        self.features = [b"PIPELINING", b"8BITMIME"] if pipelining else [b"8BITMIME"]
+        self.received = b""
+        self.delivered: list[tuple[str, list[str], bytes]] = []
+        self.closed = 0
+        self._lock = threading.Condition()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        try:
+            with conn, contextlib.suppress(OSError):
+                self._session(conn)
+        finally:
+            with self._lock:
+                self.closed += 1
+                self._lock.notify_all()
+
+    @staticmethod
+    def _path(line: bytes) -> str:
+        return line.split(b"<", 1)[1].split(b">", 1)[0].decode()
+
+    def _session(self, conn: socket.socket) -> None:
+        conn.sendall(b"220 postfix-like ESMTP\r\n")
+        sender: str | None = None
+        recipients: list[str] = []
+        content: list[bytes] | None = None  # collecting DATA
+        buffer = b""
+        while True:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return
+            with self._lock:
+                self.received += chunk
+                self._lock.notify_all()
+            buffer += chunk
+            out: list[bytes] = []
+            while b"\r\n" in buffer:
+                line, buffer = buffer.split(b"\r\n", 1)
+                if content is not None:
+                    if line != b".":
+                        content.append(line[1:] if line.startswith(b".") else line)
+                        continue
+                    assert sender is not None
+                    verdict = sender.split("@")[0]
+                    if verdict in ("eod450", "eod550"):
+                        # Refused; the transaction stays (no reset), as Postfix's does.
+                        out.append(f"{verdict[3:]} 4.7.1 <END-OF-MESSAGE>: refused".encode())
+                    else:
+                        with self._lock:
+                            self.delivered.append(
+                                (sender, recipients, b"\r\n".join(content) + b"\r\n")
+                            )
+                        out.append(b"250 2.0.0 Ok: queued")
+                        sender, recipients = None, []
+                    content = None
+                    continue
+                verb = line[:4].upper()
+                if verb == b"EHLO":
+                    lines = [b"postfix-like", *self.features]
+                    out.append(
+                        b"\r\n".join(
+                            b"250" + (b" " if i == len(lines) - 1 else b"-") + item
+                            for i, item in enumerate(lines)
+                        )
+                    )
+                elif verb == b"MAIL":
+                    if sender is not None:
+                        out.append(b"503 5.5.1 Error: nested MAIL command")
+                    else:
+                        sender, recipients = self._path(line), []
+                        out.append(b"250 2.1.0 Ok")
+                elif verb == b"RCPT":
+                    if sender is None:
+                        out.append(b"503 5.5.1 Error: need MAIL command")
+                    else:
+                        recipients.append(self._path(line))
+                        out.append(b"250 2.1.5 Ok")
+                elif verb == b"DATA":
+                    if sender is None or not recipients:
+                        out.append(b"503 5.5.1 Error: need RCPT command")
+                    else:
+                        content = []
+                        out.append(b"354 End data with <CR><LF>.<CR><LF>")
+                elif verb == b"RSET":
+                    sender, recipients = None, []
+                    out.append(b"250 2.0.0 Ok")
+                elif verb == b"QUIT":
+                    conn.sendall(b"".join(o + b"\r\n" for o in out) + b"221 2.0.0 Bye\r\n")
+                    return
+                else:
+                    out.append(b"250 2.0.0 Ok")
+            if out:
+                conn.sendall(b"".join(o + b"\r\n" for o in out))
+
+    def wait_closed(self, count: int = 1, timeout: float = 15) -> None:
+        with self._lock:
+            if not self._lock.wait_for(lambda: self.closed >= count, timeout):
+                raise AssertionError(f"{self.closed} of {count} connections ended")
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()

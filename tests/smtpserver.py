@@ -9,6 +9,7 @@ recipients, a refused DATA, throttling replies and slow replies.
 from __future__ import annotations
 
 import asyncio
+import base64
 import ssl
 import threading
 import time
@@ -18,7 +19,9 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
 
-from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword
+
+OAUTH2_ERROR = b'{"status":"401","schemes":"bearer","scope":"https://mail.google.com/"}'
 
 
 @dataclass
@@ -59,6 +62,11 @@ class ServerOptions:
     hold: dict[str, threading.Event] = field(default_factory=dict)  # "MAIL", "RCPT",
     # "DATA" -> answer that command only once the event is set (all set on stop())
     stall_until: threading.Event | None = None  # after DATA, stop reading until set
+    # OAuth2: the account and the access tokens it accepts (with ``auth`` set, which
+    # turns AUTH on); the mechanisms offered; the error JSON sent in the 334 challenge.
+    oauth2_user: str | None = None
+    oauth2_tokens: set[str] = field(default_factory=set)
+    oauth2_mechanisms: tuple[str, ...] = ("XOAUTH2",)
 
 
 class _Handler:
@@ -156,6 +164,41 @@ class _RecordingSMTP(SMTP):
             await asyncio.sleep(0.002)
         self._resume()
 
+    async def _oauth2(self, mechanism: str, args: list[str]) -> AuthResult:
+        """XOAUTH2 / OAUTHBEARER: the token must be one of ``oauth2_tokens``; a refusal
+        sends the error JSON in a 334 challenge first, as Gmail does."""
+        if len(args) == 1:
+            response = await self.challenge_auth("")
+            if response is MISSING:
+                return AuthResult(success=False, handled=True)
+        else:
+            response = base64.b64decode(args[1])
+        assert isinstance(response, bytes)
+        fields = response.split(b"\x01")
+        if mechanism == "XOAUTH2":
+            users = [f[5:].decode() for f in fields if f.startswith(b"user=")]
+        else:
+            header = fields[0].split(b",")
+            users = [p[2:].decode() for p in header[1:] if p.startswith(b"a=")]
+        tokens = [f[12:].decode() for f in fields if f.startswith(b"auth=Bearer ")]
+        options = self._owner.options
+        user, token = (users or [""])[0], (tokens or [""])[0]
+        self._owner.oauth2_logins.append((mechanism, user, token))
+        if user == options.oauth2_user and token in options.oauth2_tokens:
+            return AuthResult(success=True, auth_data=LoginPassword(user.encode(), b""))
+        answer = await self.challenge_auth(OAUTH2_ERROR)
+        expected = b"" if mechanism == "XOAUTH2" else b"\x01"
+        self._owner.oauth2_error_answers.append(answer == expected)
+        return AuthResult(
+            success=False, handled=False, message="535 5.7.8 Username and Password not accepted"
+        )
+
+    async def auth_XOAUTH2(self, _: Any, args: list[str]) -> AuthResult:
+        return await self._oauth2("XOAUTH2", args)
+
+    async def auth_OAUTHBEARER(self, _: Any, args: list[str]) -> AuthResult:
+        return await self._oauth2("OAUTHBEARER", args)
+
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
         with self._owner._ended:
@@ -181,6 +224,8 @@ class SMTPTestServer:
         self.connections = 0
         self.arrived: defaultdict[str, threading.Event] = defaultdict(threading.Event)
         self.stalled = threading.Event()  # set when stall_until stopped the reading
+        self.oauth2_logins: list[tuple[str, str, str]] = []  # (mechanism, user, token)
+        self.oauth2_error_answers: list[bool] = []  # the 334 error answered as it should
         self.ended = 0  # connections closed (by either side)
         self._ended = threading.Condition()
         self.host = "127.0.0.1"
@@ -230,6 +275,11 @@ class SMTPTestServer:
         if options.auth is not None:
             kwargs["authenticator"] = self._authenticate
             kwargs["auth_required"] = True
+        kwargs["auth_exclude_mechanism"] = (
+            [m for m in ("XOAUTH2", "OAUTHBEARER") if m not in options.oauth2_mechanisms]
+            if options.oauth2_user
+            else ["XOAUTH2", "OAUTHBEARER"]
+        )
         return _RecordingSMTP(self, self.handler_class(self), **kwargs)
 
     def start(self) -> SMTPTestServer:

@@ -79,6 +79,32 @@ def rows(browser: webdriver.Chrome) -> list[str]:
     return [str(subject) for subject in subjects]
 
 
+def click_link(browser: webdriver.Chrome, text: str) -> None:
+    """Find the link and click it in one step in the page: live updates replace the
+    list's rows at any moment, so an element found first and clicked later may be
+    gone (StaleElementReferenceException)."""
+    WebDriverWait(browser, 20).until(
+        lambda _: browser.execute_script(
+            "const link = [...document.querySelectorAll('a')]"
+            "  .find((a) => a.textContent.trim() === arguments[0]);"
+            "if (!link) return false; link.click(); return true;",
+            text,
+        )
+    )
+
+
+def on_message_page(browser: webdriver.Chrome, subject: str) -> None:
+    """Wait until the message page of ``subject`` is loaded."""
+    WebDriverWait(browser, 20).until(
+        lambda _: (
+            browser.execute_script(
+                "const s = document.getElementById('subject'); return s ? s.textContent : null"
+            )
+            == subject
+        )
+    )
+
+
 def settled(browser: webdriver.Chrome, subjects: list[str]) -> None:
     """Wait until the list shows ``subjects`` and no refresh is pending."""
     WebDriverWait(browser, 20).until(
@@ -99,7 +125,8 @@ def test_inbox_lists_opens_and_renders_html(browser: webdriver.Chrome, catcher: 
     assert subjects[0].startswith("Grüße aus Köln")  # newest first
     assert "Your monthly report" in subjects
 
-    browser.find_element(By.LINK_TEXT, "Your monthly report").click()
+    click_link(browser, "Your monthly report")
+    on_message_page(browser, "Your monthly report")
     frame = wait.until(expected_conditions.presence_of_element_located((By.ID, "html-part")))
     assert frame.get_attribute("sandbox") == "allow-popups allow-popups-to-escape-sandbox"
     assert "report.csv" in browser.find_element(By.ID, "attachments").text
@@ -176,8 +203,9 @@ def test_live_update_search_and_delete(browser: webdriver.Chrome, catcher: DevSe
     assert catcher.store.get(str(doomed)) is None
 
     # delete from the message page
-    browser.find_element(By.LINK_TEXT, "Your monthly report").click()
-    wait.until(expected_conditions.presence_of_element_located((By.ID, "delete-message"))).click()
+    click_link(browser, "Your monthly report")
+    on_message_page(browser, "Your monthly report")
+    browser.find_element(By.ID, "delete-message").click()
     wait.until(lambda _: browser.current_url.rstrip("/") == (catcher.inbox_url or "").rstrip("/"))
     wait.until(lambda _: len(rows(browser)) == 1)
     assert len(catcher.store) == 1
@@ -195,13 +223,15 @@ def test_phone_width_shows_the_subject(
     assert width <= 375
     # nothing overflows sideways
     assert browser.execute_script("return document.documentElement.scrollWidth") <= width
-    for cell in browser.find_elements(By.CSS_SELECTOR, "td.subject a"):
-        box = browser.execute_script(
-            "const r = arguments[0].getBoundingClientRect(); return [r.left, r.right, r.width];",
-            cell,
-        )
-        assert box[0] >= 0 and box[1] <= width and box[2] > 0, box
-        assert cell.is_displayed()
+    # every subject link's box, read in one step (live updates replace the rows)
+    boxes = browser.execute_script(
+        "return [...document.querySelectorAll('td.subject a')].map((a) => {"
+        "  const r = a.getBoundingClientRect(); return [r.left, r.right, r.width, r.height];"
+        "})"
+    )
+    assert len(boxes) == 3
+    for box in boxes:
+        assert box[0] >= 0 and box[1] <= width and box[2] > 0 and box[3] > 0, box
     shot = tmp_path / "inbox-375.png"
     assert browser.save_screenshot(str(shot))
     assert shot.stat().st_size > 0
@@ -209,8 +239,8 @@ def test_phone_width_shows_the_subject(
         DOCS.mkdir(exist_ok=True)
         browser.save_screenshot(str(DOCS / "inbox-phone.png"))
     # the message page fits too
-    browser.find_element(By.LINK_TEXT, "Your monthly report").click()
-    wait.until(expected_conditions.presence_of_element_located((By.ID, "subject")))
+    click_link(browser, "Your monthly report")
+    on_message_page(browser, "Your monthly report")
     assert browser.execute_script("return document.documentElement.scrollWidth") <= width
 
 
@@ -234,6 +264,33 @@ def test_delete_all_from_the_page(browser: webdriver.Chrome, catcher: DevServer)
     wait = WebDriverWait(browser, 20)
     wait.until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "tr.message")))
     browser.find_element(By.ID, "delete-all").click()
-    browser.switch_to.alert.accept()
+    wait.until(expected_conditions.alert_is_present()).accept()
     wait.until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "p.empty")))
     assert len(catcher.store) == 0
+
+
+def test_release_from_the_message_page(browser: webdriver.Chrome) -> None:
+    relay = DevServer("127.0.0.1", 0, None, out=io.StringIO()).start_in_thread()
+    catcher = DevServer(
+        "127.0.0.1", 0, 0, out=io.StringIO(), release_to=[f"127.0.0.1:{relay.smtp_port}"]
+    ).start_in_thread()
+    try:
+        send_samples(catcher, 1)
+        browser.get(catcher.inbox_url)
+        click_link(browser, "Welcome to mailwright")
+        on_message_page(browser, "Welcome to mailwright")
+        browser.find_element(By.CSS_SELECTOR, "#release summary").click()
+        field = browser.find_element(By.CSS_SELECTOR, "#release-form input[name=to]")
+        field.clear()
+        field.send_keys("qa@example.com")
+        browser.find_element(By.CSS_SELECTOR, "#release-form button").click()
+        WebDriverWait(browser, 20).until(
+            lambda _: (
+                browser.find_element(By.ID, "release-result").text == "Released to qa@example.com"
+            )
+        )
+        assert relay.wait_for_messages(1, 10)
+        assert relay.store.messages()[0].rcpt_tos == ["qa@example.com"]
+    finally:
+        catcher.stop_thread()
+        relay.stop_thread()

@@ -12,11 +12,13 @@ import string
 from collections.abc import Iterator
 from email import message_from_bytes, policy
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from examples import examples
 from mailwright import EmailMessage, get_connection
 from mailwright.devserver import DevServer, TLSSetupError
 from processes import Catcher, run_cli
@@ -85,7 +87,8 @@ def test_auth_plain_and_login_accept_any_credentials_and_keep_the_user(
         with smtplib.SMTP("127.0.0.1", catcher.smtp_port, timeout=10) as client:
             client.ehlo()
             assert client.has_extn("auth")
-            assert set(client.esmtp_features["auth"].split()) == {"PLAIN", "LOGIN"}
+            offered = set(client.esmtp_features["auth"].split())
+            assert offered == {"PLAIN", "LOGIN", "XOAUTH2", "OAUTHBEARER"}
             client.user, client.password = f"user-{mechanism}", "any password"
             code, _ = client.auth(mechanism, getattr(client, f"auth_{mechanism.lower()}"))
             assert code == 235
@@ -145,7 +148,7 @@ def test_pipelined_session_in_one_write_is_answered_in_order(catcher: DevServer)
 
 
 @settings(
-    max_examples=40,
+    max_examples=examples(40, 15),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
@@ -202,6 +205,27 @@ def test_protocol_errors_are_answered_and_the_session_goes_on(catcher: DevServer
         assert talk.command(b"NOOP")[0] == 250
         assert talk.command(b"QUIT")[0] == 221
         assert talk.closed()
+    finally:
+        talk.close()
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_a_line_too_long_ends_an_auth_exchange(catcher: DevServer, split: bool) -> None:
+    talk = Conversation(catcher.smtp_port)
+    try:
+        assert talk.command(b"EHLO x")[0] == 250
+        assert talk.command(b"AUTH LOGIN")[0] == 334
+        long = base64.b64encode(b"u" * 6000)
+        if split:  # the line arrives in pieces: refused before its end is seen
+            talk.send(long[:5000])
+            assert talk.reply()[0] == 500
+            talk.send(long[5000:] + b"\r\n")
+        else:
+            assert talk.command(long)[0] == 500
+        # The next line is a command, not the AUTH user name.
+        assert talk.command(base64.b64encode(b"MAIL FROM:<a@example.com>"))[0] == 500
+        assert talk.command(b"MAIL FROM:<a@example.com>")[0] == 250
+        assert talk.command(b"QUIT")[0] == 221
     finally:
         talk.close()
 
@@ -312,6 +336,115 @@ def test_commands_pipelined_after_starttls_are_dropped(tls_catcher: DevServer) -
         wrapped.close()
     finally:
         talk.close()
+
+
+def _tls_client(context: ssl.SSLContext, sock: socket.socket) -> tuple[ssl.SSLObject, Any]:
+    """A TLS client over ``sock`` whose bytes go out only when the test says so."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
+
+    def pump(need_more: bool) -> None:
+        if outgoing.pending:
+            sock.sendall(outgoing.read())
+        if need_more:
+            data = sock.recv(65536)
+            if not data:
+                raise ConnectionError("the catcher closed the connection")
+            incoming.write(data)
+
+    return tls, (incoming, outgoing, pump)
+
+
+def test_the_first_command_in_the_segment_that_ends_the_handshake_is_answered(
+    tls_catcher: DevServer,
+) -> None:
+    # TLS 1.3 clients (Nodemailer, our own asyncio driver) send their Finished and the
+    # EHLO that follows in one segment; the catcher dropped that EHLO and the client
+    # waited for a reply until the idle timeout.
+    talk = Conversation(tls_catcher.smtp_port)
+    try:
+        assert talk.command(b"EHLO x")[0] == 250
+        assert talk.command(b"STARTTLS")[0] == 220
+        context = ssl.create_default_context(cafile=tls_catcher.ca_file)
+        context.minimum_version = ssl.TLSVersion.TLSv1_3
+        tls, (_, outgoing, pump) = _tls_client(context, talk.sock)
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                pump(True)
+        assert tls.version() == "TLSv1.3"
+        # Finished (still in the outgoing buffer) and EHLO leave in one write.
+        tls.write(b"EHLO again\r\nNOOP\r\n")
+        talk.sock.sendall(outgoing.read())
+        replies = b""
+        while not replies.endswith(b"250 2.0.0 Ok\r\n"):
+            try:
+                replies += tls.read(65536)
+            except ssl.SSLWantReadError:
+                pump(True)
+        assert replies.startswith(b"250-")  # EHLO's answer, then NOOP's
+        assert b"AUTH PLAIN" in replies and b"STARTTLS" not in replies
+    finally:
+        talk.close()
+
+
+def test_plaintext_sent_after_starttls_never_runs(tls_catcher: DevServer) -> None:
+    """Cleartext written after the 220 (before the handshake) is no TLS record: the
+    handshake fails; it is never run as a command."""
+    talk = Conversation(tls_catcher.smtp_port)
+    try:
+        assert talk.command(b"EHLO x")[0] == 250
+        assert talk.command(b"STARTTLS")[0] == 220
+        talk.send(b"MAIL FROM:<injected@example.com>\r\n")
+        context = ssl.create_default_context(cafile=tls_catcher.ca_file)
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            wrapped = context.wrap_socket(talk.sock, server_hostname="127.0.0.1")
+            wrapped.sendall(b"RCPT TO:<b@example.com>\r\n")
+            wrapped.recv(1000)
+    finally:
+        talk.close()
+
+
+def test_a_hundred_starttls_sessions_of_the_asyncio_driver_all_deliver(
+    tls_catcher: DevServer,
+) -> None:
+    import asyncio
+
+    from mailwright.message import Envelope
+    from mailwright.smtp import AsyncSMTPConnection, SMTPConfig
+
+    context = ssl.create_default_context(cafile=tls_catcher.ca_file)
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    config = SMTPConfig(
+        "127.0.0.1", tls_catcher.smtp_port, use_tls=True, ssl_context=context, timeout=10
+    )
+    raw = b"From: a@example.com\r\nTo: b@example.com\r\nSubject: tls\r\n\r\nbody\r\n"
+
+    async def session() -> None:
+        connection = AsyncSMTPConnection(config)
+        await connection.connect()
+        envelope = Envelope("a@example.com", ["b@example.com"], raw, False)
+        outcomes = [o async for o in connection.send(_one(envelope))]
+        assert [o.error for o in outcomes] == [None]
+        await connection.quit()
+
+    async def main() -> None:
+        for _ in range(100):  # one after another: each a full STARTTLS handshake
+            await session()
+
+    asyncio.run(main())
+    assert tls_catcher.wait_for_messages(100)
+
+
+def _one(envelope: Any) -> Any:
+    items = [(0, envelope)]
+
+    async def source() -> Any:
+        return items.pop() if items else None
+
+    return source
 
 
 def test_check_and_send_commands_pass_against_the_catcher_with_auth_and_tls(
@@ -433,3 +566,26 @@ def test_maildir_problems_are_one_line_errors_naming_the_path(tmp_path: Path) ->
         (line,) = result.stderr.strip().splitlines()
         assert line.startswith(f"mailwright smtpd: error: --maildir: {path}")
         assert reason in line
+
+
+def test_connections_beyond_the_cap_are_told_421() -> None:
+    server = DevServer(
+        "127.0.0.1", 0, None, out=io.StringIO(), quiet=True, max_connections=2
+    ).start_in_thread()
+    clients = []
+    try:
+        for _ in range(2):
+            client = socket.create_connection(("127.0.0.1", server.smtp_port), timeout=10)
+            clients.append(client)
+            assert client.recv(1024).startswith(b"220 ")
+        extra = socket.create_connection(("127.0.0.1", server.smtp_port), timeout=10)
+        clients.append(extra)
+        assert extra.recv(1024) == b"421 4.3.2 Too many connections, try again later\r\n"
+        assert extra.recv(1024) == b""  # and closed
+        # the two admitted sessions still work
+        clients[0].sendall(b"NOOP\r\n")
+        assert clients[0].recv(1024).startswith(b"250")
+    finally:
+        for client in clients:
+            client.close()
+        server.stop_thread()

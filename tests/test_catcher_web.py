@@ -181,7 +181,10 @@ def test_attachment_names_download_intact(catcher: DevServer) -> None:
 @pytest.mark.parametrize(
     ("headers", "allowed"),
     [
-        ({}, True),  # scripts, curl
+        ({}, False),  # scripts, curl: they need the token
+        ({"X-Mailwright-Token": "{token}"}, True),
+        ({"X-Mailwright-Token": "wrong"}, False),
+        ({"X-Mailwright-Token": ""}, False),
         ({"Origin": "http://127.0.0.1:{port}"}, True),
         ({"Origin": "http://127.0.0.1:{port}", "Sec-Fetch-Site": "same-origin"}, True),
         ({"Origin": "http://attacker.example"}, False),
@@ -195,11 +198,14 @@ def test_state_changing_requests_need_the_same_origin(
     catcher: DevServer, headers: dict[str, str], allowed: bool
 ) -> None:
     message_id = one_message(catcher)
-    headers = {name: value.format(port=catcher.web_port) for name, value in headers.items()}
+    headers = {
+        name: value.format(port=catcher.web_port, token=catcher.api_token)
+        for name, value in headers.items()
+    }
     status, _, _ = request(catcher, "DELETE", f"/api/messages/{message_id}", headers)
     assert status == (200 if allowed else 403)
     assert (catcher.store.get(message_id) is None) == allowed
-    body = json.dumps({"host": "127.0.0.1", "port": 1}).encode()
+    body = json.dumps({}).encode()
     if not allowed:
         status, _, _ = request(catcher, "POST", "/api/messages/x/release", headers, body)
         assert status == 403

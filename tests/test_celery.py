@@ -664,3 +664,50 @@ def test_killed_worker_tasks_come_back_after_visibility_timeout(
     ids = server.received_ids()
     duplicates = sum(ids.values()) - len(ids)
     assert duplicates <= processes * chunk, duplicates  # the chunks in flight at most
+
+
+# --- mailers: the backend's relay option ---
+
+
+def test_payload_carries_the_relay_alias_and_nothing_else_of_it() -> None:
+    from mailwright.celery.payload import payload_relay
+
+    messages = [RawMessage(b"Subject: a\r\n\r\nhi\r\n", "a@example.com", ["b@example.com"])]
+    payload = json.loads(json.dumps(dump_chunk(messages, relay="bulk")))
+    assert set(payload) == {"version", "messages", "relay"}
+    assert payload_relay(payload) == "bulk" and len(load_chunk(payload)) == 1
+    assert "relay" not in dump_chunk(messages)  # read by workers of earlier releases too
+    for bad in (5, "", "x" * 201):
+        with pytest.raises(ValueError, match="'relay' must be a mailer alias"):
+            load_chunk({**payload, "relay": bad})
+
+
+@with_workers
+def test_a_worker_delivers_through_the_relay_mailer_the_payload_names(
+    broker: str, chaos_server: Callable[..., ChaosServer], workers: Callable[..., Worker]
+) -> None:
+    fallback, bulk = chaos_server(), chaos_server()
+    bulk_url = f"smtp://{bulk.host}:{bulk.port}"
+    # The worker's own settings: EMAIL_HOST for EMAIL_CELERY_RELAY_BACKEND, and the
+    # mailer "bulk" (its alias is all a payload carries).
+    env = worker_env(fallback, MAILERS=json.dumps({"bulk": bulk_url}))
+    worker = workers(broker, "mail-relay", env, processes=1)
+    app = make_app(broker)
+    mailwright.configure(
+        MAILERS={
+            "newsletters": {
+                "BACKEND": "celery",
+                "OPTIONS": {"app": app, "queue": "mail-relay", "relay": "bulk"},
+            },
+            "direct": {"BACKEND": "celery", "OPTIONS": {"app": app, "queue": "mail-relay"}},
+            "bulk": bulk_url,
+        }
+    )
+    news, direct = numbered(3, "news"), numbered(2, "direct")
+    assert mailwright.mailers["newsletters"].send_messages(news) == 3
+    assert mailwright.mailers["direct"].send_messages(direct) == 2
+    wait_until(all_arrived(bulk, news), 60, "the newsletters at the bulk relay")
+    wait_until(all_arrived(fallback, direct), 60, "the others at EMAIL_HOST")
+    worker.wait_finished(2)
+    assert set(bulk.received_ids()) == {m.extra_headers["Message-ID"] for m in news}
+    assert set(fallback.received_ids()) == {m.extra_headers["Message-ID"] for m in direct}

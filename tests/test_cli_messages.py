@@ -78,8 +78,29 @@ def test_bad_url_is_one_line_without_the_password(capsys: pytest.CaptureFixture[
     for command in (["check"], list(SEND)):
         code, _, err = run(capsys, *command, "--url", "smpt://me:s3cret@host")
         line = error_line(code, err)
-        assert "--url smpt://me:***@host" in line and "unknown scheme" in line
-        assert "s3cret" not in err
+        assert "--url smpt://***@host" in line and "unknown scheme" in line
+        assert "s3cret" not in err and "me:" not in err
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "smtp://qzuser:Sup3r#S3cretPw@127.0.0.1:1",  # '#' ends the authority early
+        "smtp://qzuser:Sup3r/S3cretPw@127.0.0.1:1",  # '/' too
+        "smtp://qzuser:4242#S3cretPw@127.0.0.1:1",  # parses as host 'qzuser', port 4242
+        "smtp://qzuser:Sup3r[S3cretPw@127.0.0.1:1",
+    ],
+)
+def test_a_password_with_unencoded_delimiters_is_never_shown(
+    url: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # From the environment, as a deployment sets it: send, check and the worker.
+    env = {"EMAIL_URL": url, "EMAIL_QUEUE_PATH": str(tmp_path / "o.sqlite3")}
+    for command in (["check"], list(SEND), ["worker", "--once"]):
+        code, out, err = run(capsys, *command, env=env)
+        assert code != 0, command
+        assert "S3cretPw" not in out + err and "qzuser" not in out + err, command
+        assert "percent-encode" in err, command
 
 
 # --- backends that are not SMTP ---
@@ -162,6 +183,11 @@ def test_send_with_the_console_and_locmem_backends(capsys: pytest.CaptureFixture
 
 
 # --- TLS mistakes name the fix ---
+
+
+def test_a_bare_host_and_port_suggests_smtp_scheme(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "check", "--url", "127.0.0.1:2525")
+    assert "write smtp://127.0.0.1:2525" in error_line(code, err)
 
 
 def test_implicit_tls_on_a_plain_port(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import mailbox
@@ -19,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from examples import examples
 from mailwright import EmailMessage, EmailMultiAlternatives, get_connection
 from mailwright.demo import sample_messages
 from mailwright.devserver import DevServer, MaildirError, PortInUseError
@@ -46,10 +48,16 @@ def send_raw(server: DevServer, *raws: bytes) -> None:
 
 
 def http(
-    server: DevServer, path: str, method: str = "GET", body: bytes | None = None
+    server: DevServer,
+    path: str,
+    method: str = "GET",
+    body: bytes | None = None,
+    token: bool = True,
 ) -> tuple[int, dict[str, str], bytes]:
+    """A request as a script makes it: no Origin; the start-up token when asked."""
+    headers = {"X-Mailwright-Token": server.api_token} if token else {}
     request = urllib.request.Request(
-        f"{server.inbox_url}{path.lstrip('/')}", method=method, data=body
+        f"{server.inbox_url}{path.lstrip('/')}", method=method, data=body, headers=headers
     )
     try:
         with urllib.request.urlopen(request) as reply:
@@ -172,8 +180,60 @@ def test_maildir_is_loaded_on_restart(tmp_path: Path) -> None:
         second.stop_thread()
 
 
+def test_max_messages_drops_the_oldest_and_its_file(tmp_path: Path) -> None:
+    maildir = tmp_path / "mail"
+    server = DevServer("127.0.0.1", 0, 0, maildir=maildir, out=io.StringIO(), max_messages=3)
+    server.start_in_thread()
+    try:
+        for i in range(5):  # one connection each: arrival order is sending order
+            send(server, EmailMessage(f"m{i}", "b", "a@example.com", ["b@example.com"]))
+        assert server.wait_until_reported()
+        listing = api(server, "/api/messages")
+        assert listing["total"] == 3
+        assert [m["subject"] for m in listing["messages"]] == ["m4", "m3", "m2"]
+        assert sorted(os.listdir(maildir / "new")) == sorted(m["id"] for m in listing["messages"])
+    finally:
+        server.stop_thread()
+    # a Maildir with more than --max-messages: the newest are kept, the others deleted
+    err = io.StringIO()
+    again = DevServer("127.0.0.1", 0, None, maildir=maildir, err=err, max_messages=2)
+    again.start_in_thread()
+    try:
+        assert [m.subject for m in again.store.messages()] == ["m3", "m4"]
+        assert len(os.listdir(maildir / "new")) == 2
+    finally:
+        again.stop_thread()
+    assert "deleted the 1 oldest messages of the Maildir" in err.getvalue()
+
+
+def test_with_a_maildir_bodies_stay_on_disk(tmp_path: Path) -> None:
+    import tracemalloc
+
+    server = DevServer("127.0.0.1", 0, 0, maildir=tmp_path / "mail", quiet=True)
+    server.start_in_thread()
+    body = "0123456789abcdef" * 200_000  # 3.2 MB of text each
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(4):
+            send(server, EmailMessage(f"big {i}", body, "a@example.com", ["b@example.com"]))
+        assert server.wait_until_reported()
+        held = tracemalloc.get_traced_memory()[0] - before
+        # 13 MB arrived; what stays is the summaries and search text (64 KB each)
+        assert held < 2_000_000, held
+        caught = server.store.messages()[0]
+        raw = http(server, f"/api/messages/{caught.id}/raw")[2]
+        assert caught.size == len(raw) > 3_200_000 and b"Subject: big 0" in raw
+        assert body[:64] in api(server, f"/api/messages/{caught.id}")["text"]
+    finally:
+        tracemalloc.stop()
+        server.stop_thread()
+
+
 def test_ten_thousand_messages_stay_listable(tmp_path: Path) -> None:
-    server = DevServer("127.0.0.1", 0, 0, out=io.StringIO(), quiet=True).start_in_thread()
+    server = DevServer(
+        "127.0.0.1", 0, 0, out=io.StringIO(), quiet=True, max_messages=None
+    ).start_in_thread()
     try:
         raw = EmailMessage("bulk", "body", "a@example.com", ["b@example.com"]).as_bytes()
         for i in range(10_000):
@@ -284,6 +344,37 @@ def test_restart_lists_unparsable_and_skips_unreadable_files(tmp_path: Path) -> 
         assert str(unreadable) in warnings
 
 
+@pytest.mark.parametrize(
+    ("envelope", "why"),
+    [
+        ('{"mail_from": "a@x", "rcpt_tos": 5}', "'rcpt_tos' is not a list of strings"),
+        ('{"mail_from": "a@x", "rcpt_tos": [1]}', "'rcpt_tos' is not a list of strings"),
+        ('{"mail_from": ["a@x"]}', "'mail_from' is not a string"),
+        ('{"auth_user": {}}', "'auth_user' is not a string"),
+        ('{"received": "2026-01-02T03:04:05"}', "'received' is not an ISO 8601 time"),
+        ('{"received": "yesterday"}', "'received' is not an ISO 8601 time"),
+        ('{"received": 17}', "'received' is not an ISO 8601 time"),
+    ],
+)
+def test_restart_skips_a_malformed_envelope_header(envelope: str, why: str, tmp_path: Path) -> None:
+    maildir = tmp_path / "mail"
+    first = DevServer("127.0.0.1", 0, None, maildir=maildir, out=io.StringIO()).start_in_thread()
+    try:
+        send_raw(first, b"Subject: kept\r\n\r\nok\r\n")
+    finally:
+        first.stop_thread()
+    bad = maildir / "new" / "1700000000.bad"
+    bad.write_bytes(f"X-Mailwright-Envelope: {envelope}\r\nSubject: bad\r\n\r\nx\r\n".encode())
+    err = io.StringIO()
+    second = DevServer("127.0.0.1", 0, None, maildir=maildir, out=io.StringIO(), err=err)
+    second.start_in_thread()
+    try:
+        assert [m.subject for m in second.store.messages()] == ["kept"]
+    finally:
+        second.stop_thread()
+    assert f"skipping Maildir file {bad}: malformed envelope header: {why}" in err.getvalue()
+
+
 def test_maildir_path_problems_name_the_path(tmp_path: Path) -> None:
     afile = tmp_path / "afile"
     afile.write_text("x")
@@ -371,46 +462,153 @@ def test_server_sent_events_announce_changes(catcher: DevServer) -> None:
         assert next_event() == ("change", {"total": 0})
 
 
-def test_release_sends_the_raw_message_through_the_smtp_backend(catcher: DevServer) -> None:
-    target = DevServer("127.0.0.1", 0, None, out=io.StringIO()).start_in_thread()
+@pytest.fixture
+def relay() -> Iterator[DevServer]:
+    """Where releases go: another catcher, SMTP only."""
+    server = DevServer("127.0.0.1", 0, None, out=io.StringIO()).start_in_thread()
+    yield server
+    server.stop_thread()
+
+
+def releasing(tmp_path: Path, *relays: DevServer, **options: Any) -> DevServer:
+    release_to = [f"127.0.0.1:{relay.smtp_port}" for relay in relays]
+    server = DevServer(
+        "127.0.0.1", 0, 0, out=io.StringIO(), err=io.StringIO(), release_to=release_to, **options
+    )
+    return server.start_in_thread()
+
+
+def release(server: DevServer, message_id: str, body: Any) -> tuple[int, dict[str, Any]]:
+    path = f"/api/messages/{message_id}/release"
+    status, _, reply = http(server, path, "POST", json.dumps(body).encode())
+    return status, json.loads(reply)
+
+
+def test_release_sends_the_raw_message_to_the_configured_relay(
+    relay: DevServer, tmp_path: Path
+) -> None:
+    catcher = releasing(tmp_path, relay)
     try:
         original = EmailMessage("Release me", "as is\n", "app@example.com", ["user@example.com"])
         send(catcher, original)
         caught = api(catcher, "/api/messages")["messages"][0]
         raw = http(catcher, f"/api/messages/{caught['id']}/raw")[2]
-        result = api(
-            catcher,
-            f"/api/messages/{caught['id']}/release",
-            "POST",
-            {"host": "127.0.0.1", "port": target.smtp_port, "to": ["qa@example.com"]},
-        )
+        status, result = release(catcher, caught["id"], {"to": ["qa@example.com"]})
+        assert status == 200, result
         assert result["sent"] is True and result["accepted"] == ["qa@example.com"]
-        assert target.wait_for_messages(1, 10)
-        (released,) = target.store.all()
+        assert result["relay"] == f"127.0.0.1:{relay.smtp_port}"
+        assert relay.wait_for_messages(1, 10)
+        (released,) = relay.store.all()
         assert released.raw == raw  # byte for byte
         assert released.mail_from == "app@example.com" and released.rcpt_tos == ["qa@example.com"]
-        # bad input and an unreachable server are answered, not crashed on
-        url = f"{catcher.inbox_url}api/messages/{caught['id']}/release"
-        for body, code in [
-            ({}, 400),
-            ({"host": "127.0.0.1", "port": "x"}, 400),
-            ({"host": "127.0.0.1", "port": target.smtp_port, "security": "maybe"}, 400),
-            ({"host": "127.0.0.1", "port": target.smtp_port, "to": ["not an address"]}, 400),
-        ]:
-            status, _, reply = http(
-                catcher, url[len(catcher.inbox_url or "") :], "POST", json.dumps(body).encode()
-            )
-            assert status == code, (body, reply)
-            assert json.loads(reply)["error"]
+        # bad input is answered, not crashed on
+        for body in ({"to": ["not an address"]}, {"relay": "127.0.0.1:1"}, [1]):
+            status, reply = release(catcher, caught["id"], body)
+            assert status == 400 and reply["error"], body
+        # without "to": the envelope recipients
+        status, result = release(catcher, caught["id"], {})
+        assert result["accepted"] == ["user@example.com"]
     finally:
-        target.stop_thread()
-    status, _, reply = http(
-        catcher,
-        f"/api/messages/{caught['id']}/release",
-        "POST",
-        json.dumps({"host": "127.0.0.1", "port": target.smtp_port}).encode(),
-    )
-    assert status == 502 and "release to 127.0.0.1" in json.loads(reply)["error"]
+        catcher.stop_thread()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"host": "127.0.0.1", "port": 25},
+        {"port": 2525},
+        {"mail_from": "ceo@example.com"},
+        {"username": "u", "password": "p"},
+        {"security": "ssl"},
+    ],
+)
+def test_release_takes_no_host_port_sender_or_login_from_the_request(
+    relay: DevServer, tmp_path: Path, body: dict[str, Any]
+) -> None:
+    catcher = releasing(tmp_path, relay)
+    try:
+        send(catcher, EmailMessage("s", "b", "app@example.com", ["user@example.com"]))
+        message_id = api(catcher, "/api/messages")["messages"][0]["id"]
+        status, reply = release(catcher, message_id, body)
+        assert status == 400 and "releases only to the relays set when it started" in reply["error"]
+        assert f"127.0.0.1:{relay.smtp_port}" in reply["error"]
+        assert relay.store.messages() == []
+    finally:
+        catcher.stop_thread()
+
+
+def test_release_is_off_without_release_to(catcher: DevServer) -> None:
+    send(catcher, EmailMessage("s", "b", "app@example.com", ["user@example.com"]))
+    message_id = api(catcher, "/api/messages")["messages"][0]["id"]
+    status, reply = release(catcher, message_id, {})
+    assert status == 403 and "--release-to HOST:PORT" in reply["error"]
+    assert b"Release is off" in http(catcher, f"/messages/{message_id}")[2]
+
+
+def test_release_allow_limits_the_recipients(relay: DevServer, tmp_path: Path) -> None:
+    catcher = releasing(tmp_path, relay, release_allow=r"@example\.com$")
+    try:
+        send(catcher, EmailMessage("s", "b", "app@example.com", ["user@example.com"]))
+        message_id = api(catcher, "/api/messages")["messages"][0]["id"]
+        status, reply = release(catcher, message_id, {"to": ["a@example.com", "b@elsewhere.test"]})
+        assert status == 403 and "b@elsewhere.test is not allowed" in reply["error"]
+        assert relay.store.messages() == []
+        status, reply = release(catcher, message_id, {"to": ["a@example.com"]})
+        assert status == 200 and reply["accepted"] == ["a@example.com"]
+    finally:
+        catcher.stop_thread()
+
+
+def test_release_errors_never_quote_the_relay(tmp_path: Path) -> None:
+    import socket
+    import threading
+
+    # A "relay" that greets with a banner an attacker would like to read, then refuses.
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            connection, _ = listener.accept()
+            with connection:
+                connection.sendall(b"554 SECRET-BANNER-OpenSSH_9.6 go away\r\n")
+                connection.recv(1024)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    err = io.StringIO()
+    catcher = DevServer(
+        "127.0.0.1", 0, 0, out=io.StringIO(), err=err, release_to=[f"127.0.0.1:{port}"]
+    ).start_in_thread()
+    try:
+        send(catcher, EmailMessage("s", "b", "app@example.com", ["user@example.com"]))
+        message_id = api(catcher, "/api/messages")["messages"][0]["id"]
+        status, reply = release(catcher, message_id, {})
+        assert status == 502
+        expected = f"release to 127.0.0.1:{port} failed: the relay refused it (reply 554)"
+        assert reply["error"] == expected
+        thread.join(10)
+        # a refused connection: the same, in the catcher's words
+        listener.close()
+        status, reply = release(catcher, message_id, {})
+        assert status == 502 and reply["error"].endswith("failed: connection refused")
+    finally:
+        catcher.stop_thread()
+        listener.close()
+    assert "SECRET-BANNER" in err.getvalue()  # the terminal gets the whole story
+
+
+def test_release_to_checks_its_values() -> None:
+    from mailwright.devserver.release import ReleaseError
+
+    for bad in ("nohost", "host:99999", "console:", "smtp://u:p#w@host", "gopher://x"):
+        with pytest.raises(ReleaseError, match="--release-to"):
+            DevServer(release_to=[bad])
+    with pytest.raises(ReleaseError, match="--release-allow"):
+        DevServer(release_allow="(")
+    server = DevServer(release_to=["smtp://u:s3cret@[::1]:2525?tls=1", "localhost:25"])
+    assert list(server.release_policy.relays) == ["[::1]:2525", "localhost:25"]
+    assert "s3cret" not in server.banner()
 
 
 def test_store_waits_for_messages_without_polling(tmp_path: Path) -> None:
@@ -426,7 +624,7 @@ def test_store_waits_for_messages_without_polling(tmp_path: Path) -> None:
         server.stop_thread()
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400, 50), deadline=None)
 @given(
     name=st.sampled_from(["Subject", "From", "To"]),
     value=st.text(alphabet='abcAB01 .<>@,"-_+=?\t()', max_size=40),
@@ -449,7 +647,7 @@ _HEADER_TEXT = st.text(alphabet='ab@.<>"(),:;\\[] =?Q', max_size=24)
 
 
 @settings(
-    max_examples=60,
+    max_examples=examples(60, 15),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )

@@ -21,6 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from examples import examples
 from mailwright import EmailMultiAlternatives, get_connection
 from smtpserver import SMTPTestServer
 
@@ -62,7 +63,7 @@ def leaves(message: StdlibMessage) -> list[tuple[str, Any]]:
 
 
 @settings(
-    max_examples=int(os.environ.get("EXACT_EXAMPLES", "800")),
+    max_examples=int(os.environ.get("EXACT_EXAMPLES", examples(800, 100))),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

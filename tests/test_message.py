@@ -588,3 +588,25 @@ def test_filenames_with_unicode_line_separators_work_in_message_too() -> None:
         msg.attach(name, b"data", "application/octet-stream")
     for parsed in both(msg):
         assert [part.get_filename() for part in parsed.iter_attachments()] == names
+
+
+@pytest.mark.parametrize(
+    ("address", "why"),
+    [
+        ("ann@example..com", "the domain 'example..com' has an empty label"),
+        ("ann@.example.com", "the domain '.example.com' has an empty label"),
+        ("Ann <ann@example.com.>", "the domain 'example.com.' has an empty label"),
+        ("ann@", "nothing after the '@'"),
+        ("@example.com", "nothing before the '@'"),
+        ("ann..lee@example.com", "the part before the '@', 'ann..lee', has two dots"),
+        ("ann lee@example.com", "a space inside the address"),
+        ("a@b@example.com", "more than one '@'"),
+        ("a@example.com, b@example.com", "more than one address"),
+    ],
+)
+def test_address_errors_say_why(address: str, why: str) -> None:
+    with pytest.raises(ValueError) as info:
+        EmailMessage("s", "b", "from@example.com", [address]).message()
+    text = str(info.value)
+    assert why in text and repr(address) in text
+    assert "not exactly one address" not in text

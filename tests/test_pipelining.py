@@ -4,12 +4,14 @@ aiosmtpd and a scripted server, once per driver."""
 from __future__ import annotations
 
 import smtplib
+from email import message_from_bytes, policy
 
 import pytest
 
 from conftest import ServerFactory
 from mailwright import EmailMessage, RawMessage, get_connection
-from scripted import ScriptedServer
+from mailwright.smtp import NotAttemptedError
+from scripted import PostfixLike, ScriptedServer
 from senders import Sender
 
 
@@ -215,3 +217,91 @@ def test_size_and_8bitmime_and_smtputf8_options(
     assert first.mail_options == ["SMTPUTF8", "BODY=8BITMIME", f"SIZE={len(first.data)}"]
     assert second.mail_options == ["BODY=8BITMIME", f"SIZE={len(second.data)}"]
     assert second.data == "Subject: 8bit\r\n\r\nGrüße\r\n".encode()
+
+
+def _eod_batch(code: int) -> list[EmailMessage]:
+    return [
+        EmailMessage("refused", "one", f"eod{code}@example.com", ["a@example.com"]),
+        EmailMessage("second", "two", "good@example.com", ["b@example.com"]),
+        EmailMessage("third", "three", "other@example.com", ["c@example.com"]),
+    ]
+
+
+def _check_senders(server: PostfixLike) -> list[str]:
+    """Every message that arrived has its own envelope sender; their subjects."""
+    subjects = []
+    for mail_from, _, content in server.delivered:
+        parsed = message_from_bytes(content, policy=policy.default)
+        assert parsed["From"] == mail_from, (parsed["Subject"], mail_from)
+        subjects.append(str(parsed["Subject"]))
+    return subjects
+
+
+@pytest.mark.parametrize("code", [450, 550])
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_a_refused_end_of_data_never_lends_its_sender_to_the_next_message(
+    sender: Sender, pipelining: bool, code: int
+) -> None:
+    # Postfix keeps a transaction its end-of-data policy refused: the next MAIL gets
+    # "503 nested MAIL command" while RCPT gets 250 and DATA 354. Sending that content
+    # delivered it with the refused message's sender.
+    server = PostfixLike(pipelining=pipelining)
+    try:
+        messages = _eod_batch(code)
+        connection = get_connection("smtp", host="127.0.0.1", port=server.port, fail_silently=True)
+        sent = sender.send_messages(messages, connection)
+        server.wait_closed()
+    finally:
+        server.close()
+    subjects = _check_senders(server)
+    first = messages[0].delivery
+    assert first is not None and isinstance(first.error, smtplib.SMTPDataError)
+    assert first.error.smtp_code == code
+    assert b"RSET\r\n" in server.received
+    second = messages[1].delivery
+    assert second is not None
+    if pipelining:
+        # Its MAIL went before the refusal was known: it fails as not tried (temporary),
+        # its data is ended with a lone dot, and its content never goes.
+        assert isinstance(second.error, NotAttemptedError)
+        assert "503" in str(second.error)
+        assert second.accepted == [] and second.refused == {}
+        assert b"Subject: second" not in server.received
+        assert subjects == ["third"] and sent == 1
+    else:
+        # One command at a time, RSET goes before the next MAIL: nothing fails.
+        assert second.error is None and second.accepted == ["b@example.com"]
+        assert subjects == ["second", "third"] and sent == 2
+
+
+def test_a_refused_end_of_data_in_send_bulk(sender: Sender) -> None:
+    server = PostfixLike()
+    try:
+        messages = _eod_batch(450)
+        result = sender.send_bulk(messages, connections=1, host="127.0.0.1", port=server.port)
+    finally:
+        server.close()
+    # The message that met the stale transaction is sent again, with its own sender.
+    assert sorted(_check_senders(server)) == ["second", "third"]
+    assert result.sent == 2
+    assert [failure.index for failure in result.failed] == [0]
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_a_refused_end_of_data_at_the_end_of_a_batch_is_followed_by_rset(
+    sender: Sender, pipelining: bool
+) -> None:
+    # The connection stays open for the next batch: it must not start on a stale
+    # transaction.
+    server = PostfixLike(pipelining=pipelining)
+    try:
+        connection = get_connection("smtp", host="127.0.0.1", port=server.port, fail_silently=True)
+        with sender.session(connection):
+            first = _eod_batch(550)[:1]
+            assert sender.send_messages(first, connection) == 0
+            later = _eod_batch(550)[1:]
+            assert sender.send_messages(later, connection) == 2
+        server.wait_closed()
+    finally:
+        server.close()
+    assert _check_senders(server) == ["second", "third"]

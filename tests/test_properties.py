@@ -18,11 +18,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from examples import examples
 from mailwright import BadHeaderError, EmailMessage, EmailMultiAlternatives, get_connection
 from smtpserver import SMTPTestServer
 
 PROPERTY_SETTINGS = settings(
-    max_examples=150,
+    max_examples=examples(150, 40),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )

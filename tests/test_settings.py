@@ -185,6 +185,34 @@ def test_email_url_errors_hide_the_password(monkeypatch: pytest.MonkeyPatch) -> 
     assert "hunter2" not in str(info.value)
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "smtp://qzuser:Sup3r#S3cretPw@mail.example.com:587",
+        "smtp://qzuser:Sup3r?S3cretPw@mail.example.com",
+        "smtp://qzuser:Sup3r/S3cretPw@mail.example.com",
+        "smtp://qzuser:Sup3r]S3cretPw@mail.example.com",
+        "smtp://qzuser:1234#S3cretPw@mail.example.com",  # host 'qzuser' port 1234, if accepted
+        "smtp://qzuser:S3cretPw@mail.example.com:9999#x",
+        "qzuser:S3cretPw@mail.example.com:9999#x",
+    ],
+)
+def test_ambiguous_email_url_is_refused_without_its_userinfo(url: str) -> None:
+    with pytest.raises(ImproperlyConfigured) as info:
+        parse_email_url(url)
+    text = str(info.value)
+    assert "S3cretPw" not in text and "qzuser" not in text
+    assert text.startswith("EMAIL_URL: ")
+
+
+def test_ambiguous_email_url_hints_at_percent_encoding() -> None:
+    with pytest.raises(ImproperlyConfigured, match=r"percent-encode.*%23"):
+        parse_email_url("smtp://qzuser:1234#x@mail.example.com")
+    # Encoded, the same password is read as meant.
+    parsed = parse_email_url("smtp://qzuser:1234%23x@mail.example.com")
+    assert (parsed["EMAIL_HOST"], parsed["EMAIL_HOST_PASSWORD"]) == ("mail.example.com", "1234#x")
+
+
 def test_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EMAIL_URL", "smtp://url-host:1000")
     assert (settings.EMAIL_HOST, settings.EMAIL_PORT) == ("url-host", 1000)
@@ -360,3 +388,47 @@ def test_a_source_sits_between_configure_and_the_environment(
     finally:
         settings.remove_source(source)
     assert settings.EMAIL_PORT == 25
+
+
+# --- names a user may get wrong ---
+
+
+def test_unknown_setting_suggests_the_close_one() -> None:
+    with pytest.raises(ImproperlyConfigured) as info:
+        configure(EMAIL_HOTS="typo")
+    assert str(info.value) == "unknown setting 'EMAIL_HOTS'; did you mean EMAIL_HOST?"
+    with pytest.raises(ImproperlyConfigured) as info:
+        configure(NOTHING_LIKE_IT=1)
+    assert len(str(info.value)) < 120  # not the whole list
+    with pytest.raises(AttributeError, match="did you mean EMAIL_PORT"):
+        settings.EMAIL_PROT  # noqa: B018
+
+
+def test_misspelt_environment_variable_warns_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+    import warnings
+
+    settings_module = importlib.import_module("mailwright.conf.settings")
+
+    monkeypatch.setenv("EMAIL_HOTS", "smtp.example.com")
+    monkeypatch.setenv("EMAIL_TEMPLATES_OF_MY_APP", "x")  # not close to any: no warning
+    monkeypatch.setattr(settings_module, "_environment_checked", False)
+    with pytest.warns(settings_module.UnknownSettingWarning) as caught:
+        assert settings.EMAIL_HOST == "localhost"
+    assert [str(w.message) for w in caught] == [
+        "environment variable EMAIL_HOTS is not a mailwright setting and is ignored; "
+        "did you mean EMAIL_HOST?"
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert settings.EMAIL_HOST == "localhost"  # once per process, not per read
+
+
+@pytest.mark.parametrize("name", ["consol", "smpt", "locmen"])
+def test_unknown_short_backend_name_lists_the_short_names(name: str) -> None:
+    with pytest.raises(ImproperlyConfigured) as info:
+        mailwright.get_connection(name)
+    text = str(info.value)
+    assert "NoneType" not in text
+    assert "did you mean" in text
+    assert "smtp, console, filebased, locmem, dummy" in text

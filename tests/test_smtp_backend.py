@@ -26,6 +26,7 @@ from mailwright import (
     get_connection,
 )
 from mailwright.backends.smtp import EmailBackend
+from scripted import ScriptedServer
 from senders import Sender
 from smtpserver import SMTPTestServer
 
@@ -481,6 +482,36 @@ def test_auth_wrong_password(start_server: ServerFactory, sender: Sender) -> Non
     assert sender.send_mail(*args, auth_user="user", auth_password="s3cret") == 1
     (received,) = server.wait_for(1)
     assert received.authenticated
+
+
+def test_a_refused_login_says_quit_before_closing(
+    start_server: ServerFactory, sender: Sender
+) -> None:
+    # Postfix logged "lost connection after AUTH": the client hung up without QUIT.
+    server = start_server(auth=("user", "s3cret"))
+    configure(**server.settings)
+    with pytest.raises(smtplib.SMTPAuthenticationError):
+        sender.send_mail(
+            "s", "b", "a@example.com", ["b@example.com"], auth_user="user", auth_password="wrong"
+        )
+    server.wait_ended(1)
+    commands = b"".join(chunk for _, chunk in server.chunks)
+    assert commands.endswith(b"QUIT\r\n"), commands[-60:]
+
+
+def test_no_mechanism_in_common_says_quit_before_closing(sender: Sender) -> None:
+    server = ScriptedServer({}, [b"AUTH CRAM-MD5 GSSAPI"])
+    configure(EMAIL_HOST="127.0.0.1", EMAIL_PORT=server.port)
+    try:
+        with pytest.raises(smtplib.SMTPException, match="CRAM-MD5 GSSAPI"):
+            sender.send_mail(
+                "s", "b", "a@example.com", ["b@example.com"], auth_user="u", auth_password="pw"
+            )
+        server.wait_closed()
+    finally:
+        server.close()
+    assert server.received.endswith(b"QUIT\r\n"), server.received
+    assert b"AUTH" not in server.received
 
 
 def test_no_auth_without_username(start_server: ServerFactory, sender: Sender) -> None:

@@ -18,6 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from examples import examples
 from mailwright import EmailMessage, EmailMultiAlternatives
 from mailwright.message.wire import _base64_cache
 
@@ -133,7 +134,7 @@ def view(part: StdlibMessage) -> dict[str, Any]:
 
 
 @pytest.mark.timeout(900)
-@settings(max_examples=int(os.environ.get("WIRE_EXAMPLES", "2000")), deadline=None)
+@settings(max_examples=int(os.environ.get("WIRE_EXAMPLES", examples(2000, 200))), deadline=None)
 @given(msg=messages())
 def test_wire_bytes_parse_like_stdlib_generator_output(msg: EmailMessage) -> None:
     fast = msg.as_bytes()

@@ -9,6 +9,7 @@ from typing import Any
 
 from .backends.base import BaseEmailBackend
 from .backends.loading import get_connection
+from .backends.mailers import backend_for, check_using
 from .conf import settings
 from .message import EmailMessage, EmailMultiAlternatives
 
@@ -25,17 +26,6 @@ __all__ = [
 ]
 
 
-def _connection_for(
-    connection: BaseEmailBackend | None,
-    fail_silently: bool,
-    auth_user: str | None,
-    auth_password: str | None,
-) -> BaseEmailBackend:
-    return connection or get_connection(
-        username=auth_user, password=auth_password, fail_silently=fail_silently
-    )
-
-
 def send_mail(
     subject: str,
     message: str,
@@ -46,6 +36,8 @@ def send_mail(
     auth_password: str | None = None,
     connection: BaseEmailBackend | None = None,
     html_message: str | None = None,
+    *,
+    using: str | None = None,
 ) -> int:
     """Send one message to every address in ``recipient_list`` (all in "To").
     Returns 1 if it was sent, else 0."""
@@ -55,7 +47,13 @@ def send_mail(
         from_email,
         recipient_list,
         html_message,
-        _connection_for(connection, fail_silently, auth_user, auth_password),
+        backend_for(
+            using,
+            connection,
+            fail_silently=fail_silently,
+            auth_user=auth_user,
+            auth_password=auth_password,
+        ),
     ).send()
 
 
@@ -65,10 +63,18 @@ def send_mass_mail(
     auth_user: str | None = None,
     auth_password: str | None = None,
     connection: BaseEmailBackend | None = None,
+    *,
+    using: str | None = None,
 ) -> int:
     """Send each ``(subject, message, from_email, recipient_list)`` as its own message,
     all over one connection. Returns the number sent."""
-    connection = _connection_for(connection, fail_silently, auth_user, auth_password)
+    connection = backend_for(
+        using,
+        connection,
+        fail_silently=fail_silently,
+        auth_user=auth_user,
+        auth_password=auth_password,
+    )
     return connection.send_messages(_mass_messages(datatuple, connection))
 
 
@@ -102,10 +108,12 @@ def _list_mail(
     setting: str,
     subject: str,
     message: str,
+    using: str | None,
     connection: BaseEmailBackend | None,
     html_message: str | None,
 ) -> EmailMultiAlternatives | None:
     """The message for ADMINS or MANAGERS; None when the list is empty."""
+    check_using(using, connection)
     entries = getattr(settings, setting)
     if not entries:
         return None
@@ -127,11 +135,13 @@ def mail_admins(
     fail_silently: bool = False,
     connection: BaseEmailBackend | None = None,
     html_message: str | None = None,
+    *,
+    using: str | None = None,
 ) -> int:
     """Send a message to ADMINS, subject prefixed with EMAIL_SUBJECT_PREFIX, from
     SERVER_EMAIL. Nothing is sent (and 0 returned) when ADMINS is empty."""
-    mail = _list_mail("ADMINS", subject, message, connection, html_message)
-    return mail.send(fail_silently=fail_silently) if mail else 0
+    mail = _list_mail("ADMINS", subject, message, using, connection, html_message)
+    return mail.send(fail_silently=fail_silently, using=using) if mail else 0
 
 
 def mail_managers(
@@ -140,10 +150,12 @@ def mail_managers(
     fail_silently: bool = False,
     connection: BaseEmailBackend | None = None,
     html_message: str | None = None,
+    *,
+    using: str | None = None,
 ) -> int:
     """Like ``mail_admins``, to MANAGERS."""
-    mail = _list_mail("MANAGERS", subject, message, connection, html_message)
-    return mail.send(fail_silently=fail_silently) if mail else 0
+    mail = _list_mail("MANAGERS", subject, message, using, connection, html_message)
+    return mail.send(fail_silently=fail_silently, using=using) if mail else 0
 
 
 # --- asyncio twins: the same arguments and results ---
@@ -159,6 +171,8 @@ async def asend_mail(
     auth_password: str | None = None,
     connection: BaseEmailBackend | None = None,
     html_message: str | None = None,
+    *,
+    using: str | None = None,
 ) -> int:
     """``send_mail`` for asyncio code; never blocks the event loop."""
     return await _mail(
@@ -167,7 +181,13 @@ async def asend_mail(
         from_email,
         recipient_list,
         html_message,
-        _connection_for(connection, fail_silently, auth_user, auth_password),
+        backend_for(
+            using,
+            connection,
+            fail_silently=fail_silently,
+            auth_user=auth_user,
+            auth_password=auth_password,
+        ),
     ).asend()
 
 
@@ -177,9 +197,17 @@ async def asend_mass_mail(
     auth_user: str | None = None,
     auth_password: str | None = None,
     connection: BaseEmailBackend | None = None,
+    *,
+    using: str | None = None,
 ) -> int:
     """``send_mass_mail`` for asyncio code: every message over one connection."""
-    connection = _connection_for(connection, fail_silently, auth_user, auth_password)
+    connection = backend_for(
+        using,
+        connection,
+        fail_silently=fail_silently,
+        auth_user=auth_user,
+        auth_password=auth_password,
+    )
     return await connection.asend_messages(_mass_messages(datatuple, connection))
 
 
@@ -189,10 +217,12 @@ async def amail_admins(
     fail_silently: bool = False,
     connection: BaseEmailBackend | None = None,
     html_message: str | None = None,
+    *,
+    using: str | None = None,
 ) -> int:
     """``mail_admins`` for asyncio code."""
-    mail = _list_mail("ADMINS", subject, message, connection, html_message)
-    return await mail.asend(fail_silently=fail_silently) if mail else 0
+    mail = _list_mail("ADMINS", subject, message, using, connection, html_message)
+    return await mail.asend(fail_silently=fail_silently, using=using) if mail else 0
 
 
 async def amail_managers(
@@ -201,7 +231,9 @@ async def amail_managers(
     fail_silently: bool = False,
     connection: BaseEmailBackend | None = None,
     html_message: str | None = None,
+    *,
+    using: str | None = None,
 ) -> int:
     """``mail_managers`` for asyncio code."""
-    mail = _list_mail("MANAGERS", subject, message, connection, html_message)
-    return await mail.asend(fail_silently=fail_silently) if mail else 0
+    mail = _list_mail("MANAGERS", subject, message, using, connection, html_message)
+    return await mail.asend(fail_silently=fail_silently, using=using) if mail else 0

@@ -98,7 +98,8 @@ class _Progress:
         elif step == "starttls":
             self.report(step, f"ok: {self._tls()}")
         elif step == "auth":
-            self.report(step, f"ok as {self.config.username!r}")
+            oauth2 = " with OAuth2" if self.config.oauth2_token is not None else ""
+            self.report(step, f"ok as {self.config.username!r}{oauth2}")
         elif step == "quit":
             self.report(step, "ok")
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-import smtplib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .smtp.errors import SMTPUTF8NotSupportedError as SMTPUTF8NotSupportedError
 
 
 class ImproperlyConfigured(Exception):
@@ -17,5 +20,35 @@ class BadHeaderError(ValueError):
     """
 
 
-class SMTPUTF8NotSupportedError(smtplib.SMTPNotSupportedError):
-    """The message needs SMTPUTF8 (a non-ASCII local part) but the server lacks it."""
+class InvalidMailer(ImproperlyConfigured):
+    """A ``MAILERS`` entry is wrong: an unknown BACKEND, an unknown OPTION, ``alias``
+    inside OPTIONS, an entry of the wrong shape. The message begins
+    ``MAILERS['alias']: `` when it is about one mailer."""
+
+    def __init__(self, message: str, *, alias: str | None = None) -> None:
+        self.alias = alias
+        if alias is not None:
+            message = f"MAILERS[{alias!r}]: {message}"
+        super().__init__(message)
+
+
+class MailerDoesNotExist(InvalidMailer, KeyError):
+    """No mailer has this alias (with ``MAILERS`` set, it has no entry for it; without
+    it, the only mailer is ``"default"``)."""
+
+    def __init__(self, message: str | None = None, *, alias: str) -> None:
+        super().__init__(message or "no mailer has this alias", alias=alias)
+
+    def __str__(self) -> str:
+        # KeyError would show the repr of its argument; this is a sentence.
+        return str(self.args[0])
+
+
+def __getattr__(name: str) -> Any:
+    # SMTPUTF8NotSupportedError derives from smtplib's exceptions; it lives with the SMTP
+    # engine's errors so that importing this module does not import smtplib.
+    if name == "SMTPUTF8NotSupportedError":
+        from .smtp.errors import SMTPUTF8NotSupportedError
+
+        return SMTPUTF8NotSupportedError
+    raise AttributeError(f"module 'mailwright.exceptions' has no attribute {name!r}")

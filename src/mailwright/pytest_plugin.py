@@ -1,8 +1,9 @@
 """mailwright's pytest plugin (entry point ``pytest11``, name ``mailwright``).
 
 * No test sends real mail by accident: from the start of the session to its end, every
-  send that picks its backend from the settings (``send_mail``, ``EmailMessage.send``,
-  ``get_connection()``...) uses an in-memory backend — in every thread, whatever
+  send that picks its backend from the settings or a mailer (``send_mail``,
+  ``EmailMessage.send``, ``get_connection()``, ``using=``, ``mailers[alias]``...) uses
+  an in-memory backend — in every thread, whatever
   ``configure()``, the environment, ``EMAIL_URL`` or Django's settings say — and each
   test starts with an empty outbox, as Django's test runner does.
 * ``@pytest.mark.mailwright_real_backend`` lets a test (class, module) use the
@@ -21,10 +22,12 @@ follows), the same list as pytest-django's fixture of that name.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from typing import Any
 
 import pytest
 
+from .backends.mailers import follow_settings
 from .conf import settings
 from .testing import LocmemDefault, MailCatcher, current_outbox, reset_outbox
 
@@ -33,6 +36,7 @@ __all__ = ["REAL_BACKEND_MARKER"]
 REAL_BACKEND_MARKER = "mailwright_real_backend"
 
 _default_key = pytest.StashKey[LocmemDefault]()
+_following_key = pytest.StashKey[AbstractContextManager[None]]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -44,6 +48,10 @@ def pytest_configure(config: pytest.Config) -> None:
     default = LocmemDefault()
     settings.push_process_override(default)
     config.stash[_default_key] = default
+    # Every mailer (MAILERS) follows EMAIL_BACKEND while the in-memory one is in force.
+    following = follow_settings(lambda: default.active)
+    following.__enter__()
+    config.stash[_following_key] = following
     # Registered last, so that it is the ``mailoutbox`` used when pytest-django (whose
     # fixture skips the test outside a Django project) is installed too; inside one,
     # both give django.core.mail.outbox.
@@ -51,6 +59,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    following = config.stash.get(_following_key, None)
+    if following is not None:
+        following.__exit__(None, None, None)
+        del config.stash[_following_key]
     default = config.stash.get(_default_key, None)
     if default is not None:
         settings.pop_process_override(default)

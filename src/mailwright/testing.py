@@ -1,8 +1,8 @@
 """Testing code that sends mail: no real mail by accident, and the messages to look at.
 
 * ``capture_mail()``: a context manager; inside it every send that picks its backend
-  from the settings uses the locmem backend, in every thread, and lands in the fresh
-  list it yields.
+  from the settings or a mailer (``MAILERS``, ``using=``) uses the locmem backend, in
+  every thread, and lands in the fresh list it yields.
 * ``MailTestMixin``: the same around each test of a ``unittest.TestCase`` (``self.outbox``).
 * ``MailCatcher``: the development catcher on a free port, with mailwright sending to
   it through the real SMTP backend (the ``mail_catcher`` fixture of the pytest plugin).
@@ -29,6 +29,7 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from typing import TYPE_CHECKING, Any
 
+from .backends.mailers import follow_settings
 from .conf import settings
 from .django.settings import django_setting
 
@@ -145,7 +146,8 @@ def capture_mail() -> Iterator[list[Any]]:
     layer = settings.push_process_override({"EMAIL_BACKEND": LOCMEM_BACKEND})
     mailwright.outbox = outbox
     try:
-        yield outbox
+        with follow_settings():  # every mailer, too
+            yield outbox
     finally:
         settings.pop_process_override(layer)
         if mailwright.outbox is outbox:
@@ -194,7 +196,7 @@ class MailCatcher:
     def __init__(self, host: str = "127.0.0.1", *, timeout: float = 10.0) -> None:
         from .devserver import DevServer
 
-        self.server: DevServer = DevServer(host, 0, None, quiet=True)
+        self.server: DevServer = DevServer(host, 0, None, quiet=True, max_messages=None)
         self.timeout = timeout
 
     @property
@@ -234,7 +236,8 @@ class MailCatcher:
         """Send to the catcher (every thread) for the block."""
         layer = settings.push_process_override(settings.clean(self.settings))
         try:
-            yield self
+            with follow_settings():  # every mailer sends to the catcher
+                yield self
         finally:
             settings.pop_process_override(layer)
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 if TYPE_CHECKING:
     from ..message import EmailMessage
 
-__all__ = ["BaseEmailBackend"]
+__all__ = ["BaseEmailBackend", "relay_alias"]
 
 _T = TypeVar("_T")
 
@@ -24,8 +24,9 @@ class BaseEmailBackend:
     """Base class for email backends.
 
     Subclasses implement ``send_messages()``; those that hold a connection also
-    implement ``open()`` and ``close()``. Used as a context manager, a backend opens
-    on entry and closes on exit::
+    implement ``open()`` and ``close()``; their ``__init__`` passes the keyword
+    arguments it does not take (``alias`` among them) on to this one. Used as a context
+    manager, a backend opens on entry and closes on exit::
 
         with get_connection() as connection:
             connection.send_messages(messages)
@@ -40,8 +41,22 @@ class BaseEmailBackend:
     #: Run the sync methods on the event loop instead of a worker thread.
     async_inline = False
 
-    def __init__(self, fail_silently: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self, fail_silently: bool = False, *, alias: str | None = None, **kwargs: Any
+    ) -> None:
         self.fail_silently = fail_silently
+        #: The mailer this backend was made for (``mailwright.mailers[alias]``), or None.
+        self.alias = alias
+        if kwargs and alias is not None:
+            # Made for a mailer: an option nothing along the way took is a mistake
+            # in MAILERS. (Made directly, unknown keywords are ignored, as Django does.)
+            from ..exceptions import InvalidMailer
+
+            raise InvalidMailer(
+                f"unknown option(s) {', '.join(map(repr, kwargs))} for "
+                f"{type(self).__module__}.{type(self).__qualname__}",
+                alias=alias,
+            )
 
     def open(self) -> bool | None:
         """Open a connection if the backend uses one. Return True if a new one was
@@ -107,3 +122,28 @@ class BaseEmailBackend:
         traceback: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+def relay_alias(relay: Any, alias: str | None) -> str | None:
+    """The ``relay`` option of the queue and Celery backends: the alias of the mailer
+    their workers deliver through, or None. A mailer that is not configured here is
+    an error now, not in a worker later (which reads its own settings)."""
+    if relay is None:
+        return None
+    from ..exceptions import ImproperlyConfigured, InvalidMailer
+
+    if not isinstance(relay, str) or not relay:
+        message = f"relay= names a mailer (a MAILERS alias), not {relay!r}"
+        raise InvalidMailer(message, alias=alias) if alias else ImproperlyConfigured(message)
+    from .mailers import mailers
+
+    if relay not in mailers:
+        message = f"relay={relay!r}: no mailer has this alias (configured: {list(mailers)})"
+        raise InvalidMailer(message, alias=alias) if alias else ImproperlyConfigured(message)
+    if relay == alias:
+        raise InvalidMailer(
+            f"relay={relay!r} is this mailer itself: its workers would queue each message "
+            "again instead of delivering it",
+            alias=alias,
+        )
+    return relay

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..conf import clean_setting, settings
 from ..exceptions import ImproperlyConfigured
-from .base import BaseEmailBackend
+from .base import BaseEmailBackend, relay_alias
 
 try:
     from celery import Celery, current_app
@@ -35,7 +35,8 @@ __all__ = ["EmailBackend"]
 class EmailBackend(BaseEmailBackend):
     """Enqueues messages for Celery workers. ``queue`` and ``chunk`` override
     EMAIL_CELERY_QUEUE and EMAIL_CELERY_CHUNK; ``app`` picks a Celery app other than
-    the current one.
+    the current one; ``relay`` names the mailer the workers deliver through
+    (``MAILERS``; it travels in each payload as its alias, never its settings).
 
     Credentials are not accepted here: the workers log in to the SMTP server with
     their own settings, and payloads never carry a password.
@@ -48,11 +49,12 @@ class EmailBackend(BaseEmailBackend):
         queue: str | None = None,
         chunk: int | None = None,
         app: Celery | None = None,
+        relay: str | None = None,
         username: str | None = None,
         password: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(fail_silently=fail_silently)
+        super().__init__(fail_silently=fail_silently, **kwargs)
         if username or password:
             raise ImproperlyConfigured(
                 "the Celery backend does not carry SMTP credentials (they would travel in "
@@ -69,9 +71,13 @@ class EmailBackend(BaseEmailBackend):
             else clean_setting("EMAIL_CELERY_CHUNK", chunk)
         )
         self.app = app
+        #: The mailer the workers deliver through (in each payload); None: their
+        #: EMAIL_CELERY_RELAY_BACKEND.
+        self.relay = relay_alias(relay, self.alias)
 
     def __repr__(self) -> str:
-        return f"<celery.EmailBackend queue={self.queue!r} chunk={self.chunk}>"
+        relay = f" relay={self.relay!r}" if self.relay else ""
+        return f"<celery.EmailBackend queue={self.queue!r} chunk={self.chunk}{relay}>"
 
     def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
         """Enqueue the messages, ``chunk`` to a task; return how many were enqueued.
@@ -99,7 +105,8 @@ class EmailBackend(BaseEmailBackend):
                     nonlocal enqueued
                     if chunk:
                         options["argsrepr"] = f"(<{len(chunk)} messages>,)"
-                        task.apply_async((dump_chunk(chunk),), producer=producer, **options)
+                        payload = dump_chunk(chunk, relay=self.relay)
+                        task.apply_async((payload,), producer=producer, **options)
                         enqueued += len(chunk)
                         chunk.clear()
 

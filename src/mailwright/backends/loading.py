@@ -6,6 +6,7 @@ all make backends through it.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 from typing import Any
 
@@ -19,6 +20,7 @@ BACKEND_ALIASES = {
     name: f"mailwright.backends.{name}.EmailBackend"
     for name in ("smtp", "console", "filebased", "locmem", "dummy", "queue", "celery")
 }
+BACKEND_ALIASES["file"] = BACKEND_ALIASES["filebased"]
 
 
 def import_backend(path: Any) -> type[BaseEmailBackend]:
@@ -27,6 +29,8 @@ def import_backend(path: Any) -> type[BaseEmailBackend]:
     else:
         dotted = BACKEND_ALIASES.get(path, path)
         module_name, _, class_name = str(dotted).rpartition(".")
+        if not module_name:  # neither a short name nor a dotted path
+            raise ImproperlyConfigured(_unknown_short_name(path))
         try:
             module = importlib.import_module(module_name) if module_name else None
             backend = getattr(module, class_name)
@@ -37,6 +41,16 @@ def import_backend(path: Any) -> type[BaseEmailBackend]:
             f"email backend {path!r} is not a subclass of mailwright.backends.base.BaseEmailBackend"
         )
     return backend
+
+
+def _unknown_short_name(path: Any) -> str:
+    names = ", ".join(BACKEND_ALIASES)
+    close = difflib.get_close_matches(str(path), BACKEND_ALIASES, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return (
+        f"unknown email backend {path!r}: {hint}the short names are {names}; anything "
+        "else is a dotted path such as 'myproject.mail.EmailBackend'"
+    )
 
 
 def get_connection(

@@ -19,7 +19,9 @@ class EmailBackend(BaseEmailBackend):
     after sending it (``msg.to.append(...)``) leaves what was sent as it was.
 
     Each message is fully composed first, so a bad header or address fails here
-    exactly as it would with a real server. The async methods run inline.
+    exactly as it would with a real server. Each copy's ``sent_using`` is the alias
+    of the mailer that sent it (None for a backend made outside ``mailers``). The
+    async methods run inline.
     """
 
     async_inline = True
@@ -42,6 +44,8 @@ class EmailBackend(BaseEmailBackend):
         sent = 0
         for message in email_messages:
             message.as_bytes()
-            self.outbox().append(copy.deepcopy(message))
+            sent_copy = copy.deepcopy(message)
+            sent_copy.sent_using = self.alias  # the mailer it went through (as Django 6.1)
+            self.outbox().append(sent_copy)
             sent += 1
         return sent

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..conf import clean_setting, settings
 from ..exceptions import ImproperlyConfigured
-from .base import BaseEmailBackend
+from .base import BaseEmailBackend, relay_alias
 
 if TYPE_CHECKING:
     from ..message import EmailMessage
@@ -26,6 +26,7 @@ __all__ = ["EmailBackend"]
 class EmailBackend(BaseEmailBackend):
     """Stores each message (its wire bytes, envelope sender and recipients) in the
     outbox at ``path`` (EMAIL_QUEUE_PATH) and returns how many were queued.
+    ``relay`` names the mailer the worker delivers them through (``MAILERS``).
 
     All or nothing: a message that cannot be composed (a bad address, a header with a
     line break) raises before anything is stored, and an outbox that cannot be
@@ -39,8 +40,18 @@ class EmailBackend(BaseEmailBackend):
     closes it (cheap next to the fsync; safe in forked web workers).
     """
 
-    def __init__(self, fail_silently: bool = False, *, path: str | None = None, **kwargs: Any):
-        super().__init__(fail_silently=fail_silently)
+    def __init__(
+        self,
+        fail_silently: bool = False,
+        *,
+        path: str | None = None,
+        relay: str | None = None,
+        **kwargs: Any,
+    ):
+        super().__init__(fail_silently=fail_silently, **kwargs)
+        #: The mailer ``mailwright worker`` delivers these messages through (stored with
+        #: each one); None: the worker's EMAIL_QUEUE_RELAY_BACKEND.
+        self.relay = relay_alias(relay, self.alias)
         if path is None:
             path = settings.EMAIL_QUEUE_PATH
         else:
@@ -56,7 +67,8 @@ class EmailBackend(BaseEmailBackend):
         self._pid = 0
 
     def __repr__(self) -> str:
-        return f"<queue.EmailBackend {self.path}>"
+        relay = f" relay={self.relay!r}" if self.relay else ""
+        return f"<queue.EmailBackend {self.path}{relay}>"
 
     def open(self) -> bool:
         """Open the outbox (creating the file if needed). True if opened now."""
@@ -87,7 +99,11 @@ class EmailBackend(BaseEmailBackend):
             if envelope.recipients:
                 stored.append(
                     Stored(
-                        envelope.sender, envelope.recipients, envelope.data, str(message.subject)
+                        envelope.sender,
+                        envelope.recipients,
+                        envelope.data,
+                        str(message.subject),
+                        self.relay,
                     )
                 )
         if not stored:

@@ -46,7 +46,9 @@ class EmailBackend(BaseEmailBackend):
 
     ``ssl_cafile`` adds a CA bundle (EMAIL_SSL_CAFILE) to the system ones; ``ssl_context``
     replaces mailwright's context entirely (for unusual set-ups). ``pipelining=False``
-    forces the classic one-command-at-a-time exchange. ``connections=N`` sends a batch
+    forces the classic one-command-at-a-time exchange. ``oauth2_token`` (EMAIL_OAUTH2_TOKEN),
+    a callable or the dotted path of one returning an access token, logs ``username`` in
+    with OAuth2 (XOAUTH2, or OAUTHBEARER where offered). ``connections=N`` sends a batch
     over N parallel connections (see ``mailwright.send_bulk``). The configuration is
     checked once, here, and kept in ``config`` (an ``SMTPConfig``).
     """
@@ -62,6 +64,7 @@ class EmailBackend(BaseEmailBackend):
     ssl_certfile = _config_property("ssl_certfile", "client certificate")
     ssl_cafile = _config_property("ssl_cafile", "extra CA bundle")
     pipelining = _config_property("pipelining", "use PIPELINING when offered")
+    oauth2_token = _config_property("oauth2_token", "OAuth2 access token provider")
 
     @property
     def engine_bulk(self) -> bool:
@@ -87,9 +90,10 @@ class EmailBackend(BaseEmailBackend):
         ssl_context: ssl.SSLContext | None = None,
         pipelining: bool = True,
         connections: int = 1,
+        oauth2_token: Any = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(fail_silently=fail_silently)
+        super().__init__(fail_silently=fail_silently, **kwargs)
         self.config = SMTPConfig.from_settings(
             host,
             port,
@@ -103,6 +107,7 @@ class EmailBackend(BaseEmailBackend):
             ssl_cafile,
             ssl_context=ssl_context,
             pipelining=pipelining,
+            oauth2_token=oauth2_token,
         )
         if isinstance(connections, bool) or not isinstance(connections, int) or connections < 1:
             raise ImproperlyConfigured(

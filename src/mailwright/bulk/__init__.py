@@ -63,6 +63,7 @@ def send_bulk(
     *,
     backend: str | type[BaseEmailBackend] | None = None,
     config: SMTPConfig | None = None,
+    using: str | None = None,
     on_result: Callable[[int, EmailMessage], None] | None = None,
     **backend_kwargs: Any,
 ) -> BulkResult:
@@ -72,15 +73,23 @@ def send_bulk(
     connection ahead of what the server has answered, so memory stays flat however
     many there are. ``on_result(index, message)`` is called as each message is
     settled (``message.delivery`` says what happened). ``rate_limit`` caps messages
-    per second over all connections. ``backend``/``backend_kwargs`` choose and
-    configure the backend as ``get_connection`` does (EMAIL_BACKEND by default);
-    ``config`` gives an SMTP configuration directly. Thread-safe. What the iterable
-    or ``on_result`` raises is raised once the messages taken were sent."""
+    per second over all connections. ``using`` names the mailer to send with (the
+    default mailer when nothing is given); or ``backend``/``backend_kwargs`` choose
+    and configure the backend as ``get_connection`` does; or ``config`` gives an SMTP
+    configuration directly. Thread-safe. What the iterable or ``on_result`` raises is
+    raised once the messages taken were sent."""
     from .threads import run_threads
 
     started = time.monotonic()
     plan = Plan.make(
-        messages, connections, rate_limit, backend, backend_kwargs, config, on_result=on_result
+        messages,
+        connections,
+        rate_limit,
+        backend,
+        backend_kwargs,
+        config,
+        using=using,
+        on_result=on_result,
     )
     return _finish(run_threads(plan), started)
 
@@ -92,6 +101,7 @@ async def asend_bulk(
     *,
     backend: str | type[BaseEmailBackend] | None = None,
     config: SMTPConfig | None = None,
+    using: str | None = None,
     on_result: Callable[[int, EmailMessage], None] | None = None,
     **backend_kwargs: Any,
 ) -> BulkResult:
@@ -102,6 +112,13 @@ async def asend_bulk(
 
     started = time.monotonic()
     plan = Plan.make(
-        messages, connections, rate_limit, backend, backend_kwargs, config, on_result=on_result
+        messages,
+        connections,
+        rate_limit,
+        backend,
+        backend_kwargs,
+        config,
+        using=using,
+        on_result=on_result,
     )
     return _finish(await run_tasks(plan), started)

@@ -45,10 +45,21 @@ class Plan:
         backend_kwargs: dict[str, Any],
         config: SMTPConfig | None = None,
         policy: RetryPolicy | None = None,
+        *,
+        using: str | None = None,
         on_result: Callable[[int, EmailMessage], None] | None = None,
     ) -> Plan:
         from ..backends.loading import get_connection
+        from ..backends.mailers import DEFAULT_MAILER_ALIAS, mailers
         from ..smtp import SMTPConfig
+
+        if using is not None and (backend is not None or config is not None or backend_kwargs):
+            given = [name for name, value in (("backend", backend), ("config", config)) if value]
+            given += sorted(backend_kwargs)
+            raise TypeError(
+                f"using={using!r} cannot be given with {', '.join(given)}: the mailer's "
+                "OPTIONS configure its backend"
+            )
 
         if isinstance(connections, bool) or not isinstance(connections, int) or connections < 1:
             raise ValueError(f"connections must be a positive integer, got {connections!r}")
@@ -62,12 +73,20 @@ class Plan:
         if config is None:
             kwargs = {**backend_kwargs, "fail_silently": False}
             kwargs.pop("connections", None)
-            first = get_connection(backend, **kwargs)
+
+            def make() -> BaseEmailBackend:
+                # A backend given: as get_connection makes it. Else a mailer (the
+                # default one, with the keyword arguments over its options).
+                if backend is not None:
+                    return get_connection(backend, **kwargs)
+                return mailers.create(DEFAULT_MAILER_ALIAS if using is None else using, **kwargs)
+
+            first = make()
             # An SMTP backend (one that carries an engine configuration and does not
             # change how it sends) is driven through the engine directly, pipelined.
             engine_config = getattr(first, "config", None)
             if isinstance(engine_config, SMTPConfig) and getattr(first, "engine_bulk", False):
                 config = engine_config
             else:
-                backends = [first, *(get_connection(backend, **kwargs) for _ in range(workers - 1))]
+                backends = [first, *(make() for _ in range(workers - 1))]
         return cls(messages, workers, limiter, policy or BULK_POLICY, config, backends, on_result)

@@ -1,7 +1,7 @@
 """The relay: what the outbox worker and the Celery task send envelopes with.
 
-``load_relay`` turns a relay setting (a backend name, dotted path or class, or a
-mailer alias) into a ``Relay``: one connection that takes ``(index, Envelope)``
+``load_relay`` turns a relay (a mailer alias, else the relay setting: a backend
+name, dotted path or class) into a ``Relay``: one connection that takes ``(index, Envelope)``
 items and gives back one ``Outcome`` each, as the SMTP engine does.
 
 * The SMTP backend (not a subclass that changes how it sends) becomes an
@@ -222,46 +222,30 @@ class BackendRelay(Relay):
             log.debug("closing the relay backend: %s", exc)
 
 
-def _mailer_backend(name: str) -> BaseEmailBackend | None:
-    """The backend of mailer ``name`` when mailers are configured and it is one."""
-    import importlib
-
-    try:
-        mailers = importlib.import_module("mailwright.mailers")
-    except ImportError:
-        return None
-    resolve = getattr(mailers, "relay_backend", None)
-    if resolve is None:
-        return None
-    backend: BaseEmailBackend | None = resolve(name)
-    return backend
-
-
 def load_relay(
-    relay: str | type[BaseEmailBackend] | BaseEmailBackend,
+    alias: str | None,
+    fallback: str | type[BaseEmailBackend] | BaseEmailBackend,
     *,
     setting: str,
     refuse: str,
     refusal: str,
 ) -> Relay:
-    """The relay for ``relay``: a backend name, dotted path or class, a mailer alias,
-    or a backend instance. ``refuse`` is the module of the backend that may not be the
+    """The relay: the mailer ``alias`` (``MAILERS``) when one is named, else
+    ``fallback`` (a backend name, dotted path or class: the worker's relay setting, or
+    a backend instance). ``refuse`` is the module of the backend that may not be the
     relay (the caller's own queueing backend): it raises ``ImproperlyConfigured``
-    saying "``setting`` is ``refusal``"."""
-    from ..backends.loading import BACKEND_ALIASES, get_connection
+    saying "``setting`` (or the relay mailer) is ``refusal``"."""
+    from ..backends.mailers import relay_backend
     from ..smtp import SMTPConfig
 
-    backend: BaseEmailBackend | None = None
-    if isinstance(relay, str) and relay not in BACKEND_ALIASES and "." not in relay:
-        backend = _mailer_backend(relay)
-    if backend is None:
-        if isinstance(relay, type | str):
-            backend = get_connection(relay, fail_silently=True)
-        else:
-            backend = relay
-            backend.fail_silently = True
+    if alias is None and not isinstance(fallback, str | type):
+        backend = fallback
+        backend.fail_silently = True
+    else:
+        backend = relay_backend(alias, fallback)
     if any(klass.__module__ == refuse for klass in type(backend).__mro__):
-        raise ImproperlyConfigured(f"{setting} is {refusal}")
+        where = setting if alias is None else f"the relay mailer {alias!r}"
+        raise ImproperlyConfigured(f"{where} is {refusal}")
     config: Any = getattr(backend, "config", None)
     if isinstance(config, SMTPConfig) and getattr(backend, "engine_bulk", False):
         return EngineRelay(config)

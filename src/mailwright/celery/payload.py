@@ -2,7 +2,9 @@
 
 ``{"version": 1, "messages": [RawMessage.to_dict(), ...]}`` — the envelope sender, the
 recipients and the message bytes (base64), nothing else: no settings, no credentials.
-The worker delivers with its own configuration.
+The worker delivers with its own configuration. ``"relay": alias``, when present,
+names the mailer (in the worker's ``MAILERS``) to deliver through; a payload without
+it reads as before.
 """
 
 from __future__ import annotations
@@ -13,7 +15,17 @@ from typing import Any
 
 from ..message import EmailMessage, RawMessage
 
-__all__ = ["MAX_MESSAGES", "PAYLOAD_VERSION", "dump_chunk", "load_chunk", "wire_form"]
+__all__ = [
+    "MAX_MESSAGES",
+    "PAYLOAD_VERSION",
+    "dump_chunk",
+    "load_chunk",
+    "payload_relay",
+    "wire_form",
+]
+
+_KEYS = frozenset({"version", "messages"})
+_OPTIONAL_KEYS = frozenset({"relay"})
 
 PAYLOAD_VERSION = 1
 MAX_MESSAGES = 10_000  # the largest EMAIL_CELERY_CHUNK
@@ -41,12 +53,26 @@ def wire_form(message: EmailMessage) -> dict[str, Any] | None:
     }
 
 
-def dump_chunk(messages: Iterable[RawMessage | dict[str, Any]]) -> dict[str, Any]:
-    """The payload of a chunk: RawMessages, or their ``to_dict()`` forms."""
-    return {
+def dump_chunk(
+    messages: Iterable[RawMessage | dict[str, Any]], relay: str | None = None
+) -> dict[str, Any]:
+    """The payload of a chunk: RawMessages, or their ``to_dict()`` forms, and the
+    alias of the mailer to deliver them through (left out when None)."""
+    payload: dict[str, Any] = {
         "version": PAYLOAD_VERSION,
         "messages": [m if isinstance(m, dict) else m.to_dict() for m in messages],
     }
+    if relay is not None:
+        payload["relay"] = relay
+    return payload
+
+
+def payload_relay(payload: Mapping[str, Any]) -> str | None:
+    """The relay mailer's alias in a payload ``load_chunk`` accepted, or None."""
+    relay = payload.get("relay")
+    if relay is not None and (not isinstance(relay, str) or not 0 < len(relay) <= 200):
+        raise ValueError("payload 'relay' must be a mailer alias (a short string)")
+    return relay
 
 
 def load_chunk(payload: Any) -> list[RawMessage]:
@@ -56,12 +82,13 @@ def load_chunk(payload: Any) -> list[RawMessage]:
     if not isinstance(payload, Mapping):
         raise ValueError(f"payload must be a mapping, got {type(payload).__name__}")
     keys = set(payload)
-    if keys != {"version", "messages"}:
+    if not _KEYS <= keys <= _KEYS | _OPTIONAL_KEYS:
         extra, missing = (
-            sorted(map(str, keys - {"version", "messages"})),
-            sorted({"version", "messages"} - keys),
+            sorted(map(str, keys - _KEYS - _OPTIONAL_KEYS)),
+            sorted(_KEYS - keys),
         )
         raise ValueError(f"payload keys are wrong (unexpected: {extra}, missing: {missing})")
+    payload_relay(payload)
     version = payload["version"]
     if version != PAYLOAD_VERSION or isinstance(version, bool):
         raise ValueError(

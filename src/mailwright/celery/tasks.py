@@ -6,10 +6,11 @@ import this module in the worker (``include=["mailwright.celery.tasks"]`` or
 
 * The payload is JSON (never pickle) and holds only the messages in wire form; an
   invalid one is rejected with a logged error and never retried.
-* A chunk goes out over one connection of ``EMAIL_CELERY_RELAY_BACKEND`` (the SMTP
-  backend by default: the engine driven directly, pipelined; ``bulk.relay``),
-  configured by the worker's own settings (credentials stay on the workers). The
-  bytes go out as they came.
+* A chunk goes out over one connection of the mailer its payload names (the Celery
+  backend's ``relay`` option), else of ``EMAIL_CELERY_RELAY_BACKEND`` (the SMTP backend
+  by default): the SMTP engine driven directly, pipelined (``bulk.relay``), configured
+  by the worker's own settings (credentials stay on the workers). The bytes go out as
+  they came.
 * Each recipient is sorted by the rule the outbox and ``send_bulk`` share
   (``bulk.policy.sort_recipients``). Temporary failures (4xx, a broken connection,
   messages the batch never reached) are retried with back-off, only for the
@@ -36,7 +37,7 @@ from ..bulk.relay import Relay, load_relay
 from ..conf import settings
 from ..describe import describe
 from ..message import RawMessage
-from .payload import dump_chunk, load_chunk
+from .payload import dump_chunk, load_chunk, payload_relay
 
 __all__ = ["TASK_NAME", "ChunkReport", "deliver_chunk", "deliver_messages", "retry_policy"]
 
@@ -98,8 +99,9 @@ def retry_policy() -> RetryPolicy:
     )
 
 
-def _relay() -> Relay:
+def _relay(alias: str | None = None) -> Relay:
     return load_relay(
+        alias,
         settings.EMAIL_CELERY_RELAY_BACKEND,
         setting="EMAIL_CELERY_RELAY_BACKEND",
         refuse="mailwright.backends.celery",
@@ -108,7 +110,7 @@ def _relay() -> Relay:
     )
 
 
-def _send(messages: list[RawMessage]) -> list[RecipientResults]:
+def _send(messages: list[RawMessage], alias: str | None = None) -> list[RecipientResults]:
     """Send the chunk over one connection; each message's recipients, sorted."""
     rate = settings.EMAIL_CELERY_RATE_LIMIT
     before_each = None
@@ -119,7 +121,7 @@ def _send(messages: list[RawMessage]) -> list[RecipientResults]:
             limiter.wait()
             return True
 
-    with _relay() as relay:
+    with _relay(alias) as relay:
         try:
             relay.open()
         except Exception as exc:  # refused, unreachable, TLS, AUTH: each message says so
@@ -132,12 +134,13 @@ def _send(messages: list[RawMessage]) -> list[RecipientResults]:
     ]
 
 
-def deliver_chunk(messages: list[RawMessage]) -> ChunkReport:
-    """Send ``messages`` over the relay and sort out every recipient: accepted, to
-    retry, or refused for good. Never raises for a delivery problem."""
+def deliver_chunk(messages: list[RawMessage], relay: str | None = None) -> ChunkReport:
+    """Send ``messages`` over the relay (the mailer ``relay``, else
+    EMAIL_CELERY_RELAY_BACKEND) and sort out every recipient: accepted, to retry, or
+    refused for good. Never raises for a delivery problem."""
     report = ChunkReport()
     try:
-        sorted_results = _send(messages)
+        sorted_results = _send(messages, relay)
     except Exception as exc:  # the relay is misconfigured or broke: retry what is unknown
         logger.error("mailwright: the relay backend failed: %s", describe(exc))
         for message in messages:
@@ -187,13 +190,14 @@ def deliver_messages(self: Task[Any, Any], payload: Any) -> dict[str, int]:
     task_id = self.request.id
     try:
         messages = load_chunk(payload)
+        relay = payload_relay(payload)
     except ValueError as exc:
         logger.error(
             "mailwright: task %s rejected, invalid payload: %s (not retried)", task_id, exc
         )
         raise Reject(f"invalid mailwright payload: {exc}", requeue=False) from None
 
-    report = deliver_chunk(messages)
+    report = deliver_chunk(messages, relay)
     for label, address, reason in report.refused:
         logger.error(
             "mailwright: %s to %s refused for good: %s (not retried)", label, address, reason
@@ -215,7 +219,7 @@ def deliver_messages(self: Task[Any, Any], payload: Any) -> dict[str, int]:
                 delay,
                 " | ".join(f"{message_label(message)}: {why}" for message, why in report.retry),
             )
-            retry = dump_chunk(message for message, _ in report.retry)
+            retry = dump_chunk((message for message, _ in report.retry), relay)
             shown: dict[str, Any] = {"argsrepr": f"(<{len(report.retry)} messages>,)"}
             raise self.retry(args=(retry,), kwargs={}, countdown=delay, **shown)
         for message, why in report.retry:

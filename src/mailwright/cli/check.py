@@ -5,13 +5,22 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .common import EXIT_OK, CommandError, add_url_option, fail, non_smtp_backend, using_url
+from .common import (
+    EXIT_OK,
+    CommandError,
+    add_mailer_option,
+    add_url_option,
+    command_backend,
+    fail,
+    non_smtp_backend,
+    using_url,
+)
 
 __all__ = ["register"]
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from ..api import get_connection
+    from ..backends.mailers import mailers
     from ..backends.smtp import EmailBackend
     from ..check import run_check
 
@@ -22,7 +31,12 @@ def _cmd_check(args: argparse.Namespace) -> int:
         with using_url(args.url):
             # Creating a backend connects to nothing; it checks the settings (and the
             # file backend's directory).
-            backend = get_connection()
+            backend = command_backend(args.url, args.mailer)
+            relay = getattr(backend, "relay", None)
+            if relay and not isinstance(backend, EmailBackend):
+                # A queue or Celery mailer: what connects to a server is its relay.
+                print(f"{non_smtp_backend(backend)}; checking the mailer {relay!r}")
+                backend = mailers[relay]
             note = non_smtp_backend(backend)
             if note is not None:
                 print(
@@ -52,4 +66,5 @@ def register(commands: Any) -> None:
         "is not SMTP (console, file, locmem, dummy), says what it does instead.",
     )
     add_url_option(check)
+    add_mailer_option(check, "check this mailer's server (a queue or Celery mailer: its relay's)")
     check.set_defaults(handler=_cmd_check)

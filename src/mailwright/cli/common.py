@@ -13,7 +13,9 @@ __all__ = [
     "EXIT_FAILED",
     "EXIT_OK",
     "CommandError",
+    "add_mailer_option",
     "add_url_option",
+    "command_backend",
     "fail",
     "non_smtp_backend",
     "positive_float",
@@ -36,16 +38,18 @@ def fail(command: str, reason: str, code: int = EXIT_FAILED) -> int:
     return code
 
 
-def positive_int(what: str = "a whole number") -> Callable[[str], int]:
-    """An argparse ``type`` for whole numbers of at least 1; errors say ``what``."""
+def positive_int(what: str = "a whole number", *, allow_zero: bool = False) -> Callable[[str], int]:
+    """An argparse ``type`` for whole numbers of at least 1 (or 0, with
+    ``allow_zero``); errors say ``what``."""
+    lowest = 0 if allow_zero else 1
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+        if value < lowest:
+            raise argparse.ArgumentTypeError(f"{text!r} must be at least {lowest}")
         return value
 
     return parse
@@ -71,6 +75,28 @@ def add_url_option(parser: argparse.ArgumentParser) -> None:
         "EMAIL_URL and the settings a URL can give (EMAIL_HOST, EMAIL_PORT, EMAIL_USE_TLS...) "
         "from the environment; those it leaves out take their defaults",
     )
+
+
+def add_mailer_option(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--mailer",
+        metavar="ALIAS",
+        help=f"{what} (an alias in MAILERS; default: the default mailer)",
+    )
+
+
+def command_backend(url: str | None, mailer: str | None) -> Any:
+    """The backend a command sends with or checks: with ``--url``, the one the URL
+    describes (call inside ``using_url``); else the mailer ``--mailer`` names, or the
+    default mailer (EMAIL_BACKEND without MAILERS)."""
+    from ..backends.loading import get_connection
+    from ..backends.mailers import backend_for
+
+    if url is not None and mailer is not None:
+        raise CommandError("give --url or --mailer, not both")
+    if url is not None:
+        return get_connection()
+    return backend_for(mailer)
 
 
 def url_settings(url: str) -> dict[str, Any]:
@@ -126,16 +152,25 @@ def non_smtp_backend(backend: object) -> str | None:
     if isinstance(backend, dummy.EmailBackend):
         return f"the dummy backend ({name}) discards every message"
     # By name: importing the Celery backend would import Celery.
+    relay = getattr(backend, "relay", None)
     if name == "mailwright.backends.queue.EmailBackend":
+        through = (
+            f"the mailer {relay!r}"
+            if relay
+            else f"EMAIL_QUEUE_RELAY_BACKEND ({settings.EMAIL_QUEUE_RELAY_BACKEND})"
+        )
         return (
             f"the queue backend ({name}) stores each message in the outbox "
-            f"{getattr(backend, 'path', '')}; `mailwright worker` delivers them with "
-            f"EMAIL_QUEUE_RELAY_BACKEND ({settings.EMAIL_QUEUE_RELAY_BACKEND})"
+            f"{getattr(backend, 'path', '')}; `mailwright worker` delivers them with {through}"
         )
     if name == "mailwright.backends.celery.EmailBackend":
+        through = (
+            f"the mailer {relay!r}"
+            if relay
+            else f"EMAIL_CELERY_RELAY_BACKEND ({settings.EMAIL_CELERY_RELAY_BACKEND})"
+        )
         return (
             f"the celery backend ({name}) enqueues each message as a Celery task; the "
-            f"workers deliver them with EMAIL_CELERY_RELAY_BACKEND "
-            f"({settings.EMAIL_CELERY_RELAY_BACKEND})"
+            f"workers deliver them with {through}"
         )
     return f"EMAIL_BACKEND is {name}, not mailwright's SMTP backend; it decides what happens"

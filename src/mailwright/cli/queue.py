@@ -203,6 +203,8 @@ def _show_text(d: Detail) -> str:
         f"subject:       {d.subject}",
         f"size:          {d.size:,} bytes",
     ]
+    if d.relay:
+        lines.append(f"relay:         mailer {d.relay!r}")
     if d.owner:
         lines.append(f"worker:        {d.owner}")
     lines.append("recipients:")
@@ -281,7 +283,7 @@ def _run(
 
 
 def register(commands: Any) -> None:
-    from ..queue.store import STATES
+    from ..queue.states import STATES
 
     queue = commands.add_parser(
         "queue",

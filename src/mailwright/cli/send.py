@@ -7,7 +7,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .common import EXIT_OK, CommandError, add_url_option, fail, non_smtp_backend, using_url
+from .common import (
+    EXIT_OK,
+    CommandError,
+    add_mailer_option,
+    add_url_option,
+    command_backend,
+    fail,
+    non_smtp_backend,
+    using_url,
+)
 
 __all__ = ["register"]
 
@@ -49,7 +58,6 @@ def _check_attachment(path: str) -> None:
 
 
 def _cmd_send(args: argparse.Namespace) -> int:
-    from ..api import get_connection
     from ..conf import settings
     from ..describe import describe
     from ..message import EmailMultiAlternatives
@@ -75,7 +83,9 @@ def _cmd_send(args: argparse.Namespace) -> int:
                 message.attach_alternative(html, "text/html")
             for path in args.attach:
                 message.attach_file(path)
-            connection = get_connection()
+            connection = command_backend(args.url, args.mailer)
+            host = getattr(connection, "host", host)
+            port = getattr(connection, "port", port)
             sent = connection.send_messages([message])
     except CommandError as exc:
         return fail("send", str(exc))
@@ -100,8 +110,9 @@ def register(commands: Any) -> None:
     send = commands.add_parser(
         "send",
         help="send one message with the configured settings",
-        description="Send one message through EMAIL_BACKEND (settings from the environment, "
-        "EMAIL_URL or --url). Exit status 0 when sent; otherwise 1 and a one-line reason.",
+        description="Send one message through the default mailer (EMAIL_BACKEND; settings "
+        "from the environment, EMAIL_URL or --url), or the mailer --mailer names. Exit "
+        "status 0 when sent; otherwise 1 and a one-line reason.",
     )
     send.add_argument(
         "--to",
@@ -150,4 +161,5 @@ def register(commands: Any) -> None:
         help="attach FILE, its type guessed from its name (repeatable)",
     )
     add_url_option(send)
+    add_mailer_option(send, "send through this mailer")
     send.set_defaults(handler=_cmd_send)

@@ -14,6 +14,7 @@ def _cmd_smtpd(args: argparse.Namespace) -> int:
     # The SMTP side needs only the standard library; without aiohttp the web inbox is
     # skipped with a one-line note (printed with the banner).
     from ..devserver import DevServer, MaildirError, TLSSetupError
+    from ..devserver.release import ReleaseError
 
     if args.tls_key and not args.tls_cert:
         return fail("smtpd", "--tls-key needs --tls-cert")
@@ -31,11 +32,15 @@ def _cmd_smtpd(args: argparse.Namespace) -> int:
             tls_key=args.tls_key,
             web_host_allow=args.web_host_allow,
             smtps_port=args.smtps_port,
+            max_messages=args.max_messages or None,
+            max_connections=args.max_connections or None,
+            release_to=args.release_to,
+            release_allow=args.release_allow,
         )
         server.run()
     except MaildirError as exc:
         return fail("smtpd", f"--maildir: {exc}")
-    except TLSSetupError as exc:
+    except (TLSSetupError, ReleaseError) as exc:
         return fail("smtpd", str(exc))
     except OSError as exc:
         return fail("smtpd", exc.strerror or str(exc))
@@ -59,6 +64,20 @@ def register(commands: Any) -> None:
         type=positive_int("a number of bytes"),
         default=32 * 1024 * 1024,
         help="largest message accepted, in bytes (33554432)",
+    )
+    smtpd.add_argument(
+        "--max-messages",
+        type=positive_int("a number of messages, or 0", allow_zero=True),
+        default=5000,
+        metavar="N",
+        help="keep at most N messages: one more deletes the oldest (5000; 0: no limit)",
+    )
+    smtpd.add_argument(
+        "--max-connections",
+        type=positive_int("a number of connections, or 0", allow_zero=True),
+        default=256,
+        metavar="N",
+        help="at most N SMTP clients at once; more are answered 421 (256; 0: no limit)",
     )
     smtpd.add_argument("--quiet", action="store_true", help="do not print messages")
     smtpd.add_argument(
@@ -88,5 +107,20 @@ def register(commands: Any) -> None:
         default=[],
         metavar="NAME",
         help="also serve the inbox to requests for this host name (repeatable)",
+    )
+    smtpd.add_argument(
+        "--release-to",
+        action="append",
+        default=[],
+        metavar="HOST:PORT",
+        help="let the inbox release (send on) caught messages to this SMTP server; "
+        "an smtp:// or smtps:// URL (smtp://user:pass@host:587?tls=1) for TLS and AUTH; "
+        "repeatable, the first is the default; without it release is off",
+    )
+    smtpd.add_argument(
+        "--release-allow",
+        metavar="REGEX",
+        help="release only to recipients this regular expression matches (searched, as "
+        r"in Mailpit: '@example\.com$')",
     )
     smtpd.set_defaults(handler=_cmd_smtpd)

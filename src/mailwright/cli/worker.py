@@ -8,22 +8,23 @@ processes) and passes signals on to them.
 from __future__ import annotations
 
 import argparse
-import json
-import logging
-import operator
-import signal
-import subprocess
 import sys
-import time
-from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from types import FrameType
 
 from .common import EXIT_FAILED, EXIT_OK, fail, positive_float, positive_int
 
 __all__ = ["register"]
 
 
+# The modules a run needs are imported by the run, not by ``mailwright --help``.
+
+
 def _configure_logging(args: argparse.Namespace) -> None:
+    import logging
+
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
@@ -43,8 +44,9 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
     _configure_logging(args)
     try:
+        path = args.path if args.mailer is None else _mailer_outbox(args)
         worker = Worker(
-            args.path,
+            path,
             connections=args.connections,
             batch=args.batch,
             rate=args.rate,
@@ -54,8 +56,29 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     except (ImproperlyConfigured, OutboxError) as exc:
         return fail("worker", str(exc))
     if args.json:
+        import json
+
         print(json.dumps(stats.to_dict()), flush=True)
     return EXIT_OK
+
+
+def _mailer_outbox(args: argparse.Namespace) -> str:
+    """The outbox of the queue mailer ``--mailer`` names."""
+    from ..backends.mailers import mailers
+    from ..backends.queue import EmailBackend as QueueBackend
+    from ..exceptions import ImproperlyConfigured, InvalidMailer
+
+    if args.path is not None:
+        raise ImproperlyConfigured("give --path or --mailer, not both")
+    backend = mailers[args.mailer]
+    if not isinstance(backend, QueueBackend):
+        kind = type(backend)
+        raise InvalidMailer(
+            f"not a queue mailer ({kind.__module__}.{kind.__qualname__}); --mailer names "
+            "the queue mailer whose outbox the worker delivers",
+            alias=args.mailer,
+        )
+    return backend.path
 
 
 def _child_command(args: argparse.Namespace) -> list[str]:
@@ -65,6 +88,8 @@ def _child_command(args: argparse.Namespace) -> list[str]:
         command += ["--rate", repr(args.rate / args.concurrency)]
     if args.path is not None:
         command += ["--path", args.path]
+    if args.mailer is not None:
+        command += ["--mailer", args.mailer]
     for flag in ("once", "json", "quiet", "verbose"):
         if getattr(args, flag):
             command.append(f"--{flag}")
@@ -74,6 +99,12 @@ def _child_command(args: argparse.Namespace) -> list[str]:
 def _supervise(args: argparse.Namespace) -> int:
     """Run ``--concurrency`` worker processes; pass SIGTERM/SIGINT on; when one fails,
     stop the others (a service manager then restarts the whole)."""
+    import json
+    import operator
+    import signal
+    import subprocess
+    import time
+
     command = _child_command(args)
     children = [
         subprocess.Popen(command, stdout=subprocess.PIPE if args.json else None)
@@ -118,7 +149,9 @@ def register(commands: Any) -> None:
         "worker",
         help="deliver the durable outbox (EMAIL_QUEUE_PATH)",
         description="Deliver the messages the queue backend stored in the outbox "
-        "(EMAIL_QUEUE_PATH) with EMAIL_QUEUE_RELAY_BACKEND (SMTP by default), retrying "
+        "(EMAIL_QUEUE_PATH, or the queue mailer --mailer names), each through the mailer "
+        "its queue backend's relay option named, else EMAIL_QUEUE_RELAY_BACKEND (SMTP by "
+        "default), retrying "
         "temporary failures until EMAIL_QUEUE_MAX_AGE. Runs until SIGTERM or Ctrl-C "
         "(it finishes the batches in progress; a second signal stops it at once). "
         "Several workers may share one outbox.",
@@ -153,6 +186,11 @@ def register(commands: Any) -> None:
         "send at most this many twice per connection",
     )
     worker.add_argument("--path", metavar="FILE", help="the outbox (default EMAIL_QUEUE_PATH)")
+    worker.add_argument(
+        "--mailer",
+        metavar="ALIAS",
+        help="deliver the outbox of this queue mailer (MAILERS; its 'path' option)",
+    )
     worker.add_argument("--json", action="store_true", help="print a JSON summary on exit")
     noise = worker.add_mutually_exclusive_group()
     noise.add_argument("-q", "--quiet", action="store_true", help="log only failures")

@@ -7,10 +7,15 @@
 * ``override``: ``override_settings`` (per context: task or thread).
 """
 
+# Inside a Django project, Django's settings are read too (a no-op elsewhere; importing
+# mailwright.django.settings does not import Django).
+from ..django.settings import django_setting
 from .override import override_settings
 from .registry import SETTING_NAMES, clean_setting
 from .settings import MISSING, Settings, configure, settings
 from .url import parse_email_url
+
+settings.add_source(django_setting)
 
 __all__ = [
     "MISSING",

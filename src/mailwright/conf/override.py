@@ -7,11 +7,13 @@ two threads overriding at once do not see each other's values.
 from __future__ import annotations
 
 import functools
-import inspect
-import unittest
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+if TYPE_CHECKING:
+    import unittest
 
 from .settings import Layer, settings
 
@@ -51,6 +53,8 @@ class override_settings:
     def __call__(self, target: _F) -> _F:
         if isinstance(target, type):
             return self._decorate_class(target)  # type: ignore[return-value]
+        import inspect  # only when decorating: keeps `import mailwright` light
+
         if inspect.iscoroutinefunction(target):
 
             @functools.wraps(target)
@@ -68,22 +72,27 @@ class override_settings:
         return wrapper  # type: ignore[return-value]
 
     def _decorate_class(self, cls: type) -> type:
-        if issubclass(cls, unittest.TestCase):
-            original_setup = cls.__dict__.get("setUpClass")
-            override = self
-
-            @classmethod  # type: ignore[misc]
-            def setUpClass(klass: type[unittest.TestCase]) -> None:
-                layer = settings.push_override(override._values)
-                klass.addClassCleanup(settings.pop_override, layer)
-                if original_setup is not None:
-                    original_setup.__func__(klass)
-                else:
-                    super(cls, klass).setUpClass()  # type: ignore[misc]
-
-            cls.setUpClass = setUpClass  # type: ignore[method-assign,assignment]
-            return cls
+        # A TestCase subclass exists only once unittest is imported: no need to import it.
+        unittest_module = sys.modules.get("unittest")
+        if unittest_module is not None and issubclass(cls, unittest_module.TestCase):
+            return self._decorate_test_case(cast("type[unittest.TestCase]", cls))
         for attr, value in list(vars(cls).items()):
             if attr.startswith("test") and callable(value):
                 setattr(cls, attr, self(value))
+        return cls
+
+    def _decorate_test_case(self, cls: type[unittest.TestCase]) -> type:
+        original_setup = cls.__dict__.get("setUpClass")
+        override = self
+
+        @classmethod  # type: ignore[misc]
+        def setUpClass(klass: type[unittest.TestCase]) -> None:
+            layer = settings.push_override(override._values)
+            klass.addClassCleanup(settings.pop_override, layer)
+            if original_setup is not None:
+                original_setup.__func__(klass)
+            else:
+                super(cls, klass).setUpClass()  # type: ignore[misc]
+
+        cls.setUpClass = setUpClass  # type: ignore[method-assign,assignment]
         return cls

@@ -8,14 +8,15 @@ value or raises ``ImproperlyConfigured`` naming the setting.
 from __future__ import annotations
 
 import codecs
+import functools
+import json
 import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from email.utils import getaddresses
 from typing import Any
 
-from ..exceptions import ImproperlyConfigured
+from ..exceptions import ImproperlyConfigured, InvalidMailer
 
 __all__ = [
     "SETTINGS",
@@ -49,6 +50,15 @@ def _parse_secret(name: str, value: Any) -> str:
     if not isinstance(value, str):
         raise ImproperlyConfigured(f"{name} must be a string (got {type(value).__name__})")
     return value
+
+
+def _parse_token_provider(name: str, value: Any) -> Any:
+    # A callable, or the dotted path of one (imported when a backend is made).
+    if value is None or callable(value):
+        return value
+    if isinstance(value, str):
+        return value.strip() or None
+    raise bad_value(name, type(value).__name__, "a callable or the dotted path of one")
 
 
 def _parse_port(name: str, value: Any) -> int:
@@ -156,6 +166,8 @@ def _parse_address_list(name: str, value: Any) -> list[str | tuple[str, str]]:
         # The environment form: "Ann <ann@example.com>, bob@example.com".
         if not value.strip():
             return []
+        from email.utils import getaddresses  # the environment form only: keeps import light
+
         pairs = getaddresses([value])
         if not all(addr for _, addr in pairs):
             raise bad_value(name, value, "a comma-separated list of addresses")
@@ -229,6 +241,38 @@ def _parse_delay(name: str, value: Any) -> float:
     return _parse_positive_number(name, value, "a positive number of seconds")
 
 
+def _parse_mailers(name: str, value: Any) -> dict[str, Any] | None:
+    """``MAILERS``: None (not set: one mailer, "default", from EMAIL_*), or a mapping
+    of aliases to entries, or that mapping as JSON (the environment form).
+
+    Only the outer shape is checked here; each entry is checked when its mailer is
+    made (``mailwright.mailers``), so one bad entry does not stop the others. The
+    value is never echoed: entries may hold passwords."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = _mailers_json(value)
+    if not isinstance(value, dict):
+        raise InvalidMailer(
+            f"{name} must be a dict of mailers (or that dict as JSON), got {type(value).__name__}"
+        )
+    for alias in value:
+        if not isinstance(alias, str) or not alias:
+            raise InvalidMailer(f"{name}: the alias {alias!r} is not a non-empty string")
+    return value
+
+
+@functools.lru_cache(maxsize=8)
+def _mailers_json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        # Where it failed, never the text itself (it may hold a password).
+        raise InvalidMailer(
+            f"MAILERS is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+
+
 @dataclass(frozen=True)
 class Setting:
     default: Any
@@ -241,6 +285,8 @@ SETTINGS: dict[str, Setting] = {
     "EMAIL_PORT": Setting(25, _parse_port),
     "EMAIL_HOST_USER": Setting("", _parse_str),
     "EMAIL_HOST_PASSWORD": Setting("", _parse_secret),
+    # OAuth2 (XOAUTH2/OAUTHBEARER): a callable returning an access token, or its path.
+    "EMAIL_OAUTH2_TOKEN": Setting(None, _parse_token_provider),
     "EMAIL_USE_TLS": Setting(False, _parse_bool),
     "EMAIL_USE_SSL": Setting(False, _parse_bool),
     "EMAIL_USE_LOCALTIME": Setting(False, _parse_bool),
@@ -272,6 +318,8 @@ SETTINGS: dict[str, Setting] = {
     "EMAIL_QUEUE_RETRY_DELAY": Setting(60.0, _parse_duration),
     "EMAIL_QUEUE_MAX_RETRY_DELAY": Setting(3600.0, _parse_duration),
     "EMAIL_QUEUE_LEASE": Setting(60.0, _parse_duration),
+    # Named mailers (mailwright.mailers); None: one mailer, "default", from EMAIL_*.
+    "MAILERS": Setting(None, _parse_mailers),
 }
 
 SETTING_NAMES: frozenset[str] = frozenset(SETTINGS)

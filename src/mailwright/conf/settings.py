@@ -22,8 +22,10 @@ tests and long-running processes change the environment and see the effect.
 from __future__ import annotations
 
 import contextvars
+import difflib
 import os
 import threading
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
@@ -31,7 +33,7 @@ from ..exceptions import ImproperlyConfigured
 from .registry import SETTINGS, bad_value, default
 from .url import URL_SETTINGS, parse_email_url
 
-__all__ = ["MISSING", "Settings", "configure", "settings"]
+__all__ = ["MISSING", "Settings", "UnknownSettingWarning", "configure", "settings"]
 
 
 class _Missing:
@@ -83,6 +85,42 @@ _POSIX = os.name == "posix"
 _ENVIRON_TYPE = type(os.environ)
 
 
+def _did_you_mean(name: str) -> str:
+    """``; did you mean EMAIL_HOST?`` for a name close to a setting's, else a pointer
+    to where they are listed (not the whole list)."""
+    match = difflib.get_close_matches(name.upper(), [*SETTINGS, "EMAIL_URL"], n=1, cutoff=0.7)
+    if match:
+        return f"; did you mean {match[0]}?"
+    return " (dir(mailwright.settings) lists the settings)"
+
+
+# Checked once per process, on the first read from the environment.
+_environment_checked = False
+
+
+def _check_environment() -> None:
+    """One warning for each environment variable that looks like a misspelt setting
+    (``EMAIL_HOTS``): otherwise the typo is silently ignored and the default used."""
+    global _environment_checked
+    _environment_checked = True
+    known = {*SETTINGS, "EMAIL_URL"}
+    for name in os.environ:
+        if name in known or not name.startswith(("EMAIL_", "DEFAULT_", "SERVER_")):
+            continue
+        match = difflib.get_close_matches(name, known, n=1, cutoff=0.85)
+        if match:
+            warnings.warn(
+                f"environment variable {name} is not a mailwright setting and is ignored; "
+                f"did you mean {match[0]}?",
+                UnknownSettingWarning,
+                stacklevel=4,
+            )
+
+
+class UnknownSettingWarning(UserWarning):
+    """An environment variable looks like a misspelt mailwright setting."""
+
+
 class Settings:
     """The live settings. Attribute access resolves a value each time it is read."""
 
@@ -96,7 +134,7 @@ class Settings:
         if name == "EMAIL_URL":
             return self._effective_url()
         if name not in SETTINGS:
-            raise AttributeError(f"mailwright has no setting named {name!r}")
+            raise AttributeError(f"mailwright has no setting named {name!r}{_did_you_mean(name)}")
         return self._resolve(name)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -128,6 +166,8 @@ class Settings:
             raw = source(name)
             if raw is not MISSING:
                 return SETTINGS[name].parse(name, raw)
+        if not _environment_checked:
+            _check_environment()
         raw = _getenv(name)
         if raw is not None:
             return SETTINGS[name].parse(name, raw)
@@ -160,9 +200,7 @@ class Settings:
             elif name in SETTINGS:
                 clean[name] = SETTINGS[name].parse(name, value)
             else:
-                raise ImproperlyConfigured(
-                    f"unknown setting {name!r}; known settings: {', '.join(sorted(SETTINGS))}"
-                )
+                raise ImproperlyConfigured(f"unknown setting {name!r}{_did_you_mean(name)}")
         return clean
 
     def configure(self, **values: Any) -> None:

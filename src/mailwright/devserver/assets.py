@@ -198,9 +198,7 @@ JS = """
       const result = $('#release-result');
       const form = new FormData(release);
       const body = {
-        host: form.get('host'), port: Number(form.get('port') || 25),
-        security: form.get('security'), username: form.get('username'),
-        password: form.get('password'),
+        relay: form.get('relay'),
         to: String(form.get('to') || '').split(',').map((s) => s.trim()).filter(Boolean),
       };
       result.textContent = 'Sending…';

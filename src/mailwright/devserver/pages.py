@@ -3,6 +3,7 @@ no inline script or style (the CSP forbids both), only /static/inbox.{css,js}.""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from html import escape
 from urllib.parse import quote, urlencode
 
@@ -104,6 +105,27 @@ def inbox_page(
     return _layout("Inbox", total, content, query, "inbox")
 
 
+def _release_form(stored: StoredMessage, relays: Sequence[str]) -> str:
+    if not relays:
+        return (
+            '<details class="release" id="release"><summary>Release</summary>'
+            '<p id="release-off">Release is off: start the catcher with '
+            "<code>--release-to HOST:PORT</code> to send caught messages on to that "
+            "server.</p></details>"
+        )
+    options = "".join(f'<option value="{escape(name)}">{escape(name)}</option>' for name in relays)
+    recipients = ", ".join(stored.rcpt_tos)
+    return (
+        '<details class="release" id="release"><summary>Release to an SMTP server</summary>'
+        f'<form id="release-form" data-id="{escape(stored.id)}">'
+        f'<label>Relay <select name="relay">{options}</select></label>'
+        f'<label class="wide">To <input name="to" value="{escape(recipients)}" '
+        'placeholder="envelope recipients, comma-separated"></label>'
+        '<button type="submit">Release</button></form>'
+        '<p id="release-result" role="status"></p></details>'
+    )
+
+
 def message_page(
     stored: StoredMessage,
     headers: list[tuple[str, str]],
@@ -112,6 +134,7 @@ def message_page(
     parse_error: str | None,
     total: int,
     tab: str = "",
+    relays: Sequence[str] = (),
 ) -> str:
     base = f"/messages/{_id(stored)}"
     summary = stored.summary
@@ -206,20 +229,5 @@ def message_page(
             for part in attachments
         )
         sections.append(f'<h2>Attachments</h2><ul id="attachments">{items}</ul>')
-    recipients = ", ".join(stored.rcpt_tos)
-    sections.append(
-        '<details class="release" id="release"><summary>Release to an SMTP server</summary>'
-        f'<form id="release-form" data-id="{escape(stored.id)}">'
-        '<label>Host <input name="host" required placeholder="smtp.example.com"></label>'
-        '<label>Port <input name="port" type="number" min="1" max="65535" value="25"></label>'
-        '<label>Security <select name="security"><option value="none">none</option>'
-        '<option value="starttls">STARTTLS</option><option value="ssl">implicit TLS</option>'
-        "</select></label>"
-        '<label>User <input name="username" autocomplete="off"></label>'
-        '<label>Password <input name="password" type="password" autocomplete="off"></label>'
-        f'<label class="wide">To <input name="to" value="{escape(recipients)}" '
-        'placeholder="envelope recipients, comma-separated"></label>'
-        '<button type="submit">Release</button></form>'
-        '<p id="release-result" role="status"></p></details>'
-    )
+    sections.append(_release_form(stored, relays))
     return _layout(summary.subject or "Message", total, "\n".join(sections), "", "message")

@@ -12,6 +12,7 @@ import contextlib
 import errno
 import importlib.util
 import os
+import secrets
 import signal
 import ssl
 import sys
@@ -20,6 +21,7 @@ from collections.abc import Callable, Iterable
 from typing import IO, Any
 
 from .certs import TLSFiles, default_tls_dir, ensure_certificates, server_context
+from .release import Relay, ReleasePolicy
 from .report import format_message
 from .smtp import SMTPService
 from .store import MessageStore, StoredMessage
@@ -27,6 +29,8 @@ from .store import MessageStore, StoredMessage
 __all__ = ["WEB_EXTRA_NOTE", "DevServer", "PortInUseError", "web_available"]
 
 DEFAULT_MAX_SIZE = 32 * 1024 * 1024
+DEFAULT_MAX_MESSAGES = 5_000  # as Mailpit keeps (its default is 500)
+DEFAULT_MAX_CONNECTIONS = 256  # concurrent SMTP sessions; more are told 421 and closed
 WEB_EXTRA_NOTE = (
     "the web inbox needs aiohttp, not installed: pip install 'mailwright[devserver]' "
     "(running without the inbox)"
@@ -59,6 +63,17 @@ class DevServer:
     ``web_host_allow`` adds host names the inbox answers to (besides the listening
     address, localhost, 127.0.0.1 and [::1]).
 
+    ``max_messages`` (5,000; None: no limit) caps how many are kept: one more drops
+    the oldest. ``max_connections`` (256; None: no limit) caps concurrent SMTP
+    sessions: a client beyond it is answered 421 and closed. With a Maildir, a
+    message's bytes are read from its file when needed, not held in memory.
+
+    Release (send a caught message on) goes only to the relays in ``release_to``
+    (``HOST:PORT``, or an ``smtp://``/``smtps://`` URL for TLS and AUTH), and, with
+    ``release_allow`` (a regular expression searched in each address), only to
+    recipients it matches. Without ``release_to`` release is off. Deleting and
+    releasing need the inbox page or the header ``X-Mailwright-Token: api_token``.
+
     Run it in the foreground (``run()``, stops on Ctrl-C) or in a background thread
     (``start_in_thread()`` / ``stop_thread()``, or ``with DevServer(...) as server:``).
     Received messages are in ``store`` (see ``MessageStore``: ``messages()``,
@@ -87,6 +102,11 @@ class DevServer:
         tls_key: str | os.PathLike[str] | None = None,
         web_host_allow: Iterable[str] = (),
         smtps_port: int | None = None,
+        max_messages: int | None = DEFAULT_MAX_MESSAGES,
+        max_connections: int | None = DEFAULT_MAX_CONNECTIONS,
+        release_to: Iterable[str] = (),
+        release_allow: str | None = None,
+        api_token: str | None = None,
     ) -> None:
         self.host = host
         self.smtp_port = smtp_port
@@ -95,7 +115,8 @@ class DevServer:
         self.quiet = (out is None) if quiet is None else quiet
         self.out = out if out is not None else sys.stdout
         self.err = err if err is not None else sys.stderr
-        self.store = MessageStore(maildir)
+        self.store = MessageStore(maildir, max_messages)
+        self.max_connections = max_connections
         self.smtps_port = smtps_port
         self.tls = tls or tls_cert is not None or smtps_port is not None
         self.tls_dir = tls_dir
@@ -103,6 +124,13 @@ class DevServer:
         self.tls_key = tls_key
         self.tls_files: TLSFiles | None = None
         self.web_host_allow = [name.lower() for name in web_host_allow]
+        # Raises ReleaseError (a ValueError) for a relay or pattern that cannot be used.
+        self.release_policy = ReleasePolicy(
+            [Relay.parse(text) for text in release_to], release_allow
+        )
+        #: What a script sends as X-Mailwright-Token to delete or release (browsers on
+        #: the inbox page need none); printed in the banner.
+        self.api_token = api_token or secrets.token_urlsafe(18)
         self.notes: list[str] = []
         self._on_message = on_message
         self._max_size = max_size
@@ -127,8 +155,11 @@ class DevServer:
     def _print(self, text: str, stream: IO[str] | None = None) -> None:
         print(text, file=stream or self.out, flush=True)
 
-    def _warn(self, text: str) -> None:
+    def warn(self, text: str) -> None:
+        """A line on the error stream (Maildir problems, failed releases)."""
         self._print(f"mailwright smtpd: warning: {text}", self.err)
+
+    _warn = warn
 
     @property
     def inbox_url(self) -> str | None:
@@ -187,6 +218,7 @@ class DevServer:
             self._deliver,
             max_size=self._max_size,
             tls_context=tls_context,
+            max_connections=self.max_connections,
         )
         try:
             self._smtp_server = await loop.create_server(
@@ -312,6 +344,8 @@ class DevServer:
         if report and not self.quiet:
             self._print(format_message(stored))
         _ = stored.search_text
+        _ = stored.summary
+        stored.spill()  # with a Maildir, the bytes stay on disk from now on
 
     def _bind_error(self, what: str, port: int, exc: OSError) -> OSError:
         if exc.errno == errno.EADDRINUSE:
@@ -349,6 +383,14 @@ class DevServer:
             lines.append(f"TLS: clients trust the catcher with EMAIL_SSL_CAFILE={self.ca_file}")
         if self.inbox_url:
             lines.append(f"web inbox: {self.inbox_url}")
+            lines.append(
+                f"scripts that delete or release send the header X-Mailwright-Token: "
+                f"{self.api_token}"
+            )
+            policy = self.release_policy
+            if policy.enabled:
+                allow = f" (recipients matching {policy.allow_text!r})" if policy.allow else ""
+                lines.append(f"release to: {', '.join(policy.relays)}{allow}")
         if self.store.maildir_path is not None:
             lines.append(
                 f"storing messages in Maildir {self.store.maildir_path} "

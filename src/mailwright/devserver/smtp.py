@@ -10,9 +10,9 @@ which leaves room for storing the mail (``bench/ingest.py``).
 It speaks ESMTP as a submission server would: EHLO/HELO, MAIL (SIZE, BODY, SMTPUTF8),
 RCPT, DATA, RSET, NOOP, VRFY, HELP, QUIT, PIPELINING (commands are answered in order,
 replies to a pipelined group are written together), STARTTLS when given a TLS context,
-and AUTH PLAIN and LOGIN accepting any credentials (the user name is kept with the
-message). Like Postfix it hangs up on HTTP requests, so a web page cannot smuggle mail
-in through the browser.
+and AUTH PLAIN, LOGIN, XOAUTH2 and OAUTHBEARER accepting any credentials or token (the
+user name is kept with the message). Like Postfix it hangs up on HTTP requests, so a
+web page cannot smuggle mail in through the browser.
 """
 
 from __future__ import annotations
@@ -104,8 +104,10 @@ class SMTPService:
         max_size: int = 32 * 1024 * 1024,
         tls_context: ssl.SSLContext | None = None,
         idle_timeout: float = IDLE_TIMEOUT,
+        max_connections: int | None = None,
     ) -> None:
         self.deliver = deliver
+        self.max_connections = max_connections
         self.hostname = hostname
         self.max_size = max_size
         self.tls_context = tls_context
@@ -170,6 +172,12 @@ class SMTPSession(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        limit = self.service.max_connections
+        if limit is not None and len(self.service.sessions) >= limit:
+            transport.write(b"421 4.3.2 Too many connections, try again later\r\n")
+            self._closing = True
+            transport.close()
+            return
         self.service.sessions.add(self)
         transport.write(
             f"220 {self.service.hostname} ESMTP mailwright development SMTP server\r\n".encode()
@@ -213,7 +221,7 @@ class SMTPSession(asyncio.Protocol):
             if end < 0:
                 if len(buffer) > MAX_COMMAND_LINE:
                     if not self._discarding:
-                        self._reply(b"500 5.5.2 Line too long\r\n")
+                        self._too_long()
                         self._discarding = True
                     del buffer[:]
                 break
@@ -223,10 +231,16 @@ class SMTPSession(asyncio.Protocol):
                 self._discarding = False
                 continue
             if len(line) > MAX_COMMAND_LINE:
-                self._reply(b"500 5.5.2 Line too long\r\n")
+                self._too_long()
                 continue
             self._line(line)
         self._flush()
+
+    def _too_long(self) -> None:
+        # The line was refused: an AUTH exchange it answered is over, and the next line
+        # is a command again, never taken as the AUTH response.
+        self._auth_step = None
+        self._reply(b"500 5.5.2 Line too long\r\n")
 
     def _take_data(self) -> bool:
         """Collect DATA until CRLF.CRLF; True when the message ended."""
@@ -362,7 +376,7 @@ class SMTPSession(asyncio.Protocol):
         ]
         if self.service.tls_context is not None and not self._tls:
             lines.append(b"STARTTLS")
-        lines.append(b"AUTH PLAIN LOGIN")
+        lines.append(b"AUTH PLAIN LOGIN XOAUTH2 OAUTHBEARER")
         lines.append(b"HELP")
         return lines
 
@@ -508,11 +522,14 @@ class SMTPSession(asyncio.Protocol):
             self._bad(b"501 5.5.4 Syntax: STARTTLS\r\n")
             return
         # Anything the client pipelined after STARTTLS was sent in the clear: drop it
-        # (the CVE-2011-0411 class of command injection).
+        # (the CVE-2011-0411 class of command injection). Nothing more is read in the
+        # clear: what comes next goes to the TLS handshake, and plaintext there fails it.
         del self._buffer[:]
         self._reply(b"220 2.0.0 Ready to start TLS\r\n")
         self._flush()
         self._busy = True
+        if self.transport is not None:
+            self.transport.pause_reading()
         task = self.loop.create_task(self._start_tls(context))
         self.service.tasks.add(task)
         task.add_done_callback(self.service.tasks.discard)
@@ -521,6 +538,7 @@ class SMTPSession(asyncio.Protocol):
         transport = self.transport
         if transport is None:
             return
+        del self._buffer[:]  # nothing read in the clear counts (reading is paused)
         try:
             new_transport = await self.loop.start_tls(
                 transport, self, context, server_side=True, ssl_handshake_timeout=30
@@ -537,7 +555,8 @@ class SMTPSession(asyncio.Protocol):
         self._greeted = self._extended = False
         self.auth_user = None
         self._reset()
-        del self._buffer[:]
+        # The buffer holds only decrypted input now: a TLS 1.3 client sends its first
+        # command with its Finished, and it may have arrived during the handshake.
         self._busy = False
         self._process()
 
@@ -566,8 +585,17 @@ class SMTPSession(asyncio.Protocol):
                 self._auth_login_user(initial)
             else:
                 self._challenge(b"Username:", self._auth_login_user)
+        elif mechanism in (b"XOAUTH2", b"OAUTHBEARER"):
+            step = self._auth_xoauth2 if mechanism == b"XOAUTH2" else self._auth_oauthbearer
+            if initial:
+                step(initial)
+            else:
+                self._challenge(b"", step)
         else:
-            self._bad(b"504 5.5.4 Unrecognized authentication type (PLAIN and LOGIN offered)\r\n")
+            self._bad(
+                b"504 5.5.4 Unrecognized authentication type "
+                b"(PLAIN, LOGIN, XOAUTH2 and OAUTHBEARER offered)\r\n"
+            )
 
     def _challenge(self, text: bytes, step: Callable[[bytes], None]) -> None:
         self._reply(b"334 " + binascii.b2a_base64(text, newline=False) + b"\r\n")
@@ -596,6 +624,40 @@ class SMTPSession(asyncio.Protocol):
             self._bad(b"501 5.5.2 Bad PLAIN response (authzid NUL user NUL password)\r\n")
             return
         self._accept_login(parts[1])
+
+    def _bearer(self, fields: list[bytes]) -> bool:
+        """An OAuth2 response names a bearer token (any token is accepted)."""
+        if any(f.startswith(b"auth=Bearer ") and len(f) > 12 for f in fields):
+            return True
+        self._bad(b"501 5.5.2 Bad OAuth2 response (auth=Bearer <token> expected)\r\n")
+        return False
+
+    def _auth_xoauth2(self, line: bytes) -> None:
+        # "user=" account ^A "auth=Bearer " token ^A ^A (any token is accepted)
+        decoded = self._decode(line)
+        if decoded is None:
+            return
+        fields = decoded.split(b"\x01")
+        users = [f[5:] for f in fields if f.startswith(b"user=")]
+        if not users:
+            self._bad(b"501 5.5.2 Bad XOAUTH2 response (user=... expected)\r\n")
+            return
+        if self._bearer(fields):
+            self._accept_login(users[0])
+
+    def _auth_oauthbearer(self, line: bytes) -> None:
+        # RFC 7628: a GS2 header "n,a=" account "," then ^A-separated fields.
+        decoded = self._decode(line)
+        if decoded is None:
+            return
+        header, _, rest = decoded.partition(b"\x01")
+        parts = header.split(b",")
+        users = [p[2:] for p in parts[1:] if p.startswith(b"a=")]
+        if len(parts) < 3 or parts[0] not in (b"n", b"y") or not users:
+            self._bad(b"501 5.5.2 Bad OAUTHBEARER response (n,a=user, expected)\r\n")
+            return
+        if self._bearer(rest.split(b"\x01")):
+            self._accept_login(users[0].replace(b"=2C", b",").replace(b"=3D", b"="))
 
     def _auth_login_user(self, line: bytes) -> None:
         user = self._decode(line)

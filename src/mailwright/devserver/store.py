@@ -51,6 +51,9 @@ UNPARSABLE = "(unparsable)"
 ENVELOPE_HEADER = b"X-Mailwright-Envelope:"
 # Search looks at this much of a message's text (a whole 30 MB attachment is not text).
 SEARCH_TEXT_LIMIT = 64 * 1024
+# How much of a Maildir file is read at start (its envelope header line); the rest
+# is read when the message is looked at.
+_HEAD_SIZE = 64 * 1024
 
 _parser = BytesParser(policy=policy.default)
 _compat_parser = BytesParser()  # compat32: about 10x faster, used for the search text
@@ -261,21 +264,63 @@ def body_text(raw: bytes) -> str:
 @dataclass(slots=True, eq=False)
 class StoredMessage:
     """A caught message. ``raw`` is exactly what arrived; everything else about its
-    content is computed on first use."""
+    content is computed on first use.
+
+    With a Maildir, the bytes live in the message's file once it is written and
+    summarized (``spill()``); ``raw`` then reads them from there, so a catcher full of
+    big messages holds their summaries in memory, not their bodies.
+    """
 
     id: str
     received: datetime
     mail_from: str
     rcpt_tos: list[str]
-    raw: bytes
+    _raw: bytes | None
     auth_user: str | None = None
     _summary: Summary | None = field(default=None, repr=False)
     _search: str | None = field(default=None, repr=False)
     _parts: list[PartInfo] | None = field(default=None, repr=False)
+    _file: str | None = field(default=None, repr=False)  # its Maildir file
+    _offset: int = field(default=0, repr=False)  # where the message starts in the file
+    _size: int = field(default=-1, repr=False)
+
+    @property
+    def raw(self) -> bytes:
+        raw = self._raw
+        if raw is not None:
+            return raw
+        return self._read()
+
+    def _read(self) -> bytes:
+        """The bytes from the Maildir file (a mail client may have moved it to cur/);
+        empty when the file is gone."""
+        assert self._file is not None
+        path = Path(self._file)
+        candidates = [
+            path,
+            path.parent.parent / "new" / self.id,
+            path.parent.parent / "cur" / self.id,
+        ]
+        candidates += sorted((path.parent.parent / "cur").glob(f"{glob_escape(self.id)}:*"))
+        for candidate in candidates:
+            try:
+                with open(candidate, "rb") as file:
+                    file.seek(self._offset)
+                    return file.read()
+            except OSError:
+                continue
+        return b""
+
+    def spill(self) -> None:
+        """Forget the bytes when they are on disk (``raw`` reads them back)."""
+        if self._file is not None and self._raw is not None:
+            self._size = len(self._raw)
+            self._raw = None
 
     @property
     def size(self) -> int:
-        return len(self.raw)
+        raw = self._raw
+        return len(raw) if raw is not None else self._size
 
     @property
     def summary(self) -> Summary:
@@ -395,6 +440,34 @@ def _split_envelope(data: bytes) -> tuple[dict[str, Any] | None, bytes]:
     return envelope, data[end + 1 :]
 
 
+def _read_envelope(
+    envelope: dict[str, Any],
+) -> tuple[str, list[str], str | None, datetime | None]:
+    """(mail_from, rcpt_tos, auth_user, received) from an envelope header's JSON;
+    ValueError naming the field that is not what the catcher writes."""
+    mail_from = envelope.get("mail_from") or ""
+    if not isinstance(mail_from, str):
+        raise ValueError("malformed envelope header: 'mail_from' is not a string")
+    rcpt_tos = envelope.get("rcpt_tos") or []
+    if not isinstance(rcpt_tos, list) or not all(isinstance(a, str) for a in rcpt_tos):
+        raise ValueError("malformed envelope header: 'rcpt_tos' is not a list of strings")
+    auth_user = envelope.get("auth_user")
+    if auth_user is not None and not isinstance(auth_user, str):
+        raise ValueError("malformed envelope header: 'auth_user' is not a string")
+    received: datetime | None = None
+    stamp = envelope.get("received")
+    if stamp is not None:
+        try:
+            received = datetime.fromisoformat(stamp) if isinstance(stamp, str) else None
+        except ValueError:
+            received = None
+        if received is None or received.tzinfo is None:
+            raise ValueError(
+                "malformed envelope header: 'received' is not an ISO 8601 time with a time zone"
+            )
+    return mail_from, rcpt_tos, auth_user, received
+
+
 def prepare_maildir(path: str | os.PathLike[str]) -> Path:
     """Make ``path`` a Maildir (creating it and its parents when missing, or filling an
     empty folder); raise MaildirError naming the path when that cannot be done."""
@@ -497,9 +570,10 @@ def write_maildir_file(folder: Path, stored: StoredMessage) -> None:
     base = os.fspath(folder)
     tmp = f"{base}/tmp/{stored.id}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    envelope = _envelope_line(stored)
     try:
         try:
-            data = memoryview(_envelope_line(stored) + stored.raw)
+            data = memoryview(envelope + stored.raw)
             while data:
                 data = data[os.write(fd, data) :]
         finally:
@@ -509,6 +583,8 @@ def write_maildir_file(folder: Path, stored: StoredMessage) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    stored._file = f"{base}/new/{stored.id}"
+    stored._offset = len(envelope)
 
 
 class MessageStore:
@@ -531,7 +607,13 @@ class MessageStore:
     by the writer thread and ``done`` is called once it is on disk and listed.
     """
 
-    def __init__(self, maildir: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self, maildir: str | os.PathLike[str] | None = None, max_messages: int | None = None
+    ) -> None:
+        if max_messages is not None and max_messages < 1:
+            raise ValueError(f"max_messages must be at least 1 (or None), got {max_messages}")
+        #: At most this many are kept: adding one more drops the oldest (None: no limit).
+        self.max_messages = max_messages
         self._messages: list[StoredMessage] = []
         self._by_id: dict[str, StoredMessage] = {}
         self._lock = threading.Lock()
@@ -570,34 +652,59 @@ class MessageStore:
                 key = entry.name.split(":", 1)[0]
                 try:
                     with open(entry.path, "rb") as file:
-                        data = file.read()
-                        mtime = os.fstat(file.fileno()).st_mtime
+                        head = file.read(_HEAD_SIZE)
+                        stat = os.fstat(file.fileno())
+                        if head.startswith(ENVELOPE_HEADER) and len(head) < stat.st_size:
+                            envelope, _ = _split_envelope(head)
+                            if envelope is None:  # an envelope line longer than the head
+                                head += file.read()
                 except OSError as exc:
                     warn(f"skipping unreadable Maildir file {entry.path}: {exc.strerror}")
                     continue
-                loaded.append(self._from_file(key, data, mtime))
+                try:
+                    loaded.append(self._from_file(key, head, stat, entry.path))
+                except ValueError as exc:
+                    warn(f"skipping Maildir file {entry.path}: {exc}")
         loaded.sort(key=lambda stored: stored.received)
         with self._lock:
             for stored in loaded:
                 if stored.id not in self._by_id:
                     self._messages.append(stored)
                     self._by_id[stored.id] = stored
+            dropped = self._trim()
             self._changed.notify_all()
-        return len(loaded)
+        if dropped:
+            self._unlink(stored.id for stored in dropped)
+            warn(
+                f"deleted the {len(dropped)} oldest messages of the Maildir: more than "
+                f"--max-messages {self.max_messages}"
+            )
+        return len(loaded) - len(dropped)
 
     @staticmethod
-    def _from_file(key: str, data: bytes, mtime: float) -> StoredMessage:
-        envelope, raw = _split_envelope(data)
-        received = datetime.fromtimestamp(mtime, UTC)
-        mail_from, rcpt_tos, auth_user = "", [], None
+    def _from_file(key: str, head: bytes, stat: os.stat_result, path: str) -> StoredMessage:
+        """The message in a Maildir file, from its first bytes (the body stays on
+        disk); ValueError for an envelope header that is there but malformed (what
+        another program or a hand edit may leave)."""
+        envelope, rest = _split_envelope(head)
+        offset = len(head) - len(rest)
+        received = datetime.fromtimestamp(stat.st_mtime, UTC)
+        mail_from, auth_user = "", None
+        rcpt_tos: list[str] = []
         if envelope is not None:
-            mail_from = str(envelope.get("mail_from") or "")
-            rcpt_tos = [str(address) for address in envelope.get("rcpt_tos") or []]
-            auth_user = envelope.get("auth_user")
-            auth_user = str(auth_user) if auth_user is not None else None
-            with contextlib.suppress(ValueError):
-                received = datetime.fromisoformat(str(envelope.get("received")))
-        return StoredMessage(key, received, mail_from, rcpt_tos, raw, auth_user)
+            mail_from, rcpt_tos, auth_user, stamped = _read_envelope(envelope)
+            received = stamped or received
+        return StoredMessage(
+            key,
+            received,
+            mail_from,
+            rcpt_tos,
+            None,
+            auth_user,
+            _file=path,
+            _offset=offset,
+            _size=stat.st_size - offset,
+        )
 
     def start_writer(
         self,
@@ -621,11 +728,31 @@ class MessageStore:
     def new_id(self) -> str:
         return f"{self._prefix}{next(self._counter)}"
 
+    def _trim(self) -> list[StoredMessage]:
+        """Drop the oldest beyond ``max_messages`` (under the lock); return them."""
+        if self.max_messages is None:
+            return []
+        excess = len(self._messages) - self.max_messages
+        if excess <= 0:
+            return []
+        dropped = self._messages[:excess]
+        del self._messages[:excess]
+        for stored in dropped:
+            del self._by_id[stored.id]
+        self._version += 1
+        return dropped
+
     def _insert(self, stored: StoredMessage) -> None:
         with self._lock:
             self._messages.append(stored)
             self._by_id[stored.id] = stored
+            dropped = self._trim()
             self._changed.notify_all()
+        if dropped:
+            self._unlink(old.id for old in dropped)
+            for old in dropped:
+                for listener in self._listeners:
+                    listener("deleted", old)
         for listener in self._listeners:
             listener("added", stored)
 

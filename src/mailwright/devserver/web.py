@@ -12,14 +12,17 @@ API (JSON): ``GET /api/messages?limit=50&offset=0&q=``, ``GET /api/messages/{id}
 Security: caught mail holds password-reset links, so only requests whose ``Host``
 names this server (the address the connection came in on, localhost, 127.0.0.1,
 [::1], or a name given with ``--web-host-allow``) are answered, which defeats DNS
-rebinding; state-changing requests from a browser must come from the inbox's own
-origin; every response has ``nosniff``, a CSP and no caching.
+rebinding. A request that changes something (DELETE, POST) must come from the inbox's
+own page (a same-origin browser request, with ``Origin``) or carry the token printed
+at start-up (``X-Mailwright-Token``). Release goes only to relays set at start-up
+(``release.py``). Every response has ``nosniff``, a CSP and no caching.
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import hmac
 import ipaddress
 import json
 import re
@@ -34,6 +37,7 @@ from aiohttp import web
 from ..message.addresses import parse_mailbox
 from . import assets
 from .pages import inbox_list, inbox_page, message_page
+from .release import ReleasePolicy, failure_text, release
 from .store import MessageStore, StoredMessage, header_fields, leaf_parts
 
 if TYPE_CHECKING:
@@ -45,7 +49,6 @@ _T = TypeVar("_T")
 
 PER_PAGE = 50
 MAX_LIMIT = 10_000
-RELEASE_TIMEOUT = 30
 STORE_KEY = web.AppKey("store", MessageStore)
 
 # Inline-safe image types; anything else is served as a download (never as a page of
@@ -116,6 +119,9 @@ def _host_name(value: str) -> str:
 
 HUB_KEY = web.AppKey("hub", EventHub)
 ALLOW_KEY: web.AppKey[frozenset[str]] = web.AppKey("allow")
+TOKEN_KEY: web.AppKey[str | None] = web.AppKey("token")
+RELEASE_KEY = web.AppKey("release", ReleasePolicy)
+SERVER_KEY: web.AppKey[DevServer] = web.AppKey("server")
 
 
 def host_allowed(host_header: str | None, local_address: str | None, allow: frozenset[str]) -> bool:
@@ -143,21 +149,36 @@ async def _guard(
             text="This mailwright inbox answers only to its own address, localhost, "
             "127.0.0.1 and [::1]; start it with --web-host-allow NAME to add a name.\n"
         )
-    if request.method in _UNSAFE_METHODS and not _same_origin(request):
-        raise web.HTTPForbidden(text="cross-origin request refused\n")
+    if request.method in _UNSAFE_METHODS and not (_has_token(request) or _same_origin(request)):
+        raise web.HTTPForbidden(
+            text="A request that changes something needs the inbox page (a same-origin "
+            f"browser request) or the header {TOKEN_HEADER} with the token the catcher "
+            "printed when it started.\n"
+        )
     return await handler(request)
 
 
+TOKEN_HEADER = "X-Mailwright-Token"
+
+
+def _has_token(request: web.Request) -> bool:
+    """The start-up token, for scripts (compared in constant time)."""
+    token = request.app[TOKEN_KEY]
+    given = request.headers.get(TOKEN_HEADER)
+    if not token or given is None:
+        return False
+    return hmac.compare_digest(given.encode("utf-8", "replace"), token.encode())
+
+
 def _same_origin(request: web.Request) -> bool:
-    """Browsers send Origin (and Sec-Fetch-Site) with every state-changing request;
-    scripts and curl send neither and are not a cross-site threat."""
+    """Browsers send Origin with every state-changing request (and Sec-Fetch-Site);
+    a request without Origin is a script's or curl's, and needs the token instead:
+    otherwise anything that can reach the port could delete or release mail."""
     site = request.headers.get("Sec-Fetch-Site")
     if site is not None and site not in ("same-origin", "none"):
         return False
     origin = request.headers.get("Origin")
-    if origin is None:
-        return True
-    if origin == "null":
+    if origin is None or origin == "null":
         return False
     parts = urlsplit(origin)
     host = request.headers.get("Host", "")
@@ -371,6 +392,7 @@ async def message_view(request: web.Request) -> web.Response:
         detail.parse_error,
         len(_store(request)),
         tab,
+        list(request.app[RELEASE_KEY].relays),
     )
     return web.Response(text=body, content_type="text/html")
 
@@ -528,32 +550,41 @@ def _header_addresses(values: list[str]) -> list[str]:
     return addresses
 
 
+_REMOVED_RELEASE_OPTIONS = ("host", "port", "security", "username", "password", "mail_from")
+
+
 async def api_release(request: web.Request) -> web.Response:
-    """Send a caught message on to a real SMTP server, through mailwright's own SMTP
-    backend, exactly as it was received (a RawMessage)."""
+    """Send a caught message on, exactly as it was received, to one of the relays
+    configured when the catcher started (``--release-to``)."""
     stored = _message(request)
+    policy = request.app[RELEASE_KEY]
+    if not policy.enabled:
+        return _json(
+            {"error": "release is off: start the catcher with --release-to HOST:PORT"}, 403
+        )
     try:
         options = await request.json()
     except ValueError:
         return _json({"error": "the request body must be JSON"}, 400)
     if not isinstance(options, dict):
         return _json({"error": "the request body must be a JSON object"}, 400)
-    host = options.get("host")
-    if not isinstance(host, str) or not host.strip():
-        return _json({"error": "'host' (the SMTP server to release to) is required"}, 400)
-    try:
-        port = int(options.get("port") or 25)
-        if not 0 < port < 65536:
-            raise ValueError
-    except (TypeError, ValueError):
-        return _json({"error": "'port' must be a port number"}, 400)
-    security = str(options.get("security") or "none").lower()
-    if options.get("use_tls"):
-        security = "starttls"
-    if options.get("use_ssl"):
-        security = "ssl"
-    if security not in ("none", "starttls", "ssl"):
-        return _json({"error": "'security' must be none, starttls or ssl"}, 400)
+    given = [name for name in _REMOVED_RELEASE_OPTIONS if name in options]
+    if given:
+        return _json(
+            {
+                "error": f"{given[0]!r} is not accepted: the catcher releases only to the "
+                f"relays set when it started ({', '.join(policy.relays)}); choose one "
+                "with 'relay'"
+            },
+            400,
+        )
+    relay_name = options.get("relay")
+    relay = policy.relay(relay_name if isinstance(relay_name, str) else None)
+    if relay is None:
+        return _json(
+            {"error": f"'relay' must be one of: {', '.join(policy.relays)}"},
+            400,
+        )
     try:
         recipients = _release_addresses(options.get("to")) or list(stored.rcpt_tos)
     except web.HTTPBadRequest as exc:
@@ -565,53 +596,41 @@ async def api_release(request: web.Request) -> web.Response:
         )
     if not recipients:
         return _json({"error": "no recipients: give 'to'"}, 400)
-    sender = options.get("mail_from") or stored.mail_from
+    refused = policy.refused_recipient(recipients)
+    if refused is not None:
+        return _json(
+            {"error": f"{refused} is not allowed: --release-allow is {policy.allow_text!r}"},
+            403,
+        )
+    sender = stored.mail_from
     if not sender:
         fields = header_fields(stored.raw)
-        senders = _release_addresses([value for name, value in fields if name.lower() == "from"])
+        senders = _header_addresses([value for name, value in fields if name.lower() == "from"])
         sender = senders[0] if senders else ""
-    if not isinstance(sender, str) or not sender:
-        return _json({"error": "no envelope sender: give 'mail_from'"}, 400)
-    username = str(options.get("username") or "")
-    password = str(options.get("password") or "")
-
-    def send() -> Any:
-        from mailwright import RawMessage, get_connection
-
-        message = RawMessage(stored.raw, sender, recipients)
-        connection = get_connection(
-            "mailwright.backends.smtp.EmailBackend",
-            host=host.strip(),
-            port=port,
-            username=username,
-            password=password,
-            use_tls=security == "starttls",
-            use_ssl=security == "ssl",
-            timeout=RELEASE_TIMEOUT,
-        )
-        connection.send_messages([message])
-        return message.delivery
-
+    if not sender:
+        return _json({"error": "the message has no envelope sender or From address"}, 400)
+    server = request.app.get(SERVER_KEY)
     try:
-        delivery = await asyncio.to_thread(send)
+        result = await asyncio.to_thread(release, relay, stored.raw, sender, recipients)
     except ValueError as exc:  # a bad address (BadHeaderError is a ValueError)
         return _json({"error": str(exc)}, 400)
     except Exception as exc:
-        reason = str(exc) or type(exc).__name__
-        return _json({"error": f"release to {host}:{port} failed: {reason}"}, 502)
-    error = getattr(delivery, "error", None)
+        if server is not None:  # the full story, relay's words included, for the terminal
+            from ..describe import describe
+
+            server.warn(
+                f"release of {stored.id} to {relay.name} failed: "
+                f"{describe(exc, relay.config.host, relay.config.port)}"
+            )
+        return _json({"error": f"release to {relay.name} failed: {failure_text(exc)}"}, 502)
     return _json(
         {
-            "sent": bool(getattr(delivery, "accepted", None)),
-            "host": host,
-            "port": port,
+            "sent": result.sent,
+            "relay": relay.name,
             "mail_from": sender,
-            "accepted": list(getattr(delivery, "accepted", [])),
-            "refused": {
-                address: [code, text]
-                for address, (code, text) in getattr(delivery, "refused", {}).items()
-            },
-            "error": str(error) if error else None,
+            "accepted": result.accepted,
+            "refused": result.refused,
+            "error": result.error,
         }
     )
 
@@ -656,6 +675,10 @@ def make_app(
     hub = EventHub()
     app[HUB_KEY] = hub
     app[ALLOW_KEY] = frozenset(_host_name(name) for name in allow)
+    app[TOKEN_KEY] = server.api_token if server is not None else None
+    app[RELEASE_KEY] = server.release_policy if server is not None else ReleasePolicy()
+    if server is not None:
+        app[SERVER_KEY] = server
     app.on_response_prepare.append(_security_headers)
 
     def on_change(event: str, message: StoredMessage | None) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from ..conf import MISSING
+from ..conf.settings import MISSING
 
 __all__ = ["BACKEND_EQUIVALENTS", "django_setting"]
 

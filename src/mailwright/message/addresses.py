@@ -192,11 +192,42 @@ def _without_domain(defects: list[Any]) -> bool:
     )
 
 
+def _why(value: str) -> str:
+    """What is most likely wrong with an address the parser refused, in words."""
+    text = value.strip()
+    if "<" in text and ">" in text:
+        text = text[text.rfind("<") + 1 : text.rfind(">")].strip()
+    if "," in text or ";" in text:
+        return "more than one address (give a list, one address per item)"
+    if any(char.isspace() for char in text):
+        return "a space inside the address (a display name goes before <address>)"
+    local, at, domain = text.rpartition("@")
+    if not at:
+        return "no '@' and not a bare local name"
+    if "@" in local and not local.startswith('"'):
+        return "more than one '@' (quote a local part that holds one)"
+    if not local:
+        return "nothing before the '@'"
+    if not domain:
+        return "nothing after the '@'"
+    if not domain.startswith("[") and "" in domain.split("."):
+        return (
+            f"the domain {domain!r} has an empty label (two dots in a row, or a dot "
+            "at its start or end)"
+        )
+    if not local.startswith('"') and "" in local.split("."):
+        return (
+            f"the part before the '@', {local!r}, has two dots in a row or a dot at its "
+            "start or end (quote it to keep it)"
+        )
+    return "not exactly one address"
+
+
 def _parse_with_stdlib(value: str, field: str) -> Address:
     try:
         header: Any = _registry("To", value)  # an AddressHeader (typeshed lacks .defects)
     except Exception:  # the stdlib parser raises several types on malformed input
-        raise ValueError(f"Invalid address {value!r} in {field}") from None
+        raise ValueError(f"Invalid address {value!r} in {field}: {_why(value)}") from None
     defects = [d for d in header.defects if not isinstance(d, NonASCIILocalPartDefect)]
     groups = header.groups
     if (
@@ -205,7 +236,7 @@ def _parse_with_stdlib(value: str, field: str) -> Address:
         or len(groups[0].addresses) != 1
         or (defects and not ("@" not in value and _without_domain(defects)))
     ):
-        raise ValueError(f"Invalid address {value!r} in {field}: not exactly one address")
+        raise ValueError(f"Invalid address {value!r} in {field}: {_why(value)}")
     address: Address = groups[0].addresses[0]
     return address
 

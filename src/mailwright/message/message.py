@@ -158,6 +158,8 @@ class EmailMessage:
     #: A charset name, or an ``email.charset.Charset`` (whose ``body_encoding`` then
     #: picks the transfer encoding); None means DEFAULT_CHARSET.
     encoding: str | email.charset.Charset | None = None
+    #: On a copy the locmem backend keeps: the alias of the mailer that sent it.
+    sent_using: str | None
 
     def __init__(
         self,
@@ -202,23 +204,34 @@ class EmailMessage:
     # --- sending ---
 
     def get_connection(self, fail_silently: bool = False) -> BaseEmailBackend:
-        from ..backends.loading import get_connection
+        """``connection``, or (set now) a new backend for the default mailer."""
+        from ..backends.mailers import backend_for
 
         if not self.connection:
-            self.connection = get_connection(fail_silently=fail_silently)
+            self.connection = backend_for(fail_silently=fail_silently)
         return self.connection
 
-    def send(self, fail_silently: bool = False) -> int:
-        """Send the message; return 1 if it was sent, 0 if not (or no recipients)."""
+    def _backend(self, fail_silently: bool, using: str | None) -> BaseEmailBackend:
+        if using is None:
+            return self.get_connection(fail_silently)
+        from ..backends.mailers import backend_for
+
+        # A mailer's backend is made for this send only; ``connection`` stays as it is
+        # (and being set, it is a TypeError).
+        return backend_for(using, self.connection, fail_silently=fail_silently)
+
+    def send(self, fail_silently: bool = False, *, using: str | None = None) -> int:
+        """Send the message; return 1 if it was sent, 0 if not (or no recipients).
+        ``using`` names the mailer to send with (``mailwright.mailers``)."""
         if not self.recipients():
             return 0
-        return self.get_connection(fail_silently).send_messages([self])
+        return self._backend(fail_silently, using).send_messages([self])
 
-    async def asend(self, fail_silently: bool = False) -> int:
+    async def asend(self, fail_silently: bool = False, *, using: str | None = None) -> int:
         """``send()`` for asyncio code; never blocks the event loop."""
         if not self.recipients():
             return 0
-        return await self.get_connection(fail_silently).asend_messages([self])
+        return await self._backend(fail_silently, using).asend_messages([self])
 
     # --- reading ---
 

@@ -17,7 +17,7 @@ __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "OutboxError", "connect", "failur
 
 #: Written into the file's header; "MWOB" (mailwright outbox).
 APPLICATION_ID = 0x4D574F42
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: ``relay``, the mailer a message is delivered through
 BUSY_TIMEOUT = 60.0  # seconds a writer waits for another one's transaction
 
 # One row per message. ``due`` is what the state waits for: the next attempt
@@ -41,7 +41,8 @@ _SCHEMA = (
     results TEXT,
     last_error TEXT,
     subject TEXT NOT NULL DEFAULT '',
-    data BLOB NOT NULL
+    data BLOB NOT NULL,
+    relay TEXT
 )""",
     "CREATE INDEX message_state_due ON message (state, due)",
     "CREATE TABLE tally (state TEXT PRIMARY KEY, count INTEGER NOT NULL) WITHOUT ROWID",
@@ -149,6 +150,8 @@ def _prepare(db: sqlite3.Connection, path: str, durable: bool) -> None:
             f"outbox {path}: written by a newer mailwright (schema {version}, this one "
             f"knows {SCHEMA_VERSION}); upgrade mailwright"
         )
+    elif version < SCHEMA_VERSION:
+        _upgrade(db, path)
     try:
         mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         # FULL: in WAL mode, every commit syncs the log, so a message queued is on
@@ -175,6 +178,22 @@ def _identity(db: sqlite3.Connection) -> tuple[int, int, list[str]]:
         )
     ]
     return application_id, version, tables
+
+
+#: What takes an outbox of each older schema to the next one.
+_UPGRADES = {1: ("ALTER TABLE message ADD COLUMN relay TEXT",)}
+
+
+def _upgrade(db: sqlite3.Connection, path: str) -> None:
+    """Bring an outbox an older mailwright made up to this schema (the rows stay)."""
+    with transaction(db, path, "upgrading the outbox"):
+        # Another process may have upgraded it meanwhile: look again under the lock.
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        while version < SCHEMA_VERSION:
+            for statement in _UPGRADES[version]:
+                db.execute(statement)
+            version += 1
+        db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
 
 def _create(db: sqlite3.Connection, path: str) -> None:

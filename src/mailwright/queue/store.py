@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .database import OutboxError, connect, failure, transaction
+from .states import STATES
 
 __all__ = [
     "STATES",
@@ -36,8 +37,6 @@ __all__ = [
     "Summary",
 ]
 
-STATES = ("queued", "sending", "sent", "failed")
-
 #: Why a claim came back to the queue without an outcome.
 LOST_WORKER = "the worker delivering it stopped without saying what happened (lease expired)"
 
@@ -50,6 +49,7 @@ class Stored:
     recipients: list[str]
     data: bytes
     subject: str = ""
+    relay: str | None = None  # the mailer to deliver through (None: the worker's relay)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +64,7 @@ class Claimed:
     results: dict[str, dict[str, Any]]
     data: bytes
     problem: str | None = None  # why the stored row cannot be sent at all
+    relay: str | None = None  # the mailer to deliver through (None: the worker's relay)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +111,7 @@ class Detail(Summary):
     pending: list[str] = field(default_factory=list)
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     size: int = 0
+    relay: str | None = None  # the mailer it is delivered through (None: the worker's)
 
 
 @dataclass(slots=True)
@@ -185,13 +187,15 @@ class Outbox:
         rows = []
         for m in messages:
             recipients = json.dumps(m.recipients)
-            rows.append((now, now, now, m.sender, recipients, recipients, m.subject, m.data))
+            rows.append(
+                (now, now, now, m.sender, recipients, recipients, m.subject, m.data, m.relay)
+            )
         with self._write("queueing") as db:
             row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'message'").fetchone()
             first = (row[0] if row else 0) + 1
             db.executemany(
                 "INSERT INTO message (state, due, created, since, sender, recipients, pending,"
-                " subject, data) VALUES ('queued', ?, ?, ?, ?, ?, ?, ?, ?)",
+                " subject, data, relay) VALUES ('queued', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
             _tally(db, queued=len(rows))
@@ -217,7 +221,7 @@ class Outbox:
                 "UPDATE message SET state = 'sending', owner = ?, due = ?, attempts = attempts + 1"
                 " WHERE id IN (SELECT id FROM message WHERE state = 'queued' AND due <= ?"
                 " ORDER BY due LIMIT ?)"
-                " RETURNING id, sender, pending, attempts, since, results, data",
+                " RETURNING id, sender, pending, attempts, since, results, data, relay",
                 (owner, now + lease, now, limit),
             ).fetchall()
             _tally(db, queued=lapsed - len(rows), sending=len(rows) - lapsed)
@@ -413,14 +417,14 @@ class Outbox:
     def show(self, id: int) -> Detail | None:
         with self._read("reading a message") as db:
             row = db.execute(
-                f"SELECT {self._SUMMARY}, since, owner, pending, results, length(data)"
+                f"SELECT {self._SUMMARY}, since, owner, pending, results, length(data), relay"
                 " FROM message WHERE id = ?",
                 (id,),
             ).fetchone()
         if row is None:
             return None
         id, state, attempts, created, due, sender, recipients, subject, last_error = row[:9]
-        since, owner, pending, results, size = row[9:]
+        since, owner, pending, results, size, relay = row[9:]
         everyone = json.loads(recipients)
         return Detail(
             id, state, attempts, created, due, sender, everyone, subject, last_error,
@@ -429,6 +433,7 @@ class Outbox:
             pending=json.loads(pending),
             results=_results(state, results, everyone, due, attempts),
             size=size,
+            relay=relay,
         )  # fmt: skip
 
     def data(self, id: int) -> bytes | None:
@@ -568,7 +573,14 @@ def _results(
 
 
 def _claimed(
-    id: int, sender: Any, pending: Any, attempts: int, since: float, results: Any, data: Any
+    id: int,
+    sender: Any,
+    pending: Any,
+    attempts: int,
+    since: float,
+    results: Any,
+    data: Any,
+    relay: Any = None,
 ) -> Claimed:
     """A claimed row; one damaged by hand (unreadable JSON) is marked, not raised,
     so the worker can dead-letter it instead of stumbling on it forever."""
@@ -585,7 +597,10 @@ def _claimed(
             raise ValueError("not a non-empty list of addresses")
     except (ValueError, TypeError) as exc:
         recipients, done, problem = [], {}, f"the stored recipients are unreadable ({exc})"
-    return Claimed(id, sender, recipients, attempts, since, done, data, problem)
+    if relay is not None and not isinstance(relay, str):
+        problem = f"the stored relay is unreadable ({relay!r})"
+        relay = None
+    return Claimed(id, sender, recipients, attempts, since, done, data, problem, relay)
 
 
 def _chunks(items: list[int], size: int) -> Iterator[list[int]]:

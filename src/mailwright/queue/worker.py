@@ -1,8 +1,9 @@
-"""The worker: delivers what the outbox holds, over the relay.
+"""The worker: delivers what the outbox holds, over the relay (the mailer each message
+was queued for, else EMAIL_QUEUE_RELAY_BACKEND).
 
 One process runs ``connections`` threads, each with its own relay connection (the
-SMTP engine driven directly, or another backend: ``bulk.relay``) and its own
-database connection, each in a loop::
+SMTP engine driven directly, or another backend: ``bulk.relay``; one per mailer the
+messages name) and its own database connection, each in a loop::
 
     claim a batch (with a lease) -> check each stored envelope -> send the envelopes
     (pipelined) -> sort every outcome (``bulk.policy.sort_recipients``) -> record
@@ -172,8 +173,11 @@ class Worker:
     def __repr__(self) -> str:
         return f"<Worker {self.owner} outbox={self.path}>"
 
-    def _new_relay(self) -> Relay:
+    def _new_relay(self, alias: str | None = None) -> Relay:
+        """The relay: the mailer ``alias`` a message was queued for, else the
+        worker's relay backend (EMAIL_QUEUE_RELAY_BACKEND)."""
         return load_relay(
+            alias,
             self.relay,
             setting="EMAIL_QUEUE_RELAY_BACKEND",
             refuse="mailwright.backends.queue",
@@ -276,7 +280,8 @@ class Worker:
             self._fail(exc)
 
     def _deliver_until_stopped(self) -> None:
-        relay = self._new_relay()
+        # One relay (so one connection) per mailer the messages name.
+        relays: dict[str | None, Relay] = {None: self._new_relay()}
         outbox = Outbox(self.path, durable=False)
         pause_until = 0.0
         setbacks = 0  # consecutive batches that failed to connect or were throttled
@@ -288,14 +293,15 @@ class Worker:
                     if self.once:
                         return
                     if time.monotonic() - idle_since > self.idle_close:
-                        relay.close()  # the server would time the idle session out
+                        for relay in relays.values():
+                            relay.close()  # the server would time the idle session out
                     self._idle(outbox)
                     continue
                 claimed, envelopes = self._build(outbox, claimed)
                 if not envelopes:
                     continue
                 self._pace(len(envelopes))
-                verdicts, connected = self._deliver(relay, claimed, envelopes)
+                verdicts, connected = self._deliver_by_relay(relays, claimed, envelopes)
                 recorded = outbox.record(self.owner, [v.settlement for v in verdicts])
                 self._forget(claimed)
                 idle_since = time.monotonic()
@@ -312,9 +318,11 @@ class Worker:
                 else:
                     setbacks = 0
                 if any(v.reconnect for v in verdicts):
-                    relay.close()  # 421: the server ended the session
+                    for relay in relays.values():
+                        relay.close()  # 421: the server ended the session
         finally:
-            relay.close()
+            for relay in relays.values():
+                relay.close()
             outbox.close()
 
     def _build(
@@ -373,6 +381,41 @@ class Worker:
             self._limiter.reserve()
         if delay > 0:
             time.sleep(delay)
+
+    def _deliver_by_relay(
+        self,
+        relays: dict[str | None, Relay],
+        claimed: list[Claimed],
+        envelopes: list[Envelope],
+    ) -> tuple[list[Verdict], bool]:
+        """Send a batch, each message through the relay mailer it was queued for."""
+        if all(item.relay is None for item in claimed):  # the usual case: one relay
+            return self._deliver(relays[None], claimed, envelopes)
+        groups: dict[str | None, tuple[list[Claimed], list[Envelope]]] = {}
+        for item, envelope in zip(claimed, envelopes, strict=True):
+            group = groups.setdefault(item.relay, ([], []))
+            group[0].append(item)
+            group[1].append(envelope)
+        verdicts: list[Verdict] = []
+        connected = True
+        for alias, (items, group_envelopes) in groups.items():
+            relay = relays.get(alias)
+            if relay is None:
+                try:
+                    relay = relays[alias] = self._new_relay(alias)
+                except ImproperlyConfigured as exc:
+                    # This worker has no such mailer (its settings differ from the
+                    # sender's): deferred with back-off, never lost, until fixed or expired.
+                    now = time.time()
+                    error = RelayUnavailable(f"relay mailer {alias!r}: {exc}")
+                    verdicts += [settle(i, None, error, self.rules, now) for i in items]
+                    continue
+            group_verdicts, group_connected = self._deliver(relay, items, group_envelopes)
+            verdicts += group_verdicts
+            connected = connected and group_connected
+        order = {item.id: n for n, item in enumerate(claimed)}
+        verdicts.sort(key=lambda verdict: order[verdict.settlement.id])
+        return verdicts, connected
 
     def _deliver(
         self, relay: Relay, claimed: list[Claimed], envelopes: list[Envelope]
@@ -454,6 +497,11 @@ class Worker:
             )
         finally:
             os._exit(1)
+
+
+class RelayUnavailable(ConnectionError):
+    """The mailer a message was queued for cannot be made here (temporary: the
+    message waits, with back-off, for a worker that has it)."""
 
 
 class _Outage:

@@ -15,6 +15,9 @@ action             the driver sends back
 ``NEED_ENVELOPE``  the next ``(index, Envelope)`` to send, or None
 ``Outcome``        None (the driver hands the outcome to its caller)
 ``Step``           None (a driver may report it; ``mailwright check`` does)
+``FetchToken``     the result of ``fetch()`` (an OAuth2 access token), or its
+                   exception thrown in; it may block (an HTTP request), so the
+                   asyncio driver runs it in a thread
 ``Abort``          nothing: the driver drops the connection, unanswered
 =================  =====================================================
 
@@ -26,6 +29,7 @@ re-raises it.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, NamedTuple
 
@@ -37,6 +41,7 @@ __all__ = [
     "NEED_ENVELOPE",
     "Abort",
     "Action",
+    "FetchToken",
     "Outcome",
     "Send",
     "StartTLS",
@@ -76,6 +81,13 @@ class Step:
 
 
 @dataclass(frozen=True, slots=True)
+class FetchToken:
+    """Get an OAuth2 access token: call ``fetch`` and send back what it returns."""
+
+    fetch: Callable[[], str]
+
+
+@dataclass(frozen=True, slots=True)
 class Abort:
     """Drop the connection now without another byte: the server must discard the
     message whose content it is waiting for."""
@@ -93,4 +105,4 @@ class Outcome:
     error: BaseException | None
 
 
-Action = Send | StartTLS | Step | Abort | Outcome | _Need
+Action = Send | StartTLS | Step | Abort | FetchToken | Outcome | _Need

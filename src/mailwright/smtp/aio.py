@@ -23,7 +23,7 @@ import enum
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from .actions import NEED_DATA, NEED_ENVELOPE, Abort, Outcome, Send, StartTLS, Step
+from .actions import NEED_DATA, NEED_ENVELOPE, Abort, FetchToken, Outcome, Send, StartTLS, Step
 from .config import SMTPConfig
 from .driver import timeout_error
 from .protocol import ClientProtocol
@@ -45,6 +45,7 @@ class _Wait(enum.Enum):
     WRITE = "room in the send buffer"
     ITEM = "the next item"
     TLS = "the TLS handshake"
+    TOKEN = "an OAuth2 access token"
 
 
 class _Link(asyncio.Protocol):
@@ -68,6 +69,7 @@ class _Link(asyncio.Protocol):
         self.envelope_due = False  # a Send asked for the next item once it is written
         self.deadline = 0.0
         self.timer: asyncio.TimerHandle | None = None
+        self.token_task: asyncio.Task[None] | None = None
 
     # --- asyncio.Protocol ---
 
@@ -269,8 +271,25 @@ class _Link(asyncio.Protocol):
                 self.waiting = _Wait.TLS
                 self.loop.create_task(self._start_tls())
                 return
+            elif kind is FetchToken:
+                # The provider may block (an HTTP request): a thread, not the loop.
+                self.waiting = _Wait.TOKEN
+                self.token_task = self.loop.create_task(self._fetch_token(action))  # type: ignore[arg-type]
+                return
             elif kind is Abort:
                 self.owner.abort()
+
+    async def _fetch_token(self, action: FetchToken) -> None:
+        token: str | None = None
+        error: BaseException | None = None
+        try:
+            token = await asyncio.to_thread(action.fetch)
+        except BaseException as exc:  # the conversation decides what it means
+            error = exc
+        self.token_task = None
+        if self.waiting is _Wait.TOKEN:
+            self.waiting = _Wait.NOTHING
+            self.step(token, error)
 
     async def _start_tls(self) -> None:
         transport = self.transport

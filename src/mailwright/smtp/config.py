@@ -17,7 +17,7 @@ from typing import Any
 from ..conf import clean_setting, settings
 from ..exceptions import ImproperlyConfigured
 from ..tls import client_context
-from .auth import DEFAULT_MECHANISMS, MechanismFactory
+from .auth import DEFAULT_MECHANISMS, MechanismFactory, TokenProvider, resolve_token_provider
 
 __all__ = ["SMTPConfig", "local_hostname"]
 
@@ -48,7 +48,10 @@ def _value(value: Any, name: str, argument: str) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class SMTPConfig:
-    """Where and how to connect. ``password`` never appears in ``repr()``."""
+    """Where and how to connect. ``password`` never appears in ``repr()``.
+
+    ``oauth2_token``: a callable returning an OAuth2 access token; with it, ``username``
+    logs in with OAUTHBEARER or XOAUTH2 instead of a password."""
 
     host: str
     port: int
@@ -64,6 +67,7 @@ class SMTPConfig:
     local_hostname: str = field(default_factory=local_hostname)
     pipelining: bool = True
     auth_mechanisms: Sequence[MechanismFactory] = DEFAULT_MECHANISMS
+    oauth2_token: TokenProvider | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.use_tls and self.use_ssl:
@@ -89,8 +93,15 @@ class SMTPConfig:
         ssl_context: ssl.SSLContext | None = None,
         pipelining: bool = True,
         auth_mechanisms: Sequence[MechanismFactory] | None = None,
+        oauth2_token: TokenProvider | str | None = None,
     ) -> SMTPConfig:
-        """The arguments given, each ``None`` filled from its setting."""
+        """The arguments given, each ``None`` filled from its setting. An argument
+        that turns STARTTLS or implicit TLS on turns the other one's setting off (a
+        mailer with ``use_ssl=True`` under a global EMAIL_USE_TLS=True)."""
+        if use_tls is None and use_ssl is not None and _value(use_ssl, "EMAIL_USE_SSL", "use_ssl"):
+            use_tls = False
+        if use_ssl is None and use_tls is not None and _value(use_tls, "EMAIL_USE_TLS", "use_tls"):
+            use_ssl = False
         return cls(
             host=_value(host, "EMAIL_HOST", "host"),
             port=_value(port, "EMAIL_PORT", "port"),
@@ -105,6 +116,11 @@ class SMTPConfig:
             ssl_context=ssl_context,
             pipelining=pipelining,
             auth_mechanisms=tuple(auth_mechanisms or DEFAULT_MECHANISMS),
+            oauth2_token=(
+                resolve_token_provider(oauth2_token, "oauth2_token")
+                if oauth2_token is not None
+                else resolve_token_provider(settings.EMAIL_OAUTH2_TOKEN)
+            ),
         )
 
     @property

@@ -17,7 +17,18 @@ from __future__ import annotations
 
 import smtplib
 
-__all__ = ["LocalProtocolError", "NotAttemptedError", "SMTPProtocolError"]
+__all__ = [
+    "LocalProtocolError",
+    "NotAttemptedError",
+    "SMTPProtocolError",
+    "SMTPUTF8NotSupportedError",
+]
+
+
+class SMTPUTF8NotSupportedError(smtplib.SMTPNotSupportedError):
+    """The message needs SMTPUTF8 (a non-ASCII local part) but the server lacks it.
+
+    Also ``mailwright.SMTPUTF8NotSupportedError`` and ``mailwright.exceptions``'s."""
 
 
 class SMTPProtocolError(smtplib.SMTPException):

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import functools
 import smtplib
 from collections.abc import Generator
 from typing import Any
 
-from .actions import NEED_DATA, Action, Send, StartTLS, Step
-from .auth import choose_mechanism
+from .actions import NEED_DATA, Action, FetchToken, Send, StartTLS, Step
+from .auth import AuthMechanism, choose_mechanism, choose_oauth2_mechanism, fetch_token
 from .config import SMTPConfig
 from .errors import LocalProtocolError
 from .protocol import ClientProtocol, Command
@@ -25,6 +27,7 @@ __all__ = [
     "handshake",
     "hello",
     "quit",
+    "quit_quietly",
     "read_reply",
 ]
 
@@ -89,22 +92,61 @@ def handshake(proto: ClientProtocol, config: SMTPConfig) -> Generator[Action, An
         yield Step("ehlo", f"{config.local_hostname} (again, over TLS)")
         yield from hello(proto, config.local_hostname)
     if config.username:
-        yield Step("auth", config.username)
-        yield from authenticate(proto, config)
+        yield Step(
+            "auth", f"{config.username} (OAuth2)" if config.oauth2_token else config.username
+        )
+        try:
+            yield from authenticate(proto, config)
+        except smtplib.SMTPException:
+            # Refused, or no mechanism in common: say goodbye before hanging up (a
+            # server logs a silent close as a lost connection).
+            yield from quit_quietly(proto)
+            raise
 
 
 def authenticate(proto: ClientProtocol, config: SMTPConfig) -> Generator[Action, Any, None]:
-    """AUTH with the first configured mechanism the server offers (RFC 4954)."""
+    """AUTH with the first configured mechanism the server offers (RFC 4954); with an
+    OAuth2 token provider, OAUTHBEARER or XOAUTH2, and after a refusal once more with
+    a fresh token."""
     if not proto.offers("auth"):
         raise smtplib.SMTPNotSupportedError("SMTP AUTH extension not supported by server.")
-    mechanism = choose_mechanism(
-        proto.extensions["auth"], config.auth_mechanisms, config.username, config.password
-    )
-    if mechanism is None:
-        raise smtplib.SMTPException(
-            "No suitable authentication method found "
-            f"(the server offers {proto.extensions['auth'] or 'none'})."
+    offered = proto.extensions["auth"]
+    provider = config.oauth2_token
+    if provider is None:
+        mechanism = choose_mechanism(
+            offered, config.auth_mechanisms, config.username, config.password
         )
+        if mechanism is None:
+            raise smtplib.SMTPException(
+                f"No suitable authentication method found (the server offers {offered or 'none'})."
+            )
+        yield from _exchange(proto, mechanism)
+        return
+    names = {name.upper() for name in offered.split()}
+    if not names & {"XOAUTH2", "OAUTHBEARER"}:
+        raise smtplib.SMTPException(
+            "No suitable authentication method found: OAuth2 needs XOAUTH2 or OAUTHBEARER "
+            f"(the server offers {offered or 'none'})."
+        )
+    fetch = functools.partial(fetch_token, provider)
+    for attempt in (1, 2):
+        token: str = yield FetchToken(fetch)
+        mechanism = choose_oauth2_mechanism(
+            offered, config.username, token, config.host, config.port
+        )
+        assert mechanism is not None
+        try:
+            yield from _exchange(proto, mechanism)
+            return
+        except smtplib.SMTPAuthenticationError:
+            # The token may have expired or been revoked: a fresh one, once.
+            if attempt == 2 or proto.closed or proto.waiting:
+                raise
+
+
+def _exchange(proto: ClientProtocol, mechanism: AuthMechanism) -> Generator[Action, Any, None]:
+    """One AUTH exchange; ``SMTPAuthenticationError`` when it is refused (with what the
+    mechanism learnt of the refusal, such as an OAuth2 provider's error)."""
     initial = mechanism.initial_response()
     proto.auth(mechanism.name, None if initial is None else base64.b64encode(initial))
     for _ in range(_MAX_AUTH_ROUNDS):
@@ -113,7 +155,11 @@ def authenticate(proto: ClientProtocol, config: SMTPConfig) -> Generator[Action,
         if reply.code == 235:
             return
         if reply.code != 334:
-            raise smtplib.SMTPAuthenticationError(reply.code, reply.message)
+            detail = getattr(mechanism, "error", None)
+            message = reply.message
+            if detail:
+                message += f" ({mechanism.name}: {detail})".encode()
+            raise smtplib.SMTPAuthenticationError(reply.code, message)
         try:
             challenge = base64.b64decode(reply.message, validate=True)
         except binascii.Error:
@@ -125,6 +171,15 @@ def authenticate(proto: ClientProtocol, config: SMTPConfig) -> Generator[Action,
             ) from None
         proto.auth_response(base64.b64encode(mechanism.respond(challenge)))
     raise smtplib.SMTPAuthenticationError(535, b"too many AUTH challenges")
+
+
+def quit_quietly(proto: ClientProtocol) -> Generator[Action, Any, None]:
+    """QUIT when the session can take it, ignoring what becomes of it: for a session
+    that is about to fail with another error."""
+    if proto.closed or proto.waiting or proto.in_data or proto.starting_tls:
+        return
+    with contextlib.suppress(OSError, smtplib.SMTPException, LocalProtocolError):
+        yield from quit(proto)
 
 
 def quit(proto: ClientProtocol) -> Generator[Action, Any, None]:

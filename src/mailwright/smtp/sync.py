@@ -12,7 +12,7 @@ import socket
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from .actions import NEED_DATA, NEED_ENVELOPE, Abort, Outcome, Send, StartTLS, Step
+from .actions import NEED_DATA, NEED_ENVELOPE, Abort, FetchToken, Outcome, Send, StartTLS, Step
 from .config import SMTPConfig
 from .driver import timeout_error
 from .protocol import ClientProtocol
@@ -177,6 +177,8 @@ class SMTPConnection:
                     sock = self._sock = self.config.tls_context().wrap_socket(
                         sock, server_hostname=self.config.host
                     )
+                elif kind is FetchToken:
+                    answer = action.fetch()  # type: ignore[union-attr]
                 elif kind is Abort:
                     self.abort()
             except TimeoutError:

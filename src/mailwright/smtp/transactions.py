@@ -30,10 +30,9 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..exceptions import SMTPUTF8NotSupportedError
 from ..message import Delivery
 from .actions import NEED_DATA, NEED_ENVELOPE, Abort, Action, Outcome, Send
-from .errors import NotAttemptedError
+from .errors import NotAttemptedError, SMTPUTF8NotSupportedError
 from .protocol import ClientProtocol, check_address
 from .replies import Reply
 from .session import read_reply
@@ -137,6 +136,19 @@ class _Transaction:
             return smtplib.SMTPDataError(self.data.code, self.data.message)
         return None
 
+    def stale(self, after_failure: bool) -> Outcome | None:
+        """The outcome of a transaction whose MAIL got ``503`` right after a refused
+        transaction (``after_failure``): the server still held that one, so this
+        message was not tried; None otherwise."""
+        if not after_failure or self.mail is None or self.mail.code != 503:
+            return None
+        error = NotAttemptedError(
+            f"not sent: the server answered MAIL with {self.mail} right after refusing "
+            "the message before; the session was reset (RSET) and the message can be "
+            "sent again"
+        )
+        return Outcome(self.index, Delivery([], {}, error), error)
+
     def closed_error(self) -> smtplib.SMTPException:
         """Why the message failed when the server ended the session (421) before
         answering all of its envelope."""
@@ -197,6 +209,7 @@ def _pipelined(proto: ClientProtocol, stop_on_failure: bool) -> Generator[Action
     lone_dot = False  # 354 with no accepted recipient: end the data with a lone dot
     rset_due = False  # a transaction failed before its data: RSET goes with the next group
     stopped = False
+    refused = False  # the transaction before the current one was refused
     current: _Transaction | None = None
     try:
         while ahead is not None or carry is not None or lone_dot or rset_due:
@@ -255,20 +268,28 @@ def _pipelined(proto: ClientProtocol, stop_on_failure: bool) -> Generator[Action
                     carry = None
                 raise
             replies = iter(received)
+            reset = False  # RSET goes with the next group
             if carry is not None or lone_dot:
                 reply = next(replies, None)
                 if carry is not None and reply is not None:
                     if reply.code == 250:
                         yield carry.sent()
+                        refused = False
                     else:
                         yield carry.failed(smtplib.SMTPDataError(reply.code, reply.message))
                         stopped = stopped or stop_on_failure
+                        refused = True
+                        # RSET after a refused end of data: a server may keep the
+                        # refused transaction (Postfix does). A MAIL already in this
+                        # group tells whether it did; with none, RSET goes next.
+                        reset = current is None
                     carry = None
                 lone_dot = False
             if rset_due:
                 next(replies, None)
                 rset_due = False
             if current is None:
+                rset_due = reset
                 if proto.closed:
                     break
                 continue
@@ -287,9 +308,14 @@ def _pipelined(proto: ClientProtocol, stop_on_failure: bool) -> Generator[Action
                 current = None
                 break
             data_reply = current.data
+            mail_reply = current.mail
             refusal = (
                 None
-                if data_reply is not None and data_reply[0] == 354 and current.accepted
+                if data_reply is not None
+                and data_reply[0] == 354
+                and mail_reply is not None
+                and mail_reply[0] == 250
+                and current.accepted
                 else current.refusal()
             )
             if refusal is None:
@@ -305,12 +331,17 @@ def _pipelined(proto: ClientProtocol, stop_on_failure: bool) -> Generator[Action
                     return
                 carry = current
             else:
-                yield current.failed(refusal)
-                stopped = stopped or stop_on_failure
-                if current.data is not None and current.data.code == 354:
-                    lone_dot = True  # the server wants data nobody can receive
+                stale = current.stale(refused)
+                if stale is not None:
+                    yield stale  # the server still held the refused transaction before
                 else:
-                    rset_due = True
+                    yield current.failed(refusal)
+                    stopped = stopped or stop_on_failure
+                refused = True
+                # The server wants data nobody may receive (a refused MAIL's RCPTs may
+                # have joined a stale transaction): a lone dot ends it, RSET follows.
+                lone_dot = data_reply is not None and data_reply[0] == 354
+                rset_due = True
             current = None
         if proto.closed:
             for pending in (carry, current):
@@ -332,17 +363,28 @@ def _pipelined(proto: ClientProtocol, stop_on_failure: bool) -> Generator[Action
 def _classic(proto: ClientProtocol, stop_on_failure: bool) -> Generator[Action, Any, None]:
     ahead: Item | None = yield NEED_ENVELOPE
     current: _Transaction | None = None
+    refused = False  # the last transaction sent was refused
     try:
         while ahead is not None:
             prepared = _prepare(proto, ahead)
             ahead = None
+            reset = False
             if isinstance(prepared, Outcome):
                 outcome, looked_ahead = prepared, False
             else:
                 current = prepared
-                outcome, looked_ahead, ahead = yield from _classic_one(proto, current)
+                outcome, looked_ahead, ahead, reset = yield from _classic_one(
+                    proto, current, refused
+                )
+                refused = outcome.error is not None
                 current = None
             yield outcome
+            if reset and not proto.closed:
+                # RSET after a refused end of data: a server may keep the refused
+                # transaction (Postfix does), and refuse the next MAIL as nested.
+                proto.rset()
+                yield Send(proto.data_to_send())
+                yield from read_reply(proto)
             end = (
                 _closed_reason(None)
                 if proto.closed
@@ -365,10 +407,12 @@ def _classic(proto: ClientProtocol, stop_on_failure: bool) -> Generator[Action, 
 
 
 def _classic_one(
-    proto: ClientProtocol, txn: _Transaction
-) -> Generator[Action, Any, tuple[Outcome, bool, Item | None]]:
+    proto: ClientProtocol, txn: _Transaction, after_failure: bool
+) -> Generator[Action, Any, tuple[Outcome, bool, Item | None, bool]]:
     """One transaction, one command at a time. Returns its outcome, whether the next
-    item was asked for (once the content is out, while the server works) and that item."""
+    item was asked for (once the content is out, while the server works), that item,
+    and whether RSET is due (the end of data was refused). ``after_failure``: the
+    transaction before this one was refused."""
     try:  # every path first, so a refused one never leaves a transaction half-way
         check_address(txn.envelope.sender, allow_empty=True)
         for recipient in txn.envelope.recipients:
@@ -377,7 +421,7 @@ def _classic_one(
             # as mail_transaction() refuses it pipelined: no 8-bit RCPT without SMTPUTF8
             raise ValueError(f"non-ASCII addresses need SMTPUTF8: {txn.envelope.recipients!r}")
     except ValueError as exc:
-        return txn.failed(exc), False, None
+        return txn.failed(exc), False, None, False
     proto.mail(txn.envelope.sender, txn.parameters)
     yield Send(proto.data_to_send())
     _, txn.mail = yield from read_reply(proto)
@@ -394,13 +438,13 @@ def _classic_one(
             yield Send(proto.data_to_send())
             _, txn.data = yield from read_reply(proto)
     if proto.closed:
-        return txn.failed(txn.closed_error()), False, None
+        return txn.failed(txn.closed_error()), False, None, False
     refusal = txn.refusal()
     if refusal is not None:
         proto.rset()
         yield Send(proto.data_to_send())
         yield from read_reply(proto)
-        return txn.failed(refusal), False, None
+        return txn.stale(after_failure) or txn.failed(refusal), False, None, False
     proto.content(txn.envelope.data)
     ahead: Item | None = yield Send(proto.data_to_send(), then_envelope=True)
     try:
@@ -410,5 +454,5 @@ def _classic_one(
             yield not_attempted(ahead[0], f"not sent: the connection failed ({exc})")
         raise
     if reply.code == 250:
-        return txn.sent(), True, ahead
-    return txn.failed(smtplib.SMTPDataError(reply.code, reply.message)), True, ahead
+        return txn.sent(), True, ahead, False
+    return txn.failed(smtplib.SMTPDataError(reply.code, reply.message)), True, ahead, True
