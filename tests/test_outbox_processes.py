@@ -363,7 +363,7 @@ def test_concurrency_runs_several_processes(start_server: ServerFactory, tmp_pat
     env = {**FAST, "EMAIL_QUEUE_PATH": path, "EMAIL_HOST": server.host}
     env["EMAIL_PORT"] = str(server.port)
     process = subprocess.run(
-        [sys.executable, "-m", "mailwright", "worker", "--once", "--concurrency", "2",
+        [sys.executable, "-m", "mailwright", "worker", "--once", "--processes", "2",
          "--batch", "10", "--json", "--quiet"],
         capture_output=True, text=True, env=clean_env(env), timeout=60,
     )  # fmt: skip
