@@ -45,10 +45,12 @@ def test_help_on_every_command(command: list[str]) -> None:
     assert "usage: mailwright" in result.stdout
 
 
-def test_no_command_is_a_usage_error() -> None:
+def test_no_command_prints_the_help() -> None:
     result = run_cli()
-    assert result.returncode == 2
-    assert "COMMAND" in result.stderr
+    assert result.returncode == 0
+    assert result.stdout.startswith("usage: mailwright")
+    for command in ("smtpd", "send", "check", "demo", "worker", "queue"):
+        assert f"    {command} " in result.stdout
 
 
 # --- smtpd ---
@@ -123,7 +125,12 @@ def test_second_catcher_on_busy_port_exits_with_clear_error(catcher: Catcher) ->
     assert result.returncode != 0
     assert f"port {catcher.smtp_port}" in result.stderr
     assert "already in use" in result.stderr
+    assert "choose another port with --port (0 picks a free one)" in result.stderr
     assert "Traceback" not in result.stderr
+    assert catcher.inbox_url is not None
+    web_port = catcher.inbox_url.rstrip("/").rsplit(":", 1)[1]
+    web = run_cli("smtpd", "--port", "0", "--web-port", web_port, timeout=30)
+    assert web.returncode != 0 and "choose another port with --web-port" in web.stderr
 
 
 def test_catcher_quiet_and_no_web() -> None:

@@ -10,6 +10,7 @@ import io
 import os
 import socket
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -318,6 +319,23 @@ def test_every_option_has_help_and_says_when_it_repeats() -> None:
             assert action.help and action.help.strip(), f"{what} has no help"
             if isinstance(action, argparse._AppendAction):
                 assert "repeat" in action.help, f"{what} repeats but its help does not say so"
+
+
+def _all_parsers(
+    parser: argparse.ArgumentParser, name: str = "mailwright"
+) -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    yield name, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub, subparser in action.choices.items():
+                yield from _all_parsers(subparser, f"{name} {sub}")
+
+
+def test_every_command_has_a_description() -> None:
+    parsers = dict(_all_parsers(build_parser()))
+    assert {"mailwright queue status", "mailwright queue show", "mailwright smtpd"} <= set(parsers)
+    for name, parser in parsers.items():
+        assert parser.description and parser.description.strip(), f"{name} has no description"
 
 
 def test_help_shows_url(capsys: pytest.CaptureFixture[str]) -> None:

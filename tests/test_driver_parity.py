@@ -151,7 +151,7 @@ class EnvelopeOnly:
         self.recipient = recipient
         self.delivery: Any = None
 
-    def envelope(self) -> Envelope:
+    def envelope(self, dkim: Any = None) -> Envelope:
         return Envelope(
             "from@example.com",
             [self.recipient],

@@ -7,7 +7,10 @@ import asyncio
 import io
 import json
 import os
+import pickle
 import socket
+import subprocess
+import sys
 from collections.abc import Callable, Coroutine
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -337,7 +340,13 @@ def test_unknown_alias() -> None:
     error = raised.value
     assert isinstance(error, InvalidMailer) and isinstance(error, KeyError)
     assert isinstance(error, ImproperlyConfigured)
-    assert str(error) == "MAILERS['transactional']: no such mailer (configured: 'default')"
+    assert str(error) == (
+        "MAILERS['transactional']: The mailer 'transactional' is not configured. "
+        "Configured: 'default'."
+    )
+    assert error.alias == "transactional"
+    copy = pickle.loads(pickle.dumps(error))  # it crosses process boundaries intact
+    assert (type(copy), str(copy), copy.alias) == (type(error), str(error), error.alias)
     for send in (
         lambda: send_mail("s", "b", "f@example.com", ["a@example.com"], using="transactional"),
         lambda: message().send(using="transactional"),
@@ -362,7 +371,9 @@ def test_unknown_backend() -> None:
             "not_a_string": {"BACKEND": 42},
         }
     )
-    with pytest.raises(InvalidMailer, match=r"^MAILERS\['missing'\]: BACKEND: .*NoSuchBackend"):
+    with pytest.raises(
+        InvalidMailer, match=r"^MAILERS\['missing'\]: Could not find BACKEND .*NoSuchBackend"
+    ):
         mailers["missing"]
     with pytest.raises(InvalidMailer, match=r"^MAILERS\['not_a_backend'\]: .*BaseEmailBackend"):
         send_mail("s", "b", "f@example.com", ["a@example.com"], using="not_a_backend")
@@ -381,9 +392,9 @@ def test_unknown_option_fails_before_anything_is_sent_or_made(
             "files": {"BACKEND": "file", "OPTIONS": {"file_path": str(directory), "mode": 1}},
         }
     )
-    with pytest.raises(InvalidMailer, match=r"^MAILERS\['default'\]: unknown option\(s\) 'hots'"):
+    with pytest.raises(InvalidMailer, match=r"^MAILERS\['default'\]: Unknown options 'hots'\."):
         send_mail("s", "b", "f@example.com", ["a@example.com"])
-    with pytest.raises(InvalidMailer, match=r"^MAILERS\['files'\]: unknown option\(s\) 'mode'"):
+    with pytest.raises(InvalidMailer, match=r"^MAILERS\['files'\]: Unknown options 'mode'\."):
         run(asend_mail("s", "b", "f@example.com", ["a@example.com"], using="files"))
     assert server.connections == 0
     assert not directory.exists()
@@ -391,7 +402,7 @@ def test_unknown_option_fails_before_anything_is_sent_or_made(
 
 def test_alias_in_options() -> None:
     configure(MAILERS={"default": {"BACKEND": "locmem", "OPTIONS": {"alias": "other"}}})
-    with pytest.raises(InvalidMailer, match=r"^MAILERS\['default'\]: OPTIONS must not contain"):
+    with pytest.raises(InvalidMailer, match=r"^MAILERS\['default'\]: OPTIONS must not define"):
         _ = mailers.default
 
 
@@ -512,10 +523,10 @@ def test_custom_backends_get_their_options_and_alias() -> None:
     backend = mailers["fwd"]
     assert isinstance(backend, Forwarding)
     assert (backend.alias, backend.region) == ("fwd", "us")
-    with pytest.raises(InvalidMailer, match=r"^MAILERS\['bad'\]: unknown option\(s\) 'zone'"):
+    with pytest.raises(InvalidMailer, match=r"^MAILERS\['bad'\]: Unknown options 'zone'\."):
         mailers["bad"]
     # The base class refuses it too, for a backend made directly for a mailer.
-    with pytest.raises(InvalidMailer, match=r"^MAILERS\['y'\]: unknown option\(s\) 'zone'"):
+    with pytest.raises(InvalidMailer, match=r"^MAILERS\['y'\]: Unknown options 'zone'\."):
         Forwarding(alias="y", zone="us")
     assert Forwarding(zone="us").alias is None  # made directly: ignored, as before
     legacy = mailers["legacy"]
@@ -607,3 +618,30 @@ def test_the_pytest_plugin_sends_every_mailer_to_the_outbox(
     result.assert_outcomes(passed=3)
     (received,) = server.wait_for(1)
     assert received.parsed()["Subject"] == "real"
+
+
+def test_a_message_sent_before_can_be_sent_through_a_mailer() -> None:
+    configure(EMAIL_BACKEND="locmem", MAILERS={"default": "locmem:", "other": "dummy:"})
+    sent = message()
+    assert sent.send() == 1  # makes and keeps the default mailer's backend
+    assert sent.send(using="other") == 1  # not a connection the caller gave
+    assert run(sent.asend(using="other")) == 1
+    assert [m.sent_using for m in mailwright.outbox] == ["default"]
+
+
+def test_get_connection_makes_email_backend_whatever_mailers_says() -> None:
+    configure(EMAIL_BACKEND="dummy", MAILERS={"default": "locmem:"})
+    assert type(get_connection()).__module__ == "mailwright.backends.dummy"
+    assert get_connection().alias is None
+    assert type(mailers.default).__module__ == "mailwright.backends.locmem"
+
+
+def test_mailwright_mailers_is_the_object_whatever_was_imported_first() -> None:
+    # A submodule named mailwright.mailers would replace the lazily exported object.
+    code = (
+        "import mailwright.api, mailwright.testing, mailwright\n"
+        "from mailwright import mailers\n"
+        "assert list(mailers) == ['default'] and list(mailwright.mailers) == ['default']\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

@@ -7,6 +7,7 @@ from email import message_from_bytes
 from email.message import EmailMessage as StdlibMessage
 from email.mime.text import MIMEText
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,6 +18,7 @@ from mailwright import (
     EmailMultiAlternatives,
     configure,
 )
+from mailwright.message.stdlib_build import POLICY as SMTP  # CRLF, fields kept as stored
 
 
 def parse(data: bytes) -> StdlibMessage:
@@ -272,7 +274,7 @@ def test_long_lines_are_kept_under_998_octets_and_crlf() -> None:
     msg = EmailMultiAlternatives(subject, body, "a@example.com", ["b@example.com"])
     msg.attach_alternative("<p>" + "x" * 5000 + "</p>", "text/html")
     msg.attach("data.bin", bytes(range(256)) * 200)
-    for data in (msg.as_bytes(), msg.message().as_bytes()):
+    for data in (msg.as_bytes(), msg.message(policy=SMTP).as_bytes()):
         lines = data.split(b"\r\n")
         assert max(len(line) for line in lines) <= 998
         assert b"\n" not in data.replace(b"\r\n", b"")
@@ -480,7 +482,7 @@ def test_non_ascii_and_long_filenames_round_trip() -> None:
     msg = EmailMessage("s", "b", "a@example.com", ["b@example.com"])
     for name in names:
         msg.attach(name, b"data", "application/octet-stream")
-    for data in (msg.as_bytes(), msg.message().as_bytes()):
+    for data in (msg.as_bytes(), msg.message(policy=SMTP).as_bytes()):
         parsed = parse(data)
         assert [p.get_filename() for p in parsed.iter_attachments()] == names
         head_lines = [line for line in data.split(b"\r\n") if not line.startswith(b" ")]
@@ -590,6 +592,23 @@ def test_filenames_with_unicode_line_separators_work_in_message_too() -> None:
         assert [part.get_filename() for part in parsed.iter_attachments()] == names
 
 
+def test_text_bytes_set_directly_in_attachments_are_decoded_like_attach() -> None:
+    """Bytes of a text/* type put straight into ``attachments`` (not through attach())
+    follow attach()'s rule: UTF-8 is text with its charset, anything else is sent as
+    application/octet-stream, never as text without a charset no reader can decode."""
+    msg = EmailMessage("s", "b", "a@example.com", ["b@example.com"])
+    msg.attachments = [
+        ("utf8.txt", "ütƒ-8\n".encode(), "text/plain"),
+        ("latin1.txt", "é\n".encode("latin-1"), "text/plain"),
+    ]
+    for parsed in both(msg):
+        utf8, latin1 = parsed.iter_attachments()
+        assert (utf8.get_content_type(), utf8.get_content_charset()) == ("text/plain", "utf-8")
+        assert utf8.get_content() == "ütƒ-8\n"
+        assert latin1.get_content_type() == "application/octet-stream"
+        assert latin1.get_content() == "é\n".encode("latin-1")
+
+
 @pytest.mark.parametrize(
     ("address", "why"),
     [
@@ -610,3 +629,32 @@ def test_address_errors_say_why(address: str, why: str) -> None:
     text = str(info.value)
     assert why in text and repr(address) in text
     assert "not exactly one address" not in text
+
+
+def _with_attachment(name: str) -> EmailMessage:
+    message = EmailMessage("s", "b", "from@example.com", ["to@example.com"])
+    message.attach(name, "x", "text/plain")
+    return message
+
+
+@pytest.mark.parametrize(
+    ("make", "names"),
+    [
+        (lambda: EmailMessage("bad \udc80", "b", "a@example.com", ["b@example.com"]), "'Subject'"),
+        (lambda: EmailMessage("s", "b", "Ann \udc80 <a@example.com>", []), "from_email"),
+        (lambda: EmailMessage("s", "b", ("Ann \ud800", "a@example.com"), []), "display name"),
+        (lambda: EmailMessage("s", "b", "a@example.com", ["Bob \ud800 <b@example.com>"]), "in to"),
+        (lambda: EmailMessage("s", "b", "a@example.com", ["b\udfff@example.com"]), "in to"),
+        (
+            lambda: EmailMessage("s", "b", "a@example.com", [], headers={"X-Tag": "v\udc80"}),
+            "'X-Tag'",
+        ),
+        (lambda: _with_attachment("report\udc80.txt"), "'filename'"),
+    ],
+)
+def test_lone_surrogates_are_named(make: Any, names: str) -> None:
+    with pytest.raises(ValueError) as info:
+        make().message()
+    assert not isinstance(info.value, UnicodeEncodeError)
+    text = str(info.value)
+    assert "lone surrogate U+D" in text and names in text

@@ -257,3 +257,18 @@ def test_the_celery_task_logs_in_with_oauth2(oauth_server: SMTPTestServer) -> No
     assert (report.delivered, report.retry, report.refused) == (2, [], [])
     assert all(received.authenticated for received in oauth_server.wait_for(2))
     assert provider.calls == 2
+
+
+def test_a_mailer_takes_the_oauth2_option(oauth_server: SMTPTestServer) -> None:
+    import mailwright
+
+    provider = Provider(FRESH)
+    options = {
+        "host": oauth_server.host,
+        "port": oauth_server.port,
+        "username": USER,
+        "oauth2_token": provider,
+    }
+    configure(MAILERS={"default": "locmem:", "gmail": {"BACKEND": "smtp", "OPTIONS": options}})
+    assert mailwright.send_mail("s", "b", "a@example.com", ["b@example.com"], using="gmail") == 1
+    assert oauth_server.wait_for(1)[0].authenticated and provider.calls == 1

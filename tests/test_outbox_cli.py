@@ -92,6 +92,20 @@ def test_list(outbox: dict[str, Any]) -> None:
     assert empty.stdout.strip() == "no sending messages"
 
 
+def test_list_orders_as_documented(outbox: dict[str, Any]) -> None:
+    """Mail still to deliver in the order it is due, then finished mail, most recently
+    finished first."""
+    assert run_cli("queue", "retry", "4", env=outbox["env"]).returncode == 0  # due now
+    listing = json.loads(run_cli("queue", "list", "--json", env=outbox["env"]).stdout)
+    assert [(m["id"], m["state"]) for m in listing] == [
+        (4, "queued"),  # due now
+        (5, "queued"),  # due in an hour
+        (3, "sent"),
+        (2, "sent"),
+        (1, "sent"),
+    ]
+
+
 def test_show(outbox: dict[str, Any]) -> None:
     result = run_cli("queue", "show", "4", env=outbox["env"])
     assert result.returncode == 0, result.stderr

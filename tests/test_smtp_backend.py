@@ -11,6 +11,7 @@ import smtplib
 import socket
 import ssl
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -540,3 +541,27 @@ def test_arguments_fall_back_to_settings_and_are_checked() -> None:
     assert (backend.host, backend.port, backend.timeout) == ("given", 26, 1.5)
     with pytest.raises(mailwright.ImproperlyConfigured, match="EMAIL_PORT"):
         EmailBackend(port="not-a-port")
+
+
+def test_fail_silently_stops_the_batch_when_the_connection_drops() -> None:
+    """As the README says: a dropped connection ends the batch, also when failing
+    silently; the rest count as not sent and say they were not tried."""
+    from faultserver import Faults, FaultServer
+    from mailwright.smtp import NotAttemptedError
+
+    server = FaultServer(Faults(script={"END": ["drop"]})).start()
+    try:
+        messages = [
+            EmailMessage(f"m{i}", "b", "a@example.com", [f"r{i}@example.com"]) for i in range(3)
+        ]
+        connection = get_connection("smtp", host=server.host, port=server.port, fail_silently=True)
+        assert connection.send_messages(messages) == 0
+    finally:
+        server.stop()
+    assert server.received == []
+    assert all(m.delivery.error is not None and not m.delivery.accepted for m in messages)
+    # (the second was pipelined behind the first, so it was under way when the line died)
+    assert isinstance(messages[2].delivery.error, NotAttemptedError)
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert "goes on with the next message\n(those that failed count as not sent)" not in readme
+    assert "when the connection itself\nfails (dropped, timed out), the batch stops there" in readme

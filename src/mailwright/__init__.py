@@ -40,16 +40,19 @@ _EXPORTS: dict[str, str] = {
     "Refusal": ".bulk",
     "asend_bulk": ".bulk",
     "send_bulk": ".bulk",
+    "TemplateError": ".compose",
+    "asend_template": ".compose",
+    "html_to_text": ".compose",
+    "send_template": ".compose",
+    "template_message": ".compose",
     "configure": ".conf",
     "override_settings": ".conf",
     "settings": ".conf",
     "BadHeaderError": ".exceptions",
     "ImproperlyConfigured": ".exceptions",
-    "SMTPUTF8NotSupportedError": ".exceptions",
     "InvalidMailer": ".exceptions",
     "MailerDoesNotExist": ".exceptions",
-    "DEFAULT_MAILER_ALIAS": ".backends.mailers",
-    "mailers": ".backends.mailers",
+    "SMTPUTF8NotSupportedError": ".exceptions",
     "DEFAULT_ATTACHMENT_MIME_TYPE": ".message",
     "Delivery": ".message",
     "EmailAlternative": ".message",
@@ -59,6 +62,8 @@ _EXPORTS: dict[str, str] = {
     "InlineAttachment": ".message",
     "RawMessage": ".message",
     "Mailbox": ".message.addresses",
+    "DEFAULT_MAILER_ALIAS": ".backends.mailers",
+    "mailers": ".backends.mailers",
 }
 
 if TYPE_CHECKING:
@@ -80,6 +85,11 @@ if TYPE_CHECKING:
     from .bulk import Refusal as Refusal
     from .bulk import asend_bulk as asend_bulk
     from .bulk import send_bulk as send_bulk
+    from .compose import TemplateError as TemplateError
+    from .compose import asend_template as asend_template
+    from .compose import html_to_text as html_to_text
+    from .compose import send_template as send_template
+    from .compose import template_message as template_message
     from .conf import configure as configure
     from .conf import override_settings as override_settings
     from .conf import settings as settings

@@ -89,7 +89,12 @@ _TABLE: tuple[tuple[type[BaseException], _Describer], ...] = (
         ConnectionRefusedError,
         lambda e, where: f"connection refused by {where} (is an SMTP server running there?)",
     ),
-    (socket.gaierror, lambda e, where: f"cannot resolve host of {where}: {e.strerror}"),
+    (
+        socket.gaierror,
+        lambda e, where: (
+            f"cannot resolve the host name of {where} ({e.strerror}): check EMAIL_HOST"
+        ),
+    ),
     (TimeoutError, lambda e, where: str(e) or f"timed out talking to {where}"),
     (ssl.SSLCertVerificationError, _certificate),
     (ssl.SSLError, _tls_failure),
@@ -134,6 +139,11 @@ _TABLE: tuple[tuple[type[BaseException], _Describer], ...] = (
 
 def describe(exc: BaseException, host: str | None = None, port: int | None = None) -> str:
     """What went wrong, in one line."""
+    described = getattr(exc, "mailwright_description", None)
+    if isinstance(described, str):  # the engine's error, worded here already
+        return described
+    if host is not None and ":" in host and not host.startswith("["):
+        host = f"[{host}]"
     where = f"{host}:{port}" if host is not None else "the server"
     for kind, describer in _TABLE:
         if isinstance(exc, kind):

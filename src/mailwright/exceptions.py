@@ -31,13 +31,19 @@ class InvalidMailer(ImproperlyConfigured):
             message = f"MAILERS[{alias!r}]: {message}"
         super().__init__(message)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The message already names the mailer: rebuild from it, then restore alias.
+        return (type(self), (self.args[0],), {"alias": self.alias})
+
 
 class MailerDoesNotExist(InvalidMailer, KeyError):
     """No mailer has this alias (with ``MAILERS`` set, it has no entry for it; without
     it, the only mailer is ``"default"``)."""
 
-    def __init__(self, message: str | None = None, *, alias: str) -> None:
-        super().__init__(message or "no mailer has this alias", alias=alias)
+    def __init__(self, message: str | None = None, *, alias: str | None = None) -> None:
+        if message is None:
+            message = "no mailer has this alias"
+        super().__init__(message, alias=alias)
 
     def __str__(self) -> str:
         # KeyError would show the repr of its argument; this is a sentence.
@@ -52,3 +58,8 @@ def __getattr__(name: str) -> Any:
 
         return SMTPUTF8NotSupportedError
     raise AttributeError(f"module 'mailwright.exceptions' has no attribute {name!r}")
+
+
+class DKIMSigningError(Exception):
+    """A message could not be DKIM-signed. That message is not sent; the others of
+    the batch are (``send_bulk`` lists it among the failures)."""

@@ -11,11 +11,13 @@ Needs the ``celery`` extra: ``pip install 'mailwright[celery]'``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..conf import clean_setting, settings
 from ..exceptions import ImproperlyConfigured
+from ..message.dkim import signer as dkim_signer
 from .base import BaseEmailBackend, relay_alias
 
 try:
@@ -52,6 +54,10 @@ class EmailBackend(BaseEmailBackend):
         relay: str | None = None,
         username: str | None = None,
         password: str | None = None,
+        dkim_domain: str | None = None,
+        dkim_selector: str | None = None,
+        dkim_private_key: str | os.PathLike[str] | None = None,
+        dkim_headers: Sequence[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(fail_silently=fail_silently, **kwargs)
@@ -74,6 +80,9 @@ class EmailBackend(BaseEmailBackend):
         #: The mailer the workers deliver through (in each payload); None: their
         #: EMAIL_CELERY_RELAY_BACKEND.
         self.relay = relay_alias(relay, self.alias)
+        # Signed here, by the sender that holds the key: payloads carry signed bytes,
+        # and the workers need no key.
+        self.dkim = dkim_signer(dkim_domain, dkim_selector, dkim_private_key, dkim_headers)
 
     def __repr__(self) -> str:
         relay = f" relay={self.relay!r}" if self.relay else ""
@@ -112,7 +121,7 @@ class EmailBackend(BaseEmailBackend):
 
                 for message in email_messages:
                     try:
-                        form = wire_form(message)
+                        form = wire_form(message, self.dkim)
                     except Exception:
                         flush()  # the messages before it go, as with the SMTP backend
                         raise

@@ -20,7 +20,6 @@ the old ``*_RELAY_BACKEND`` setting) into one.
 
 from __future__ import annotations
 
-import inspect
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -153,7 +152,7 @@ def _entry(alias: str, entry: Any) -> MailerConfig:
             raise InvalidMailer(f"the option name {name!r} is not an identifier", alias=alias)
     if "alias" in options:
         raise InvalidMailer(
-            "OPTIONS must not contain 'alias': a mailer's alias is its key in MAILERS",
+            "OPTIONS must not define 'alias'. A mailer's alias is its key in MAILERS.",
             alias=alias,
         )
     return MailerConfig(alias, backend.strip() if isinstance(backend, str) else backend, options)
@@ -165,7 +164,9 @@ _SHORT_NAMES = ("smtp", "console", "file", "locmem", "dummy", "queue", "celery")
 def _unknown(alias: str, configured: Mapping[str, Any] | None) -> MailerDoesNotExist:
     known = list(configured) if configured is not None else [DEFAULT_MAILER_ALIAS]
     listed = ", ".join(map(repr, known)) if known else "none: MAILERS is empty"
-    return MailerDoesNotExist(f"no such mailer (configured: {listed})", alias=alias)
+    return MailerDoesNotExist(
+        f"The mailer '{alias}' is not configured. Configured: {listed}.", alias=alias
+    )
 
 
 def mailer_config(alias: str) -> MailerConfig:
@@ -203,6 +204,8 @@ def accepted_options(backend: type[BaseEmailBackend]) -> frozenset[str] | None:
 
 
 def _signature_options(backend: type[BaseEmailBackend]) -> frozenset[str] | None:
+    import inspect  # once per backend class; sending code that never asks pays nothing
+
     names: set[str] = set()
     for klass in backend.__mro__:
         init = klass.__dict__.get("__init__")
@@ -234,7 +237,7 @@ def _check_options(config: MailerConfig, backend: type[BaseEmailBackend]) -> Non
         name = f"{backend.__module__}.{backend.__qualname__}"
         known = ", ".join(sorted(n for n in accepted if n not in ("alias", "args", "kwargs")))
         raise InvalidMailer(
-            f"unknown option(s) {', '.join(map(repr, unknown))} for {name} (it takes: {known})",
+            f"Unknown options {', '.join(map(repr, unknown))}. {name} takes: {known}.",
             alias=config.alias,
         )
 
@@ -243,7 +246,10 @@ def _import(config: MailerConfig) -> type[BaseEmailBackend]:
     try:
         return import_backend(config.backend)
     except ImproperlyConfigured as exc:
-        raise InvalidMailer(f"BACKEND: {exc}", alias=config.alias) from None
+        reason = exc.__cause__ if isinstance(exc.__cause__, ImportError) else exc
+        raise InvalidMailer(
+            f"Could not find BACKEND {config.backend!r}: {reason}", alias=config.alias
+        ) from None
 
 
 def _construct(
@@ -397,8 +403,8 @@ def backend_for(
         check_using(using, connection)
         if auth_user is not None or auth_password is not None:
             raise TypeError(
-                f"using={using!r} cannot be given with auth_user or auth_password: set "
-                f"'username' and 'password' in MAILERS[{using!r}]['OPTIONS']"
+                "'auth_user' and 'auth_password' are not compatible with 'using'. Set "
+                f"'username' and 'password' OPTIONS in MAILERS instead. (using={using!r})"
             )
     elif connection is not None:
         return connection
@@ -416,8 +422,8 @@ def check_using(using: str | None, connection: BaseEmailBackend | None) -> None:
     """``TypeError`` when both ``using`` and ``connection`` are given."""
     if using is not None and connection is not None:
         raise TypeError(
-            f"using={using!r} and connection= cannot be given together: a mailer makes "
-            "its own connection"
+            f"'connection' is not compatible with 'using'. A mailer (using={using!r}) "
+            "makes its own connection."
         )
 
 

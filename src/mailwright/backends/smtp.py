@@ -6,13 +6,15 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
+import os
 import smtplib
 import ssl
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..exceptions import ImproperlyConfigured
+from ..exceptions import DKIMSigningError, ImproperlyConfigured
+from ..message.dkim import signer as dkim_signer
 from ..smtp import NotAttemptedError, Outcome, SMTPConfig, SMTPConnection
 from .base import BaseEmailBackend
 
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
 
     from ..bulk import BulkResult
     from ..message import EmailMessage, Envelope
+    from ..message.dkim import DKIMSigner
     from ..smtp.aio import AsyncSMTPConnection
 
 __all__ = ["EmailBackend"]
@@ -49,8 +52,10 @@ class EmailBackend(BaseEmailBackend):
     forces the classic one-command-at-a-time exchange. ``oauth2_token`` (EMAIL_OAUTH2_TOKEN),
     a callable or the dotted path of one returning an access token, logs ``username`` in
     with OAuth2 (XOAUTH2, or OAUTHBEARER where offered). ``connections=N`` sends a batch
-    over N parallel connections (see ``mailwright.send_bulk``). The configuration is
-    checked once, here, and kept in ``config`` (an ``SMTPConfig``).
+    over N parallel connections (see ``mailwright.send_bulk``). ``dkim_domain``,
+    ``dkim_selector``, ``dkim_private_key`` and ``dkim_headers`` (EMAIL_DKIM_*) sign
+    every message it composes. The configuration is checked once, here, and kept in
+    ``config`` (an ``SMTPConfig``) and ``dkim``.
     """
 
     host = _config_property("host", "the server's host name")
@@ -91,6 +96,10 @@ class EmailBackend(BaseEmailBackend):
         pipelining: bool = True,
         connections: int = 1,
         oauth2_token: Any = None,
+        dkim_domain: str | None = None,
+        dkim_selector: str | None = None,
+        dkim_private_key: str | os.PathLike[str] | None = None,
+        dkim_headers: Sequence[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(fail_silently=fail_silently, **kwargs)
@@ -114,6 +123,8 @@ class EmailBackend(BaseEmailBackend):
                 f"connections= must be a positive integer, got {connections!r}"
             )
         self.connections = connections
+        #: The DKIM signer (``mailwright.message.dkim``), None when not signing.
+        self.dkim = dkim_signer(dkim_domain, dkim_selector, dkim_private_key, dkim_headers)
         self.connection: SMTPConnection | None = None
         self.aconnection: AsyncSMTPConnection | None = None
         self._lock = threading.RLock()
@@ -172,7 +183,7 @@ class EmailBackend(BaseEmailBackend):
             if len(email_messages) > 1:
                 return self._parallel_outcome(self._send_parallel(email_messages))
         with self._lock:
-            batch = _Batch(email_messages, self.fail_silently)
+            batch = _Batch(email_messages, self.fail_silently, self.dkim)
             first = batch.first()
             if first is None:
                 return batch.result()
@@ -201,7 +212,7 @@ class EmailBackend(BaseEmailBackend):
     def _send_parallel(self, email_messages: list[EmailMessage]) -> BulkResult:
         from ..bulk import send_bulk
 
-        return send_bulk(email_messages, self.connections, config=self.config)
+        return send_bulk(email_messages, self.connections, config=self.config, dkim=self.dkim)
 
     def _parallel_outcome(self, result: BulkResult) -> int:
         if result.failed and not self.fail_silently:
@@ -241,14 +252,16 @@ class EmailBackend(BaseEmailBackend):
             if len(email_messages) > 1:
                 from ..bulk import asend_bulk
 
-                result = await asend_bulk(email_messages, self.connections, config=self.config)
+                result = await asend_bulk(
+                    email_messages, self.connections, config=self.config, dkim=self.dkim
+                )
                 return self._parallel_outcome(result)
         if self._async_lock is None:
             import asyncio
 
             self._async_lock = asyncio.Lock()
         async with self._async_lock:
-            batch = _Batch(email_messages, self.fail_silently)
+            batch = _Batch(email_messages, self.fail_silently, self.dkim)
             first = batch.first()
             if first is None:
                 return batch.result()
@@ -297,8 +310,14 @@ class _Batch:
     compose lazily, stop at the first error (unless failing silently), count, and give
     every message a ``delivery``."""
 
-    def __init__(self, email_messages: Iterable[EmailMessage], fail_silently: bool) -> None:
+    def __init__(
+        self,
+        email_messages: Iterable[EmailMessage],
+        fail_silently: bool,
+        dkim: DKIMSigner | None = None,
+    ) -> None:
         self.fail_silently = fail_silently
+        self.dkim = dkim
         self.messages: list[EmailMessage] = []
         self._source: Iterator[EmailMessage] = iter(email_messages)
         self._sequence = email_messages if isinstance(email_messages, list | tuple) else None
@@ -314,7 +333,15 @@ class _Batch:
             self.messages.append(message)
             message.delivery = None
             try:
-                envelope = message.envelope()
+                envelope = message.envelope(self.dkim) if self.dkim else message.envelope()
+            except DKIMSigningError as exc:
+                # Like a message the server refused: it alone is not sent, and unless
+                # failing silently it stops the batch.
+                message.delivery = _failed(exc)
+                if not self.fail_silently:
+                    self.stop = exc
+                    return None
+                continue
             except Exception as exc:
                 self.stop = exc
                 message.delivery = _failed(exc)  # its own error, not "not attempted"

@@ -35,6 +35,7 @@ from .results import BulkResult, Failure, Refusal
 if TYPE_CHECKING:
     from ..backends.base import BaseEmailBackend
     from ..message import EmailMessage
+    from ..message.dkim import DKIMSigner
     from ..smtp import SMTPConfig
 
 __all__ = [
@@ -63,6 +64,7 @@ def send_bulk(
     *,
     backend: str | type[BaseEmailBackend] | None = None,
     config: SMTPConfig | None = None,
+    dkim: DKIMSigner | None = None,
     using: str | None = None,
     on_result: Callable[[int, EmailMessage], None] | None = None,
     **backend_kwargs: Any,
@@ -76,8 +78,9 @@ def send_bulk(
     per second over all connections. ``using`` names the mailer to send with (the
     default mailer when nothing is given); or ``backend``/``backend_kwargs`` choose
     and configure the backend as ``get_connection`` does; or ``config`` gives an SMTP
-    configuration directly. Thread-safe. What the iterable or ``on_result`` raises is
-    raised once the messages taken were sent."""
+    configuration directly, and ``dkim`` the DKIM signer that goes with it (a backend
+    or mailer signs as its options say). Thread-safe. What the iterable or
+    ``on_result`` raises is raised once the messages taken were sent."""
     from .threads import run_threads
 
     started = time.monotonic()
@@ -88,6 +91,7 @@ def send_bulk(
         backend,
         backend_kwargs,
         config,
+        dkim,
         using=using,
         on_result=on_result,
     )
@@ -101,6 +105,7 @@ async def asend_bulk(
     *,
     backend: str | type[BaseEmailBackend] | None = None,
     config: SMTPConfig | None = None,
+    dkim: DKIMSigner | None = None,
     using: str | None = None,
     on_result: Callable[[int, EmailMessage], None] | None = None,
     **backend_kwargs: Any,
@@ -118,6 +123,7 @@ async def asend_bulk(
         backend,
         backend_kwargs,
         config,
+        dkim,
         using=using,
         on_result=on_result,
     )

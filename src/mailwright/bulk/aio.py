@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import smtplib
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..message import Envelope
 from ..smtp import AsyncSMTPConnection, Outcome, SMTPConfig
@@ -19,6 +19,9 @@ from .queue import NO_CHANGE, Job, JobQueue, Pacing, Verdict
 from .rate import RateLimiter
 from .results import BulkResult
 
+if TYPE_CHECKING:
+    from ..message.dkim import DKIMSigner
+
 __all__ = ["run_tasks"]
 
 
@@ -27,8 +30,9 @@ class _Work:
     loop, no await between looking and taking); a task with nothing due waits on an
     event that any change to the books sets."""
 
-    def __init__(self, queue: JobQueue) -> None:
+    def __init__(self, queue: JobQueue, dkim: DKIMSigner | None = None) -> None:
         self.queue = queue
+        self.dkim = dkim  # signs what the engine sends (a backend signs for itself)
         self.changed = asyncio.Event()
         self.idle = 0  # tasks waiting for a change
 
@@ -60,7 +64,7 @@ class _Work:
             self.changed.set()
 
     def prepare(self, job: Job) -> Envelope | None:
-        envelope, error, reason = compose(job)
+        envelope, error, reason = compose(job, self.dkim)
         if envelope is None:
             self.queue.cannot_send(job, error, reason)
             self.notify()
@@ -204,7 +208,7 @@ async def _backend_worker(work: _Work, backend: Any, limiter: RateLimiter | None
 
 async def run_tasks(plan: Plan) -> BulkResult:
     queue = JobQueue(plan.messages, plan.policy, plan.workers, on_result=plan.on_result)
-    work = _Work(queue)
+    work = _Work(queue, plan.dkim)
     if plan.config is not None:
         coroutines = [
             _SMTPWorker(work, plan.config, plan.limiter).run() for _ in range(plan.workers)

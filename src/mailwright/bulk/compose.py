@@ -6,16 +6,20 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..message import Envelope
+    from ..message.dkim import DKIMSigner
     from .queue import Job
 
 __all__ = ["compose"]
 
 
-def compose(job: Job) -> tuple[Envelope | None, BaseException | None, str]:
-    """``(envelope, None, "")`` when the job can be sent, else ``(None, error, reason)``."""
+def compose(
+    job: Job, dkim: DKIMSigner | None = None
+) -> tuple[Envelope | None, BaseException | None, str]:
+    """``(envelope, None, "")`` when the job can be sent, else ``(None, error, reason)``.
+    With ``dkim``, the envelope is signed (once: a retry reuses it)."""
     if job.envelope is None:
         try:
-            envelope = job.message.envelope()
+            envelope = job.message.envelope(dkim) if dkim else job.message.envelope()
         except Exception as exc:
             from ..describe import describe
 

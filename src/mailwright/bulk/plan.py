@@ -13,6 +13,7 @@ from .rate import RateLimiter
 if TYPE_CHECKING:
     from ..backends.base import BaseEmailBackend
     from ..message import EmailMessage
+    from ..message.dkim import DKIMSigner
     from ..smtp import SMTPConfig
 
 __all__ = ["CONNECT_ATTEMPTS", "Plan"]
@@ -33,6 +34,9 @@ class Plan:
     policy: RetryPolicy
     config: SMTPConfig | None
     backends: list[BaseEmailBackend]
+    #: With ``config``: the DKIM signer of the messages this plan composes. (A backend
+    #: instance signs in its own ``send_messages``.)
+    dkim: DKIMSigner | None = None
     on_result: Callable[[int, EmailMessage], None] | None = None
 
     @classmethod
@@ -44,6 +48,7 @@ class Plan:
         backend: str | type[BaseEmailBackend] | None,
         backend_kwargs: dict[str, Any],
         config: SMTPConfig | None = None,
+        dkim: DKIMSigner | None = None,
         policy: RetryPolicy | None = None,
         *,
         using: str | None = None,
@@ -87,6 +92,16 @@ class Plan:
             engine_config = getattr(first, "config", None)
             if isinstance(engine_config, SMTPConfig) and getattr(first, "engine_bulk", False):
                 config = engine_config
+                dkim = getattr(first, "dkim", None)
             else:
                 backends = [first, *(make() for _ in range(workers - 1))]
-        return cls(messages, workers, limiter, policy or BULK_POLICY, config, backends, on_result)
+        return cls(
+            messages,
+            workers,
+            limiter,
+            policy or BULK_POLICY,
+            config,
+            backends,
+            dkim if config is not None else None,
+            on_result,
+        )

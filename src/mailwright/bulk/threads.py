@@ -10,6 +10,7 @@ import smtplib
 import threading
 import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from ..message import Envelope
 from ..smtp import SMTPConfig, SMTPConnection
@@ -19,14 +20,18 @@ from .queue import NO_CHANGE, Job, JobQueue, Pacing, Verdict
 from .rate import RateLimiter
 from .results import BulkResult
 
+if TYPE_CHECKING:
+    from ..message.dkim import DKIMSigner
+
 __all__ = ["run_threads"]
 
 
 class _Work:
     """The queue, shared by the threads."""
 
-    def __init__(self, queue: JobQueue) -> None:
+    def __init__(self, queue: JobQueue, dkim: DKIMSigner | None = None) -> None:
         self.queue = queue
+        self.dkim = dkim  # signs what the engine sends (a backend signs for itself)
         self.condition = threading.Condition()
 
     def get(self, block: bool = True) -> Job | None:
@@ -47,7 +52,7 @@ class _Work:
             return None
 
     def prepare(self, job: Job) -> Envelope | None:
-        envelope, error, reason = compose(job)
+        envelope, error, reason = compose(job, self.dkim)
         if envelope is None:
             with self.condition:
                 self.queue.cannot_send(job, error, reason)
@@ -168,7 +173,7 @@ def _backend_worker(work: _Work, backend: object, limiter: RateLimiter | None) -
 
 def run_threads(plan: Plan) -> BulkResult:
     queue = JobQueue(plan.messages, plan.policy, plan.workers, on_result=plan.on_result)
-    work = _Work(queue)
+    work = _Work(queue, plan.dkim)
     targets = (
         [_SMTPWorker(work, plan.config, plan.limiter).run for _ in range(plan.workers)]
         if plan.config is not None

@@ -297,7 +297,11 @@ def register(commands: Any) -> None:
     actions.required = True
 
     status = actions.add_parser(
-        "status", parents=[common], help="how many messages are in each state"
+        "status",
+        parents=[common],
+        help="how many messages are in each state",
+        description="How many messages are queued, being sent, sent and failed, and how "
+        "long the oldest due message has waited for a worker.",
     )
     status.set_defaults(handler=_run(_status))
 
@@ -305,8 +309,8 @@ def register(commands: Any) -> None:
         "list",
         parents=[common],
         help="list messages",
-        description="List messages: queued ones in the order they are due, sent and "
-        "failed ones most recently finished first, all newest first.",
+        description="List messages: those still to deliver (queued, sending) in the order "
+        "they are due, then sent and failed ones, most recently finished first.",
     )
     listing.add_argument("--state", choices=STATES, help="only messages in this state")
     listing.add_argument(
@@ -315,7 +319,11 @@ def register(commands: Any) -> None:
     listing.set_defaults(handler=_run(_list))
 
     show = actions.add_parser(
-        "show", parents=[common], help="one message: its recipients, replies and attempts"
+        "show",
+        parents=[common],
+        help="one message: its recipients, replies and attempts",
+        description="One message: its state, sender, each recipient with the server's "
+        "last reply, attempts and times; --raw writes the stored message bytes instead.",
     )
     show.add_argument("id", type=positive_int("a message ID (a number)"), metavar="ID")
     show.add_argument("--raw", action="store_true", help="write the stored message bytes")

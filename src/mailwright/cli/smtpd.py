@@ -13,7 +13,7 @@ __all__ = ["register"]
 def _cmd_smtpd(args: argparse.Namespace) -> int:
     # The SMTP side needs only the standard library; without aiohttp the web inbox is
     # skipped with a one-line note (printed with the banner).
-    from ..devserver import DevServer, MaildirError, TLSSetupError
+    from ..devserver import DevServer, MaildirError, PortInUseError, TLSSetupError
     from ..devserver.release import ReleaseError
 
     if args.tls_key and not args.tls_cert:
@@ -35,6 +35,7 @@ def _cmd_smtpd(args: argparse.Namespace) -> int:
             max_messages=args.max_messages or None,
             max_connections=args.max_connections or None,
             release_to=args.release_to,
+            release_mailers=args.release_mailer,
             release_allow=args.release_allow,
         )
         server.run()
@@ -42,6 +43,13 @@ def _cmd_smtpd(args: argparse.Namespace) -> int:
         return fail("smtpd", f"--maildir: {exc}")
     except (TLSSetupError, ReleaseError) as exc:
         return fail("smtpd", str(exc))
+    except PortInUseError as exc:
+        option = {"web": "--web-port", "SMTPS": "--smtps-port"}.get(exc.what, "--port")
+        return fail(
+            "smtpd",
+            f"{exc.strerror}: another program (another catcher?) listens there; stop it, or "
+            f"choose another port with {option} (0 picks a free one)",
+        )
     except OSError as exc:
         return fail("smtpd", exc.strerror or str(exc))
     return EXIT_OK
@@ -116,6 +124,13 @@ def register(commands: Any) -> None:
         help="let the inbox release (send on) caught messages to this SMTP server; "
         "an smtp:// or smtps:// URL (smtp://user:pass@host:587?tls=1) for TLS and AUTH; "
         "repeatable, the first is the default; without it release is off",
+    )
+    smtpd.add_argument(
+        "--release-mailer",
+        action="append",
+        default=[],
+        metavar="ALIAS",
+        help="let the inbox release to the SMTP server of this mailer (MAILERS); repeatable",
     )
     smtpd.add_argument(
         "--release-allow",

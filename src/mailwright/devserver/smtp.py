@@ -24,6 +24,8 @@ import ssl
 from collections.abc import Callable
 from typing import Protocol
 
+from ..smtp.grammar import dot_unstuff, needs_smtputf8, parse_path_argument, parse_plain
+
 __all__ = ["Delivery", "SMTPService", "SMTPSession", "malformed_reason"]
 
 _HEADER_FIELD = re.compile(rb"[\x21-\x39\x3b-\x7e]+[ \t]*:")
@@ -33,10 +35,6 @@ MAX_RECIPIENTS = 1000
 MAX_BAD_COMMANDS = 20
 IDLE_TIMEOUT = 300.0
 
-# MAIL FROM:<addr> params / RCPT TO:<addr> params. The address between the brackets may
-# be anything but brackets and whitespace (quoted local parts with spaces aside: rare).
-_PATH = re.compile(rb"\s*<([^<>\s]*)>(.*)$|\s*([^<>\s]+)(.*)$", re.DOTALL)
-_PARAM = re.compile(rb"([A-Za-z0-9][A-Za-z0-9-]*)(?:=(\S+))?$")
 _HTTP_VERBS = frozenset({b"GET", b"POST", b"PUT", b"HEAD", b"OPTIONS", b"CONNECT", b"DELETE"})
 
 
@@ -155,6 +153,7 @@ class SMTPSession(asyncio.Protocol):
         self._tls = implicit_tls
         self.auth_user: str | None = None
         self._mail_from: str | None = None
+        self._smtputf8 = False  # the transaction's MAIL carried SMTPUTF8
         self._rcpt_tos: list[str] = []
         self._in_data = False
         self._data = bytearray()
@@ -268,10 +267,7 @@ class SMTPSession(asyncio.Protocol):
             self._reply(b"552 5.3.4 Message too big for this server\r\n")
             self._reset()
             return True
-        # Undo dot-stuffing (RFC 5321 4.5.2).
-        if body.startswith(b"."):
-            body = body[1:]
-        body = body.replace(b"\r\n.", b"\r\n")
+        body = dot_unstuff(body)
         if len(body) > self.service.max_size:
             self._reply(b"552 5.3.4 Message too big for this server\r\n")
             self._reset()
@@ -414,26 +410,31 @@ class SMTPSession(asyncio.Protocol):
             self._bad(b"501 5.1.7 Bad sender address syntax\r\n")
             return
         address, params = parsed
+        smtputf8 = False
         for name, value in params:
-            if name == b"SIZE" and self._extended:
+            if name == "SIZE" and self._extended:
                 if value is None or not value.isdigit():
                     self._bad(b"501 5.5.4 Syntax: SIZE=<number>\r\n")
                     return
                 if int(value) > self.service.max_size:
                     self._reply(b"552 5.3.4 Message size exceeds fixed limit\r\n")
                     return
-            elif name == b"BODY" and self._extended:
-                if value is None or value.upper() not in (b"7BIT", b"8BITMIME"):
+            elif name == "BODY" and self._extended:
+                if value is None or value.upper() not in ("7BIT", "8BITMIME"):
                     self._bad(b"501 5.5.4 Syntax: BODY=7BIT or BODY=8BITMIME\r\n")
                     return
-            elif (name == b"SMTPUTF8" and self._extended and value is None) or (
-                name == b"AUTH" and self._extended
-            ):
+            elif name == "SMTPUTF8" and self._extended and value is None:
+                smtputf8 = True
+            elif name == "AUTH" and self._extended:
                 pass
             else:
                 self._bad(b"555 5.5.4 Unsupported MAIL parameter\r\n")
                 return
+        if needs_smtputf8(address) and not smtputf8:
+            self._bad(b"553 5.6.7 Non-ASCII address without SMTPUTF8\r\n")
+            return
         self._mail_from = address
+        self._smtputf8 = smtputf8
         self._rcpt_tos = []
         self._reply(b"250 2.1.0 Ok\r\n")
 
@@ -452,6 +453,9 @@ class SMTPSession(asyncio.Protocol):
         if params:
             self._bad(b"555 5.5.4 Unsupported RCPT parameter\r\n")
             return
+        if needs_smtputf8(address) and not self._smtputf8:
+            self._bad(b"553 5.6.7 Non-ASCII address without SMTPUTF8 on MAIL\r\n")
+            return
         if len(self._rcpt_tos) >= MAX_RECIPIENTS:
             self._reply(b"452 4.5.3 Too many recipients\r\n")
             return
@@ -459,20 +463,9 @@ class SMTPSession(asyncio.Protocol):
         self._reply(b"250 2.1.5 Ok\r\n")
 
     @staticmethod
-    def _path(text: bytes) -> tuple[str, list[tuple[bytes, bytes | None]]] | None:
-        match = _PATH.match(text)
-        if match is None:
-            return None
-        address = match[1] if match[1] is not None else match[3]
-        rest = match[2] if match[1] is not None else match[4]
-        params: list[tuple[bytes, bytes | None]] = []
-        for word in rest.split():
-            param = _PARAM.match(word)
-            if param is None:
-                return None
-            params.append((param[1].upper(), param[2]))
+    def _path(text: bytes) -> tuple[str, list[tuple[str, str | None]]] | None:
         try:
-            return address.decode("utf-8"), params
+            return parse_path_argument(text.decode("utf-8"))
         except UnicodeDecodeError:
             return None
 
@@ -619,8 +612,8 @@ class SMTPSession(asyncio.Protocol):
         decoded = self._decode(line)
         if decoded is None:
             return
-        parts = decoded.split(b"\x00")
-        if len(parts) != 3:
+        parts = parse_plain(decoded)
+        if parts is None:
             self._bad(b"501 5.5.2 Bad PLAIN response (authzid NUL user NUL password)\r\n")
             return
         self._accept_login(parts[1])

@@ -58,7 +58,27 @@ def django_setting(name: str) -> Any:
             return MISSING  # Django's unsafe default, not the project's choice
     if name == "EMAIL_BACKEND" and isinstance(value, str):
         return BACKEND_EQUIVALENTS.get(value, value)
+    if name == "MAILERS" and isinstance(value, dict):
+        return {alias: _mailwright_mailer(entry) for alias, entry in value.items()}
     return value
+
+
+def _mailwright_mailer(entry: Any) -> Any:
+    """A Django 6.1 ``MAILERS`` entry as mailwright's functions read it: Django's
+    backends (and ``mailwright.django.EmailBackend``) mapped to their mailwright
+    equivalents, as for EMAIL_BACKEND; a BACKEND left out is Django's default, SMTP."""
+    if not isinstance(entry, dict):
+        return entry
+    backend = entry.get("BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+    options = entry.get("OPTIONS")
+    if backend == "mailwright.django.EmailBackend" and isinstance(options, dict):
+        engine = options.get("backend")
+        if engine is not None:
+            rest = {k: v for k, v in options.items() if k != "backend"}
+            return {**entry, "BACKEND": engine, "OPTIONS": rest}
+    if isinstance(backend, str):
+        backend = BACKEND_EQUIVALENTS.get(backend, backend)
+    return {**entry, "BACKEND": backend}
 
 
 def _configured_holder(settings: Any) -> Any:

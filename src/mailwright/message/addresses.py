@@ -48,10 +48,14 @@ _UTF8_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\x80-\U0010ffff-]"
 _DOT_ATOM_RE = re.compile(rf"{_UTF8_ATEXT}+(?:\.{_UTF8_ATEXT}+)*")
 _QUOTE_NEEDED = re.compile(r'(["\\])')
 # Controls (C0 but tab, DEL, C1) and what str.splitlines() breaks on: never in a local part.
-_BAD_IN_LOCAL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_BAD_IN_LOCAL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 # In display names, C0 controls but tab (other characters are encoded when written).
-_BAD_IN_NAME = re.compile(r"[\x00-\x08\x0a-\x1f]")
+_BAD_IN_NAME = re.compile(r"[\x00-\x08\x0a-\x1f\ud800-\udfff]")
 _LINE_BREAK = re.compile(r"[\r\n]")
+LONE_SURROGATE_HINT = (
+    "text decoded with errors='surrogateescape', such as a file name or command-line "
+    "argument that was not UTF-8, or half of a UTF-16 pair"
+)
 MAX_ADDRESS = 254  # RFC 5321 section 4.5.3.1.3: a path is at most 256 octets with <>
 MAX_DOMAIN = 253
 
@@ -65,6 +69,11 @@ def _refuse_controls(what: str, value: str, pattern: re.Pattern[str], original: 
             f"(a line break in the {what})"
         )
     bad = pattern.search(value)
+    if bad and "\ud800" <= bad[0] <= "\udfff":
+        raise ValueError(
+            f"Invalid address {original!r}: its {what} contains the lone surrogate "
+            f"U+{ord(bad[0]):04X}, which is not a character ({LONE_SURROGATE_HINT})"
+        )
     if bad:
         raise BadHeaderError(
             f"Invalid address {original!r}: its {what} contains the control or "
@@ -266,7 +275,10 @@ def _parse_string(value: str, field: str) -> Mailbox:
         if match and len(match[2]) + len(match[3]) < MAX_ADDRESS and len(match[3]) <= MAX_DOMAIN:
             return Mailbox._valid(match[1], match[2], match[3])
     if _BAD_IN_NAME.search(text):
-        _refuse_controls("text", text, _BAD_IN_NAME, value)
+        try:
+            _refuse_controls("text", text, _BAD_IN_NAME, value)
+        except ValueError as exc:  # BadHeaderError too: keep the type, name the field
+            raise type(exc)(f"{exc} (in {field})") from None
     address = _parse_with_stdlib(text, field)
     return _in_field(field, Mailbox, address.display_name, address.username, address.domain)
 

@@ -20,14 +20,17 @@ import re
 from collections.abc import Sequence
 
 from ..exceptions import BadHeaderError
-from .addresses import Group, Mailbox
+from .addresses import LONE_SURROGATE_HINT, Group, Mailbox
 
 __all__ = [
+    "STRUCTURED",
     "address_value",
     "check_name",
     "check_value",
     "content_value",
     "disposition_fields",
+    "is_structured",
+    "structured_value",
     "unstructured_value",
 ]
 
@@ -39,7 +42,8 @@ _LONG_WORD = 900
 _ENCODED_WORD_MAX = 75  # RFC 2047 section 2
 _OVERHEAD = len("=?utf-8?q??=")
 
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f]")  # C0 controls but tab
+# C0 controls but tab, and lone surrogates (which no encoding can write)
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\ud800-\udfff]")
 _FIELD_NAME = re.compile(r"[\x21-\x39\x3b-\x7e]+")
 _PLAIN_TEXT = re.compile(r"[\x21-\x7e](?:[\x20-\x7e\t]*[\x21-\x7e])?")
 _WHITESPACE_SPLIT = re.compile(r"(?=[ \t])(?<![ \t])")
@@ -72,6 +76,11 @@ def check_value(field: str, value: str) -> str:
             f"Header values can't contain newlines (header {field!r} has a line break: {value!r})"
         )
     bad = _CONTROL.search(value)
+    if bad and bad[0] >= "\ud800":
+        raise ValueError(
+            f"header {field!r}: value contains the lone surrogate U+{ord(bad[0]):04X}, which "
+            f"is not a character ({LONE_SURROGATE_HINT}): {value!r}"
+        )
     if bad:
         raise BadHeaderError(
             f"header {field!r}: value contains the control character U+{ord(bad[0]):04X}: {value!r}"
@@ -193,6 +202,54 @@ def unstructured_value(name: str, value: str) -> str:
         ):
             return fold(name, atoms)
     return fold(name, encoded_words(value, MAX_LINE - len(name) - 2))
+
+
+# --- structured fields that have no encoded words (Message-ID, References, List-*) ---
+
+#: Fields whose grammar has no place for an RFC 2047 encoded word: message ids, URLs
+#: in angle brackets, paths, trace and signature fields. Also every ``List-*`` field.
+STRUCTURED = frozenset(
+    {
+        "message-id",
+        "in-reply-to",
+        "references",
+        "resent-message-id",
+        "original-message-id",
+        "content-id",
+        "return-path",
+        "archived-at",
+        "received",
+        "dkim-signature",
+        "authentication-results",
+        "arc-seal",
+        "arc-message-signature",
+        "arc-authentication-results",
+    }
+)
+
+
+def is_structured(name: str) -> bool:
+    """Whether ``name`` is a field that must never hold encoded words."""
+    key = name.lower()
+    return key in STRUCTURED or key.startswith("list-")
+
+
+def structured_value(name: str, value: str) -> str:
+    """A field whose grammar forbids encoded words, exactly as given (edge whitespace
+    aside), folded only at its own whitespace, that is between tokens; never encoded.
+
+    Non-ASCII text raises ``ValueError`` (these fields are ASCII: percent-encode a URL),
+    and so does a token too long for a 998-octet line, before anything is sent."""
+    check_value(name, value)
+    text = value.strip(" \t")
+    if not text.isascii():
+        raise ValueError(
+            f"header {name!r} must be ASCII: its grammar has no encoded words "
+            f"(percent-encode non-ASCII in a URL): {value!r}"
+        )
+    if len(name) + len(text) + 2 <= MAX_LINE:
+        return text
+    return fold(name, _WHITESPACE_SPLIT.split(text))
 
 
 # --- address fields ---

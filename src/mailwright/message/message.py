@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import email.charset
 import email.message
+import email.policy
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -40,6 +41,7 @@ from .stamps import make_message_id, now_date
 
 if TYPE_CHECKING:
     from ..backends.base import BaseEmailBackend
+    from .dkim import DKIMSigner
 
 __all__ = ["EmailMessage", "EmailMultiAlternatives", "address_list_arg", "parse_mailboxes"]
 
@@ -69,6 +71,52 @@ _ADDRESS_FIELDS = {
     "reply-to": "Reply-To",
     "sender": "Sender",
 }
+
+
+_UNSUBSCRIBE_FIELDS = frozenset({"list-unsubscribe", "list-unsubscribe-post"})
+# What may stand inside <...> of a List-Unsubscribe entry: a URI's characters
+# (RFC 3986), without the ones that would end the entry or the list.
+_URI_TEXT = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+;=%]+")
+
+
+def _unsubscribe_url(url: Any, one_click: bool) -> str:
+    from urllib.parse import urlsplit
+
+    if not isinstance(url, str):
+        raise TypeError(f"list_unsubscribe(url=...) must be a string, got {url!r}")
+    hdr.check_value("List-Unsubscribe", url)
+    text = url.strip()
+    parts = urlsplit(text) if _URI_TEXT.fullmatch(text) else None
+    if parts is None or parts.scheme.lower() not in ("https", "http") or not parts.netloc:
+        raise ValueError(
+            f"list_unsubscribe(): {url!r} is not an http(s) URL (printable ASCII "
+            "without spaces, commas or angle brackets; percent-encode the rest)"
+        )
+    if one_click and parts.scheme.lower() != "https":
+        raise ValueError(
+            f"list_unsubscribe(): one-click unsubscribe needs an https URL (RFC 8058), "
+            f"got {url!r}; pass one_click=False for another kind of link"
+        )
+    return text
+
+
+def _unsubscribe_mailto(mailto: Any) -> str:
+    if not isinstance(mailto, str):
+        raise TypeError(f"list_unsubscribe(mailto=...) must be a string, got {mailto!r}")
+    hdr.check_value("List-Unsubscribe", mailto)
+    text = mailto.strip()
+    if text[:7].lower() == "mailto:":
+        address, _, query = text[7:].partition("?")
+    else:
+        address, query = text, ""
+    if query and not _URI_TEXT.fullmatch(query):
+        raise ValueError(f"list_unsubscribe(): bad mailto query in {mailto!r}")
+    mailbox = parse_mailbox(address, "list_unsubscribe mailto")
+    if not mailbox.addr_spec.isascii() or mailbox.display_name:
+        raise ValueError(
+            f"list_unsubscribe(): mailto must be a plain ASCII address, got {mailto!r}"
+        )
+    return "mailto:" + mailbox.addr_spec + (f"?{query}" if query else "")
 
 
 def address_list_arg(value: Any, name: str) -> list[Any]:
@@ -160,6 +208,8 @@ class EmailMessage:
     encoding: str | email.charset.Charset | None = None
     #: On a copy the locmem backend keeps: the alias of the mailer that sent it.
     sent_using: str | None
+    #: The connection ``get_connection()`` made (not one the caller gave).
+    _own_connection: BaseEmailBackend | None = None
 
     def __init__(
         self,
@@ -199,6 +249,7 @@ class EmailMessage:
         # A connection (a socket) does not travel with a pickled message.
         state = self.__dict__.copy()
         state["connection"] = None
+        state.pop("_own_connection", None)
         return state
 
     # --- sending ---
@@ -208,7 +259,7 @@ class EmailMessage:
         from ..backends.mailers import backend_for
 
         if not self.connection:
-            self.connection = backend_for(fail_silently=fail_silently)
+            self.connection = self._own_connection = backend_for(fail_silently=fail_silently)
         return self.connection
 
     def _backend(self, fail_silently: bool, using: str | None) -> BaseEmailBackend:
@@ -216,9 +267,10 @@ class EmailMessage:
             return self.get_connection(fail_silently)
         from ..backends.mailers import backend_for
 
-        # A mailer's backend is made for this send only; ``connection`` stays as it is
-        # (and being set, it is a TypeError).
-        return backend_for(using, self.connection, fail_silently=fail_silently)
+        # A mailer's backend is made for this send only. A connection the caller gave
+        # makes ``using`` a TypeError; the one an earlier send() made here does not.
+        given = self.connection if self.connection is not self._own_connection else None
+        return backend_for(using, given, fail_silently=fail_silently)
 
     def send(self, fail_silently: bool = False, *, using: str | None = None) -> int:
         """Send the message; return 1 if it was sent, 0 if not (or no recipients).
@@ -239,10 +291,21 @@ class EmailMessage:
         """Envelope recipients: to + cc + bcc as bare addresses, empty entries dropped."""
         return [mailbox.addr_spec for mailbox in self._recipient_mailboxes()]
 
-    def message(self) -> email.message.EmailMessage:
-        """The message as a stdlib ``email.message.EmailMessage``, ready to send."""
+    def message(self, *, policy: email.policy.Policy | None = None) -> email.message.EmailMessage:
+        """The message as a stdlib ``email.message.EmailMessage``, ready to send.
+
+        ``policy`` is the one it carries, as in Django 6 (``email.policy.SMTP`` for CRLF
+        line breaks, say); by default ``email.policy.default``, or its UTF-8 form when
+        the message needs SMTPUTF8. Header fields are stored encoded and folded as
+        mailwright sends them either way."""
         composed = self._compose()
-        return stdlib_build.build(composed.fields, composed.root, utf8=composed.smtputf8)
+        if policy is None:
+            policy = (
+                email.policy.default.clone(utf8=True) if composed.smtputf8 else email.policy.default
+            )
+        return stdlib_build.build(
+            composed.fields, composed.root, utf8=composed.smtputf8, policy=policy
+        )
 
     def as_bytes(self) -> bytes:
         """The message as bytes: CRLF line breaks, Bcc never included, content exact.
@@ -251,22 +314,52 @@ class EmailMessage:
         composed = self._compose()
         return wire.render(composed.fields, composed.root, utf8=composed.smtputf8)
 
-    def envelope(self) -> Envelope:
+    def envelope(self, dkim: DKIMSigner | None = None) -> Envelope:
         """Sender, recipients and data for an SMTP transaction (used by backends).
 
         The data ends with CRLF, as SMTP requires: a single-part 7bit message whose
         body does not end with a line break gains one here (the one change SMTP forces
-        on content)."""
+        on content). With ``dkim`` (a backend's signer), the final bytes are signed
+        here, the one place mailwright signs."""
         composed = self._compose()
         data = wire.render(composed.fields, composed.root, utf8=composed.smtputf8)
         if not data.endswith(b"\r\n"):
             data += b"\r\n"
+        if dkim is not None:
+            data = dkim.sign(data)
         return Envelope(
             composed.sender.addr_spec,
             [mailbox.addr_spec for mailbox in composed.recipients],
             data,
             composed.smtputf8,
         )
+
+    # --- headers ---
+
+    def list_unsubscribe(
+        self, url: str | None = None, mailto: str | None = None, one_click: bool = True
+    ) -> None:
+        """Set ``List-Unsubscribe: <url>, <mailto:...>`` (RFC 2369) and, with
+        ``one_click`` and a URL, ``List-Unsubscribe-Post: List-Unsubscribe=One-Click``
+        (RFC 8058: mail clients then unsubscribe with one POST to the URL).
+
+        One-click needs an ``https`` URL (``ValueError`` otherwise); with only
+        ``mailto`` (an address, or a ``mailto:`` URL) no -Post field is set; giving
+        neither raises ``ValueError``. Both fields are DKIM-signed when signing is on.
+        Replaces what an earlier call or ``headers`` set."""
+        entries = []
+        if url is not None:
+            entries.append(_unsubscribe_url(url, one_click))
+        if mailto is not None:
+            entries.append(_unsubscribe_mailto(mailto))
+        if not entries:
+            raise ValueError("list_unsubscribe() needs a url, a mailto address, or both")
+        for name in list(self.extra_headers):
+            if isinstance(name, str) and name.lower() in _UNSUBSCRIBE_FIELDS:
+                del self.extra_headers[name]
+        self.extra_headers["List-Unsubscribe"] = ", ".join(f"<{entry}>" for entry in entries)
+        if one_click and url is not None:
+            self.extra_headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
 
     # --- attachments ---
 
@@ -284,8 +377,9 @@ class EmailMessage:
         """
         if isinstance(filename, email.message.Message):
             if content is not None or mimetype is not None:
+                kind = "MIMEPart" if isinstance(filename, email.message.MIMEPart) else "MIMEBase"
                 raise ValueError(
-                    "content and mimetype must not be given when a MIMEBase instance is provided."
+                    f"content and mimetype must not be given when a {kind} instance is provided."
                 )
             self.attachments.append(filename)
             return
@@ -472,6 +566,8 @@ class EmailMessage:
                 for item in listed:
                     used.extend(item.mailboxes if isinstance(item, Group) else [item])
                 fields.append((name, hdr.address_value(name, listed)))
+            elif hdr.is_structured(key):
+                fields.append((name, hdr.structured_value(name, value)))
             else:
                 fields.append((name, hdr.unstructured_value(name, value)))
 
@@ -488,7 +584,9 @@ class EmailMultiAlternatives(EmailMessage):
     """A message with alternative renderings of the body (typically HTML).
 
     The body is the first alternative (``text/plain``) unless it is empty: a message
-    with only an HTML alternative sends only the HTML.
+    with only an HTML alternative sends only the HTML, as in Django. With
+    ``auto_text=True``, an empty body is instead made from the HTML alternative by
+    ``mailwright.html_to_text`` (extra ``templates``) when the message is composed.
     """
 
     alternative_subtype = "alternative"
@@ -506,10 +604,13 @@ class EmailMultiAlternatives(EmailMessage):
         alternatives: Iterable[Any] | None = None,
         cc: Iterable[Any] | None = None,
         reply_to: Iterable[Any] | None = None,
+        *,
+        auto_text: bool = False,
     ) -> None:
         super().__init__(
             subject, body, from_email, to, bcc, connection, attachments, headers, cc, reply_to
         )
+        self.auto_text = auto_text
         self.alternatives: list[EmailAlternative] = []
         for content, mimetype in alternatives or ():
             self.attach_alternative(content, mimetype)
@@ -538,6 +639,8 @@ class EmailMultiAlternatives(EmailMessage):
             return self._body_part(charset)
         parts: list[Part] = []
         body = self._body_text()
+        if not body and getattr(self, "auto_text", False):
+            body = self._text_from_html()
         if body:
             parts.append(text_part(self.content_subtype, body, charset[0], cte=charset[1]))
         parts.extend(
@@ -545,3 +648,15 @@ class EmailMultiAlternatives(EmailMessage):
             for content, mimetype in self.alternatives
         )
         return Multipart(self.alternative_subtype, parts)
+
+    def _text_from_html(self) -> str:
+        """The text part ``auto_text`` makes: the last HTML alternative as text."""
+        for content, mimetype in reversed(self.alternatives):
+            if str(mimetype).lower().split(";")[0].strip() == "text/html":
+                html = as_text(content)
+                if html is not None:
+                    # Imported here: composition sits above message (it builds messages).
+                    from ..compose.text import html_to_text
+
+                    return html_to_text(html)
+        return ""

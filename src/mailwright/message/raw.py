@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.message
+import email.policy
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,7 @@ from .mime import crlf_lines
 
 if TYPE_CHECKING:
     from ..backends.base import BaseEmailBackend
+    from .dkim import DKIMSigner
 
 __all__ = ["RawMessage"]
 
@@ -78,21 +80,28 @@ class RawMessage(EmailMessage):
     def recipients(self) -> list[str]:
         return list(self.to)
 
-    def message(self) -> email.message.EmailMessage:
-        from email import message_from_bytes, policy
+    def message(self, *, policy: email.policy.Policy | None = None) -> email.message.EmailMessage:
+        from email import message_from_bytes
+        from email import policy as policies
 
-        parsed = message_from_bytes(self.data, policy=policy.default)
+        parsed = message_from_bytes(self.data, policy=policy or policies.default)
         assert isinstance(parsed, email.message.EmailMessage)
         return parsed
 
     def as_bytes(self) -> bytes:
         return self.data
 
-    def envelope(self) -> Envelope:
+    def envelope(self, dkim: DKIMSigner | None = None) -> Envelope:
+        """The envelope, with ``data`` exactly as given: a message already in wire
+        form is never signed (again), whatever ``dkim`` says. Mail queued by the
+        outbox or Celery backends was signed by the sender, when it was queued."""
         return Envelope(self.from_email, list(self.to), self.data, self._smtputf8)
 
     def attach(self, *args: Any, **kwargs: Any) -> None:
         raise TypeError("a RawMessage is already composed; attachments cannot be added")
+
+    def list_unsubscribe(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("a RawMessage is already composed; its header cannot change")
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe form: ``{"sender", "recipients", "data"}`` (data in base64)."""

@@ -37,6 +37,13 @@ __all__ = [
     "Summary",
 ]
 
+# Listing every state: mail still to deliver first, soonest due first; then finished
+# mail, most recently finished first (a finished message's due is when it finished).
+_ALL_ORDER = (
+    "CASE WHEN state IN ('queued', 'sending') THEN 0 ELSE 1 END,"
+    " CASE WHEN state IN ('queued', 'sending') THEN due ELSE -due END, id DESC"
+)
+
 #: Why a claim came back to the queue without an outcome.
 LOST_WORKER = "the worker delivering it stopped without saying what happened (lease expired)"
 
@@ -393,11 +400,10 @@ class Outbox:
         self, state: str | None = None, limit: int = 50, offset: int = 0
     ) -> list[Summary]:
         """Messages in ``state`` (any state when None): queued and sending ones in the
-        order they are due, sent and failed ones most recently finished first, all
-        states newest first."""
+        order they are due, then sent and failed ones most recently finished first."""
         if state is not None and state not in STATES:
             raise ValueError(f"unknown state {state!r}; states: {', '.join(STATES)}")
-        order = {None: "id DESC", "queued": "due", "sending": "due"}.get(state, "due DESC")
+        order = {None: _ALL_ORDER, "queued": "due", "sending": "due"}.get(state, "due DESC")
         where = "" if state is None else "WHERE state = ?"
         arguments: tuple[Any, ...] = () if state is None else (state,)
         with self._read("listing messages") as db:

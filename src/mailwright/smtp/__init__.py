@@ -1,9 +1,11 @@
 """mailwright's SMTP engine: one protocol core, two thin drivers.
 
 * ``replies``: reply values and the incremental reply parser;
+* ``grammar``: paths, ESMTP parameters, SMTPUTF8, dot-stuffing, AUTH PLAIN (shared
+  with the catcher's server);
 * ``protocol``: ``ClientProtocol``, the I/O-free client state machine (commands and
   pipelining rules, bytes in and out, no sockets);
-* ``auth``: AUTH mechanisms (PLAIN, LOGIN; pluggable);
+* ``auth``: AUTH mechanisms (PLAIN, LOGIN, XOAUTH2, OAUTHBEARER; pluggable);
 * ``actions``: what the conversations ask a driver to do;
 * ``session``: greeting, EHLO/HELO, STARTTLS, AUTH, QUIT;
 * ``transactions``: MAIL/RCPT/DATA, classic or pipelined (RFC 2920), one ``Outcome``
@@ -19,7 +21,7 @@ check``, the outbox worker, the Celery task) goes through these.
 from typing import TYPE_CHECKING, Any
 
 from .actions import Outcome
-from .auth import AuthMechanism, Login, Plain
+from .auth import AuthMechanism, Login, OAuth2TokenError, OAuthBearer, Plain, XOAuth2
 from .config import SMTPConfig, local_hostname
 from .errors import LocalProtocolError, NotAttemptedError, SMTPProtocolError
 from .protocol import ClientProtocol, Command
@@ -48,6 +50,8 @@ __all__ = [
     "LocalProtocolError",
     "Login",
     "NotAttemptedError",
+    "OAuth2TokenError",
+    "OAuthBearer",
     "Outcome",
     "Plain",
     "Reply",
@@ -55,5 +59,6 @@ __all__ = [
     "SMTPConfig",
     "SMTPConnection",
     "SMTPProtocolError",
+    "XOAuth2",
     "local_hostname",
 ]

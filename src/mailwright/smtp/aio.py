@@ -21,11 +21,11 @@ import asyncio
 import contextlib
 import enum
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from .actions import NEED_DATA, NEED_ENVELOPE, Abort, FetchToken, Outcome, Send, StartTLS, Step
 from .config import SMTPConfig
-from .driver import timeout_error
+from .driver import connect_error, greeting_probe, timeout_error
 from .protocol import ClientProtocol
 from .session import Conversation, handshake, quit
 from .transactions import Item, transactions
@@ -37,6 +37,12 @@ ItemSource = Callable[[], Awaitable[Item | None]]
 #: The callback form (``run``): the next item, None when done, or a future that will
 #: hold one (the caller waits for a job, a pause, a rate limit).
 NextItem = Callable[[], "Item | asyncio.Future[Item] | asyncio.Future[Item | None] | None"]
+
+
+def _reraise(new: BaseException, original: BaseException) -> NoReturn:
+    if new is original:
+        raise original
+    raise new from original
 
 
 class _Wait(enum.Enum):
@@ -70,6 +76,11 @@ class _Link(asyncio.Protocol):
         self.deadline = 0.0
         self.timer: asyncio.TimerHandle | None = None
         self.token_task: asyncio.Task[None] | None = None
+        self.first_bytes: asyncio.Future[None] | None = None  # set while probing port 465
+
+    def _arrived(self) -> None:
+        if self.first_bytes is not None and not self.first_bytes.done():
+            self.first_bytes.set_result(None)
 
     # --- asyncio.Protocol ---
 
@@ -78,6 +89,8 @@ class _Link(asyncio.Protocol):
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
+        if self.first_bytes is not None:
+            self._arrived()
         if self.waiting is _Wait.DATA:
             self.waiting = _Wait.NOTHING
             self.step(data)
@@ -86,6 +99,7 @@ class _Link(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         self.eof = True
+        self._arrived()
         if self.waiting is _Wait.DATA:
             self.waiting = _Wait.NOTHING
             self.step(b"")
@@ -94,6 +108,7 @@ class _Link(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.eof = True
         self.lost = exc
+        self._arrived()
         self.paused = False
         if self.timer is not None:
             self.timer.cancel()
@@ -364,13 +379,25 @@ class AsyncSMTPConnection:
             if link.transport is not None:
                 link.transport.abort()
             raise timeout_error(config, None, self.timeout) from None
+        except OSError as exc:
+            _reraise(connect_error(config, None, exc), exc)
         self._link = link
+        self.protocol = ClientProtocol(tls=config.use_ssl)
         try:
-            self.protocol = ClientProtocol(tls=config.use_ssl)
+            probe = greeting_probe(config, self.timeout)
+            if probe is not None and not (link.chunks or link.eof):
+                link.first_bytes = loop.create_future()
+                try:
+                    async with asyncio.timeout(probe):
+                        await link.first_bytes
+                except TimeoutError:
+                    raise timeout_error(config, self.protocol, probe) from None
+                finally:
+                    link.first_bytes = None
             await self._run(handshake(self.protocol, config))
-        except BaseException:
+        except BaseException as exc:
             self.abort()
-            raise
+            _reraise(connect_error(config, self.protocol, exc), exc)
 
     async def quit(self) -> None:
         try:

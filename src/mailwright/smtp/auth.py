@@ -23,6 +23,8 @@ import smtplib
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from .grammar import plain_response
+
 __all__ = [
     "DEFAULT_MECHANISMS",
     "AuthMechanism",
@@ -58,7 +60,7 @@ class Plain:
     name = "PLAIN"
 
     def __init__(self, username: str, password: str) -> None:
-        self._response = b"\0" + username.encode() + b"\0" + password.encode()
+        self._response = plain_response(username, password)
 
     def __repr__(self) -> str:
         return "<Plain>"  # never the credentials

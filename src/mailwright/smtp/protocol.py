@@ -15,9 +15,10 @@ sent and what replies are due, so it enforces the rules of the protocol on both 
 * after ``354`` only message content may be sent; after STARTTLS's ``220`` nothing
   until the caller reports TLS is up, and then the server's extensions are forgotten
   (RFC 3207) until the next EHLO;
-* envelope addresses and ESMTP parameters are checked here, the last line of defence:
-  no line break, ``<``/``>`` or space can reach a command outside a quoted local part,
-  so nothing can smuggle a parameter or a command;
+* envelope addresses and ESMTP parameters are checked here (with ``grammar``), the
+  last line of defence: no line break, ``<``/``>`` or space can reach a command outside
+  a quoted local part, so nothing can smuggle a parameter or a command; a non-ASCII
+  path needs SMTPUTF8 on its transaction's MAIL;
 * content is dot-stuffed and every line break sent as CRLF, so no bare ``\\n.\\n`` can
   end the data early at a lenient server ("SMTP smuggling").
 
@@ -27,15 +28,22 @@ Breaking a rule from the client side raises ``LocalProtocolError``.
 from __future__ import annotations
 
 import enum
-import functools
-import re
 from collections import deque
 from collections.abc import Sequence
 
 from .errors import LocalProtocolError, SMTPProtocolError
+from .grammar import (
+    _checked_path,
+    check_address,
+    check_parameter,
+    dot_stuff,
+    encode_command,
+    hello_line,
+    needs_smtputf8,
+)
 from .replies import Reply, ReplyParser
 
-__all__ = ["ClientProtocol", "Command", "check_address", "dot_stuff"]
+__all__ = ["ClientProtocol", "Command", "check_address", "dot_stuff", "needs_smtputf8"]
 
 
 class Command(enum.StrEnum):
@@ -72,70 +80,6 @@ _GROUP_ENDERS = frozenset(
 # Commands for which a 250 reply changes nothing in the session's state.
 _PLAIN_250 = frozenset({Command.MAIL, Command.RCPT, Command.RSET, Command.CONTENT, Command.NOOP})
 
-# Envelope paths (RFC 5321 section 4.1.2, RFC 6531 for UTF-8): a dot-string or quoted
-# local part, and an LDH domain or an address literal; the domain may be absent
-# (``root``, for a local MTA), and MAIL FROM may be empty (``<>``).
-_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-\u0080-\U0010ffff]"
-_QTEXT = r"[\x20\x21\x23-\x5b\x5d-\x7e\u0080-\U0010ffff]|\\[\x20-\x7e]"
-_LOCAL = rf'(?:{_ATEXT}+(?:\.{_ATEXT}+)*|"(?:{_QTEXT})*")'
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-# (An address literal's dcontent, less "<" and ">": no path may hold them.)
-_DOMAIN = rf"(?:{_LABEL}(?:\.{_LABEL})*\.?|\[[\x21-\x3b\x3d\x3f-\x5a\x5e-\x7e]+\])"
-_PATH = re.compile(rf"{_LOCAL}(?:@{_DOMAIN})?")
-# RFC 5321 section 4.1.2: esmtp-keyword ["=" esmtp-value].
-_PARAMETER = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*(?:=[\x21-\x3c\x3e-\x7e]+)?")
-# Unicode line and paragraph separators and other breaks no path may hold.
-_BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
-
-
-@functools.lru_cache(maxsize=4096)
-def _checked_path(address: str) -> str:
-    if _BREAKS.search(address) or not _PATH.fullmatch(address):
-        raise ValueError(f"{address!r} is not a valid SMTP envelope address")
-    return address
-
-
-def check_address(address: str, *, allow_empty: bool = False) -> str:
-    """``address`` if it is safe as an SMTP path, else ``ValueError`` naming it.
-    (Cached: a bulk send checks the same sender for every message.)"""
-    if address == "" and allow_empty:
-        return address
-    return _checked_path(address)
-
-
-@functools.lru_cache(maxsize=256)
-def _checked_parameter(parameter: str) -> bool:
-    return _PARAMETER.fullmatch(parameter) is not None
-
-
-# EHLO/HELO take a domain or an address literal: printable ASCII, no space.
-_HELLO_NAME = re.compile(r"[\x21-\x7e]+")
-
-
-def _hello_line(verb: str, name: str) -> bytes:
-    if not _HELLO_NAME.fullmatch(name):
-        raise ValueError(f"{name!r} is not a valid {verb} name")
-    return f"{verb} {name}\r\n".encode("ascii")
-
-
-def dot_stuff(data: bytes) -> bytes:
-    """Message content as DATA sends it: every line break CRLF, a final CRLF, leading
-    dots doubled (RFC 5321 section 4.5.2), and the terminating ``.`` line.
-
-    (Counting line breaks is a few C-level passes; a regular expression with
-    look-around costs ten times as much on a typical message.)
-    """
-    crlf = data.count(b"\r\n")
-    if data.count(b"\n") != crlf or data.count(b"\r") != crlf:
-        data = b"\r\n".join(data.splitlines()) + b"\r\n"
-    elif data and not data.endswith(b"\r\n"):
-        data += b"\r\n"
-    if b"\n." in data:
-        data = data.replace(b"\n.", b"\n..")
-    if data.startswith(b"."):
-        data = b"." + data
-    return data + b".\r\n"
-
 
 def _parse_extensions(reply: Reply) -> dict[str, str]:
     """EHLO keywords (lower case, as ``smtplib`` keeps them) and their parameters.
@@ -165,6 +109,7 @@ class ClientProtocol:
         "_in_data",
         "_out",
         "_parser",
+        "_smtputf8",
         "_tls_pending",
         "_waiting",
         "closed",
@@ -183,6 +128,7 @@ class ClientProtocol:
         self._in_data = False
         self._tls_pending = False
         self._auth_challenge = False
+        self._smtputf8 = False  # the transaction's MAIL carries SMTPUTF8
         #: True once the session ended (QUIT, 421, or the server closed it).
         self.closed = False
         #: The server offers PIPELINING (RFC 2920).
@@ -286,10 +232,10 @@ class ClientProtocol:
             self._auth_challenge = False
 
     def ehlo(self, name: str) -> None:
-        self._queue(Command.EHLO, _hello_line("EHLO", name))
+        self._queue(Command.EHLO, hello_line("EHLO", name))
 
     def helo(self, name: str) -> None:
-        self._queue(Command.HELO, _hello_line("HELO", name))
+        self._queue(Command.HELO, hello_line("HELO", name))
 
     def starttls(self) -> None:
         if self.tls:
@@ -309,10 +255,13 @@ class ClientProtocol:
         self._queue(Command.AUTH, response + b"\r\n")
 
     def mail(self, sender: str, parameters: tuple[str, ...] = ()) -> None:
-        self._queue(Command.MAIL, self._path_command("MAIL FROM", sender, parameters, True))
+        smtputf8 = any(p.upper() == "SMTPUTF8" for p in parameters)
+        self._queue(Command.MAIL, self._path_command("MAIL FROM", sender, parameters, smtputf8))
+        self._smtputf8 = smtputf8
 
     def rcpt(self, recipient: str, parameters: tuple[str, ...] = ()) -> None:
-        self._queue(Command.RCPT, self._path_command("RCPT TO", recipient, parameters, False))
+        line = self._path_command("RCPT TO", recipient, parameters, self._smtputf8)
+        self._queue(Command.RCPT, line)
 
     def data(self) -> None:
         self._queue(Command.DATA, b"DATA\r\n")
@@ -329,22 +278,20 @@ class ClientProtocol:
         if sender:
             _checked_path(sender)
         for parameter in parameters:
-            if not _checked_parameter(parameter):
+            if not check_parameter(parameter):
                 raise ValueError(f"{parameter!r} is not a valid ESMTP parameter")
         for recipient in recipients:
             _checked_path(recipient)
+        smtputf8 = "SMTPUTF8" in parameters
         text = (
             f"MAIL FROM:<{sender}> {' '.join(parameters)}\r\n"
             if parameters
             else f"MAIL FROM:<{sender}>\r\n"
         )
         text += "".join([f"RCPT TO:<{recipient}>\r\n" for recipient in recipients])
-        if text.isascii():
-            data = text.encode("ascii")
-        elif "SMTPUTF8" in parameters:
-            data = text.encode("utf-8")
-        else:
-            raise ValueError(f"non-ASCII addresses need SMTPUTF8: {sender!r} {recipients!r}")
+        # (ASCII, the usual case, inline: this runs once per message of a batch.)
+        data = text.encode("ascii") if text.isascii() else encode_command(text, smtputf8)
+        self._smtputf8 = smtputf8
         self._out.append(data + b"DATA\r\n")
         waiting = self._waiting
         waiting.append(Command.MAIL)
@@ -370,23 +317,19 @@ class ClientProtocol:
         self._queue(Command.QUIT, b"QUIT\r\n")
 
     def _path_command(
-        self, verb: str, address: str, parameters: tuple[str, ...], is_sender: bool
+        self, verb: str, address: str, parameters: tuple[str, ...], smtputf8: bool
     ) -> bytes:
-        if address or not is_sender:
+        if address or verb != "MAIL FROM":
             _checked_path(address)
         for parameter in parameters:
-            if not _checked_parameter(parameter):
+            if not check_parameter(parameter):
                 raise ValueError(f"{parameter!r} is not a valid ESMTP parameter")
         line = (
             f"{verb}:<{address}> {' '.join(parameters)}\r\n"
             if parameters
             else f"{verb}:<{address}>\r\n"
         )
-        if line.isascii():
-            return line.encode("ascii")
-        if "SMTPUTF8" not in (p.upper() for p in parameters) and is_sender:
-            raise ValueError(f"{address!r} is not ASCII: it needs SMTPUTF8")
-        return line.encode("utf-8")
+        return encode_command(line, smtputf8)
 
     # --- input ---
 

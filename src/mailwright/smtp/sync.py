@@ -10,16 +10,23 @@ from __future__ import annotations
 import contextlib
 import socket
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 from .actions import NEED_DATA, NEED_ENVELOPE, Abort, FetchToken, Outcome, Send, StartTLS, Step
 from .config import SMTPConfig
-from .driver import timeout_error
+from .driver import connect_error, greeting_probe, timeout_error
 from .protocol import ClientProtocol
 from .session import Conversation, handshake, quit
 from .transactions import Item, transactions
 
 __all__ = ["SMTPConnection"]
+
+
+def _reraise(new: BaseException, original: BaseException) -> NoReturn:
+    if new is original:
+        raise original
+    raise new from original
+
 
 _READ_SIZE = 65536
 
@@ -69,10 +76,13 @@ class SMTPConnection:
         context = config.tls_context() if config.tls else None
         if self.on_step is not None:
             self.on_step("connect", f"{config.address} ({config.mode})")
+        self.protocol = None
         try:
             sock = socket.create_connection((config.host, config.port), self.timeout)
         except TimeoutError:
             raise timeout_error(config, None, self.timeout) from None
+        except OSError as exc:
+            _reraise(connect_error(config, None, exc), exc)
         try:
             if config.use_ssl:
                 assert context is not None
@@ -82,10 +92,18 @@ class SMTPConnection:
                     raise timeout_error(config, None, self.timeout) from None
             self._sock = sock
             self.protocol = ClientProtocol(tls=config.use_ssl)
+            probe = greeting_probe(config, self.timeout)
+            if probe is not None:
+                sock.settimeout(probe)
+                try:
+                    sock.recv(1, socket.MSG_PEEK)  # the greeting, or the end
+                except TimeoutError:
+                    raise timeout_error(config, self.protocol, probe) from None
+                sock.settimeout(self.timeout)
             self._run(handshake(self.protocol, config))
-        except BaseException:
+        except BaseException as exc:
             self.abort()
-            raise
+            _reraise(connect_error(config, self.protocol, exc), exc)
 
     def quit(self) -> None:
         """End the session politely; the socket is closed whatever the server says."""

@@ -33,7 +33,8 @@ from typing import TYPE_CHECKING, Any
 from ..message import Delivery
 from .actions import NEED_DATA, NEED_ENVELOPE, Abort, Action, Outcome, Send
 from .errors import NotAttemptedError, SMTPUTF8NotSupportedError
-from .protocol import ClientProtocol, check_address
+from .grammar import check_address, needs_smtputf8
+from .protocol import ClientProtocol
 from .replies import Reply
 from .session import read_reply
 
@@ -417,7 +418,7 @@ def _classic_one(
         check_address(txn.envelope.sender, allow_empty=True)
         for recipient in txn.envelope.recipients:
             check_address(recipient)
-        if "SMTPUTF8" not in txn.parameters and not "".join(txn.envelope.recipients).isascii():
+        if "SMTPUTF8" not in txn.parameters and needs_smtputf8(*txn.envelope.recipients):
             # as mail_transaction() refuses it pipelined: no 8-bit RCPT without SMTPUTF8
             raise ValueError(f"non-ASCII addresses need SMTPUTF8: {txn.envelope.recipients!r}")
     except ValueError as exc:

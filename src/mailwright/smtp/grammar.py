@@ -1,0 +1,168 @@
+"""The SMTP grammar, written once for the client engine (``protocol``, ``transactions``,
+``auth``) and the catcher's server (``devserver.smtp``).
+
+* **Paths** (RFC 5321 section 4.1.2, RFC 6531 for UTF-8): a dot-string or quoted local
+  part, and an LDH domain or an address literal; the domain may be absent (``root``,
+  for a local MTA), and MAIL FROM's may be empty (``<>``). No line break, control
+  character, ``<``, ``>`` or unquoted space can be in one, so nothing can smuggle a
+  parameter or a command through it.
+* **ESMTP parameters**: ``keyword["=" value]``, the value printable ASCII without ``=``.
+* **SMTPUTF8** (RFC 6531), one rule: a path that is not ASCII travels only in a
+  transaction whose MAIL carries the ``SMTPUTF8`` parameter; everything else in a
+  command is ASCII.
+* **Dot-stuffing** and un-stuffing of message content (RFC 5321 section 4.5.2).
+* **AUTH PLAIN** (RFC 4616): ``authzid NUL authcid NUL password``.
+
+Pure functions on strings and bytes, no I/O and no state.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+
+__all__ = [
+    "check_address",
+    "check_parameter",
+    "dot_stuff",
+    "dot_unstuff",
+    "encode_command",
+    "hello_line",
+    "needs_smtputf8",
+    "parse_path_argument",
+    "parse_plain",
+    "plain_response",
+]
+
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-\u0080-\U0010ffff]"
+_QTEXT = r"[\x20\x21\x23-\x5b\x5d-\x7e\u0080-\U0010ffff]|\\[\x20-\x7e]"
+_LOCAL = rf'(?:{_ATEXT}+(?:\.{_ATEXT}+)*|"(?:{_QTEXT})*")'
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+# (An address literal's dcontent, less "<" and ">": no path may hold them.)
+_DOMAIN = rf"(?:{_LABEL}(?:\.{_LABEL})*\.?|\[[\x21-\x3b\x3d\x3f-\x5a\x5e-\x7e]+\])"
+_PATH_TEXT = rf"{_LOCAL}(?:@{_DOMAIN})?"
+_PATH = re.compile(_PATH_TEXT)
+# RFC 5321 section 4.1.2: esmtp-keyword ["=" esmtp-value].
+_PARAMETER = re.compile(r"([A-Za-z0-9][A-Za-z0-9-]*)(?:=([\x21-\x3c\x3e-\x7e]+))?")
+# Unicode line and paragraph separators and other breaks no path may hold.
+_BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+# What follows "MAIL FROM:" or "RCPT TO:": a path in angle brackets (empty allowed
+# here; RCPT refuses it), or bare as lenient servers take it, then the parameters.
+_ARGUMENT = re.compile(rf"[ \t]*(?:<({_PATH_TEXT})?>|({_PATH_TEXT}))(?:[ \t]+(.*?))?[ \t]*")
+# EHLO/HELO take a domain or an address literal: printable ASCII, no space.
+_HELLO_NAME = re.compile(r"[\x21-\x7e]+")
+
+
+# --- paths and parameters ---
+
+
+@functools.lru_cache(maxsize=4096)
+def _checked_path(address: str) -> str:
+    if _BREAKS.search(address) or not _PATH.fullmatch(address):
+        raise ValueError(f"{address!r} is not a valid SMTP envelope address")
+    return address
+
+
+def check_address(address: str, *, allow_empty: bool = False) -> str:
+    """``address`` if it is safe as an SMTP path, else ``ValueError`` naming it.
+    (Cached: a bulk send checks the same sender for every message.)"""
+    if address == "" and allow_empty:
+        return address
+    return _checked_path(address)
+
+
+@functools.lru_cache(maxsize=256)
+def check_parameter(parameter: str) -> bool:
+    """Is ``parameter`` a valid ESMTP parameter (``SIZE=123``, ``SMTPUTF8``)?"""
+    return _PARAMETER.fullmatch(parameter) is not None
+
+
+def parse_path_argument(text: str) -> tuple[str, list[tuple[str, str | None]]] | None:
+    """A MAIL or RCPT argument (after the colon) as ``(path, [(KEYWORD, value)])``, the
+    keywords upper-cased; None when it is not a path and parameters."""
+    match = _ARGUMENT.fullmatch(text)
+    if match is None:
+        return None
+    address = match[1] if match[2] is None else match[2]
+    address = address or ""
+    if _BREAKS.search(address):
+        return None
+    parameters: list[tuple[str, str | None]] = []
+    for word in (match[3] or "").split():
+        parameter = _PARAMETER.fullmatch(word)
+        if parameter is None:
+            return None
+        parameters.append((parameter[1].upper(), parameter[2]))
+    return address, parameters
+
+
+def hello_line(verb: str, name: str) -> bytes:
+    """``EHLO name`` / ``HELO name`` with its CRLF; ``ValueError`` for a bad name."""
+    if not _HELLO_NAME.fullmatch(name):
+        raise ValueError(f"{name!r} is not a valid {verb} name")
+    return f"{verb} {name}\r\n".encode("ascii")
+
+
+# --- SMTPUTF8 ---
+
+
+def needs_smtputf8(*paths: str) -> bool:
+    """RFC 6531: a path that is not ASCII needs SMTPUTF8 (on its transaction's MAIL)."""
+    return not all(path.isascii() for path in paths)
+
+
+def encode_command(text: str, smtputf8: bool) -> bytes:
+    """A command line as bytes: ASCII, or UTF-8 in a transaction with SMTPUTF8;
+    ``ValueError`` for non-ASCII without it."""
+    if text.isascii():
+        return text.encode("ascii")
+    if not smtputf8:
+        raise ValueError(f"non-ASCII addresses need SMTPUTF8: {text.strip()!r}")
+    return text.encode("utf-8")
+
+
+# --- message content ---
+
+
+def dot_stuff(data: bytes) -> bytes:
+    """Message content as DATA sends it: every line break CRLF, a final CRLF, leading
+    dots doubled (RFC 5321 section 4.5.2), and the terminating ``.`` line.
+
+    (Counting line breaks is a few C-level passes; a regular expression with
+    look-around costs ten times as much on a typical message.)
+    """
+    crlf = data.count(b"\r\n")
+    if data.count(b"\n") != crlf or data.count(b"\r") != crlf:
+        data = b"\r\n".join(data.splitlines()) + b"\r\n"
+    elif data and not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    if b"\n." in data:
+        data = data.replace(b"\n.", b"\n..")
+    if data.startswith(b"."):
+        data = b"." + data
+    return data + b".\r\n"
+
+
+def dot_unstuff(content: bytes) -> bytes:
+    """Content as received between DATA's 354 and the final ``.`` line (without it),
+    with the dot that starts a line removed: the inverse of ``dot_stuff``."""
+    if content.startswith(b"."):
+        content = content[1:]
+    return content.replace(b"\r\n.", b"\r\n")
+
+
+# --- AUTH PLAIN ---
+
+
+def plain_response(username: str, password: str, authzid: str = "") -> bytes:
+    """RFC 4616's message: ``authzid NUL authcid NUL password`` (UTF-8)."""
+    return f"{authzid}\0{username}\0{password}".encode()
+
+
+def parse_plain(message: bytes) -> tuple[bytes, bytes, bytes] | None:
+    """``(authzid, authcid, password)`` from a decoded PLAIN response; None when it
+    does not have the three parts."""
+    parts = message.split(b"\0")
+    if len(parts) != 3:
+        return None
+    return parts[0], parts[1], parts[2]

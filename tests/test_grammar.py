@@ -1,0 +1,105 @@
+"""The SMTP grammar (``mailwright.smtp.grammar``) is one rule for both sides: what the
+client engine sends and what the catcher's server accepts."""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from examples import examples
+from mailwright.devserver import DevServer
+from mailwright.smtp.grammar import (
+    check_address,
+    dot_stuff,
+    dot_unstuff,
+    encode_command,
+    needs_smtputf8,
+    parse_path_argument,
+    parse_plain,
+    plain_response,
+)
+from test_catcher_smtp import Conversation
+
+# Characters that matter to the path grammar, and some that do not.
+_PATHISH = st.text(alphabet='ab.@"\\ <>[]:\t\x00\r\n-=+é\u2028üx', max_size=12)
+
+
+@settings(max_examples=examples(2000, 300), deadline=None)
+@given(_PATHISH)
+def test_the_server_accepts_exactly_the_paths_the_client_sends(address: str) -> None:
+    try:
+        check_address(address)
+        client_ok = True
+    except ValueError:
+        client_ok = False
+    parsed = parse_path_argument(f"<{address}>")
+    server_ok = parsed is not None and parsed[0] == address and address != ""
+    assert client_ok == server_ok, address
+
+
+@settings(max_examples=examples(1000, 200), deadline=None)
+@given(st.binary(max_size=200))
+def test_dot_unstuff_undoes_dot_stuff(data: bytes) -> None:
+    wire = dot_stuff(data)
+    assert wire.endswith(b".\r\n")
+    received = dot_unstuff(wire[:-3])
+    assert received == (b"\r\n".join(data.splitlines()) + b"\r\n" if data else b"")
+
+
+def test_parameters_and_paths_as_the_server_reads_them() -> None:
+    assert parse_path_argument("<a@example.com> SIZE=12 body=8BITMIME smtputf8") == (
+        "a@example.com",
+        [("SIZE", "12"), ("BODY", "8BITMIME"), ("SMTPUTF8", None)],
+    )
+    assert parse_path_argument("<>") == ("", [])
+    assert parse_path_argument(" a@example.com") == ("a@example.com", [])  # lenient form
+    assert parse_path_argument('<"john smith"@example.com>') == ('"john smith"@example.com', [])
+    for bad in ("<a@example.com>X=", "<a@example.com> X=a=b", "<a b@example.com>", "<<a>>"):
+        assert parse_path_argument(bad) is None, bad
+
+
+def test_one_smtputf8_rule() -> None:
+    assert needs_smtputf8("ü@example.com") and not needs_smtputf8("u@example.com", "")
+    assert encode_command("RCPT TO:<u@example.com>\r\n", False) == b"RCPT TO:<u@example.com>\r\n"
+    assert encode_command("RCPT TO:<ü@x>\r\n", True) == "RCPT TO:<ü@x>\r\n".encode()
+    with pytest.raises(ValueError, match="need SMTPUTF8"):
+        encode_command("RCPT TO:<ü@x>\r\n", False)
+
+
+def test_auth_plain_both_ways() -> None:
+    assert plain_response("ann", "pw") == b"\0ann\0pw"
+    assert parse_plain(plain_response("änn", "p w")) == (b"", "änn".encode(), b"p w")
+    assert parse_plain(b"ann\0pw") is None
+
+
+@pytest.fixture
+def catcher() -> Iterator[DevServer]:
+    server = DevServer("127.0.0.1", 0, None, out=io.StringIO(), quiet=True).start_in_thread()
+    yield server
+    server.stop_thread()
+
+
+def test_the_catcher_applies_the_same_rules(catcher: DevServer) -> None:
+    talk = Conversation(catcher.smtp_port)
+    try:
+        assert talk.command(b"EHLO x")[0] == 250
+        # A quoted local part with a space: valid, and the client sends it.
+        assert talk.command(b'MAIL FROM:<"john smith"@example.com>')[0] == 250
+        assert talk.command(b"RSET")[0] == 250
+        # A non-ASCII path needs SMTPUTF8 on MAIL, for MAIL and RCPT alike.
+        assert talk.command("MAIL FROM:<ü@example.com>".encode())[0] == 553
+        assert talk.command(b"MAIL FROM:<a@example.com>")[0] == 250
+        assert talk.command("RCPT TO:<ü@example.com>".encode())[0] == 553
+        assert talk.command(b"RSET")[0] == 250
+        assert talk.command("MAIL FROM:<ü@example.com> SMTPUTF8".encode())[0] == 250
+        assert talk.command("RCPT TO:<ü@example.com>".encode())[0] == 250
+        assert talk.command(b"RSET")[0] == 250
+        plain = base64.b64encode(plain_response("ann", "pw"))
+        assert talk.command(b"AUTH PLAIN " + plain)[0] == 235
+    finally:
+        talk.close()
