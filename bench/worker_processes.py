@@ -64,12 +64,23 @@ def main() -> None:
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--sink", choices=("auto", "smtp-sink", "aiosmtpd"), default="auto")
+    parser.add_argument(
+        "--sink-priority",
+        type=int,
+        default=10,
+        metavar="N",
+        help="run the sink N nice levels above the rest (as root; 0: no change)",
+    )
     args = parser.parse_args()
 
     sys.path.insert(0, str(HERE))
     from bulk import Sink
 
     sink = Sink(args.sink)
+    if args.sink_priority and os.geteuid() == 0:
+        # On a busy machine the sink (one process) must not be what limits: the
+        # client's processes are what is measured.
+        os.setpriority(os.PRIO_PROCESS, sink.process.pid, -args.sink_priority)
     best: dict[int, float] = {}
     try:
         with tempfile.TemporaryDirectory(prefix="mailwright-processes-") as directory:

@@ -529,3 +529,18 @@ def test_queueing_reads_any_iterable_a_chunk_at_a_time(outbox_path: str) -> None
         get_connection(QUEUE).send_messages(generate(bad_at=QUEUE_CHUNK + 10))
     with Outbox(outbox_path) as outbox:
         assert outbox.status().counts["queued"] == total + QUEUE_CHUNK
+
+
+def test_record_and_claim_is_one_transaction_of_both(outbox_path: str) -> None:
+    from mailwright.queue.store import Settlement
+
+    with Outbox(outbox_path) as outbox:
+        outbox.queue([Stored("a@example.com", [f"u{n}@example.com"], b"x\r\n") for n in range(5)])
+        first = outbox.claim("w", 2, 60)
+        done = [Settlement(item.id, "sent", 1.0, [], None, None) for item in first]
+        recorded, second = outbox.record_and_claim("w", done, 2, 60)
+        assert recorded == 2 and [item.id for item in second] == [3, 4]
+        assert outbox.status().counts == {"queued": 1, "sending": 2, "sent": 2, "failed": 0}
+        assert outbox.recount() == outbox.status().counts
+        recorded, third = outbox.record_and_claim("w", [], 5, 60)  # nothing to record
+        assert recorded == 0 and [item.id for item in third] == [5]

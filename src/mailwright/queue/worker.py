@@ -286,9 +286,15 @@ class Worker:
         pause_until = 0.0
         setbacks = 0  # consecutive batches that failed to connect or were throttled
         idle_since = time.monotonic()
+        # The next batch, claimed in the transaction that recorded the last one (one
+        # write lock per batch instead of two: what several processes wait for).
+        ahead: list[Claimed] | None = None
         try:
             while self._wait_out(pause_until):
-                claimed = outbox.claim(self.owner, self.batch, self.lease)
+                if ahead is not None:
+                    claimed, ahead = ahead, None
+                else:
+                    claimed = outbox.claim(self.owner, self.batch, self.lease)
                 if not claimed:
                     if self.once:
                         return
@@ -302,7 +308,14 @@ class Worker:
                     continue
                 self._pace(len(envelopes))
                 verdicts, connected = self._deliver_by_relay(relays, claimed, envelopes)
-                recorded = outbox.record(self.owner, [v.settlement for v in verdicts])
+                settlements = [v.settlement for v in verdicts]
+                setback = not connected or any(v.throttled for v in verdicts)
+                if setback or self._stop.is_set():
+                    recorded = outbox.record(self.owner, settlements)
+                else:
+                    recorded, ahead = outbox.record_and_claim(
+                        self.owner, settlements, self.batch, self.lease
+                    )
                 self._forget(claimed)
                 idle_since = time.monotonic()
                 self.stats.add(verdicts, recorded)
@@ -312,7 +325,7 @@ class Worker:
                         len(verdicts) - recorded,
                     )
                 _log_verdicts(verdicts, quiet=not connected)
-                if not connected or any(v.throttled for v in verdicts):
+                if setback:
                     setbacks += 1
                     pause_until = time.monotonic() + self.rules.delay(setbacks)
                 else:
@@ -321,6 +334,11 @@ class Worker:
                     for relay in relays.values():
                         relay.close()  # 421: the server ended the session
         finally:
+            if ahead:  # claimed, never sent: back to the queue at once
+                try:
+                    outbox.release(self.owner, [item.id for item in ahead])
+                except OutboxError as exc:
+                    self._fail(exc)
             for relay in relays.values():
                 relay.close()
             outbox.close()
