@@ -166,3 +166,23 @@ def make_jinja() -> Any:
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(mailwright.settings.EMAIL_TEMPLATE_DIRS)
     )
+
+
+def test_inline_image_at_the_top_of_a_template_directory(
+    project: SMTPTestServer, tmp_path: Path
+) -> None:
+    # Django hands the tag a SafeString; a name with no directory once failed to become
+    # a path on Python 3.11 ("can't intern SafeString").
+    templates = tmp_path / "templates"
+    (templates / "top.png").write_bytes(PNG)
+    (templates / "welcome.html").write_text(
+        '{% block subject %}Welcome{% endblock %}{% block html %}<img src="'
+        '{% inline_image "top.png" %}">{% endblock %}'
+    )
+    assert mailwright.send_template("welcome.html", to=["sam@example.com"]) == 1
+    (received,) = project.wait_for(1)
+    message = parsed(received.data)
+    parts = {p.get_content_type(): p for p in message.walk()}
+    (cid,) = re.findall(r'src="cid:([^"]+)"', parts["text/html"].get_content())
+    assert parts["image/png"]["Content-ID"] == f"<{cid}>"
+    assert parts["image/png"].get_content() == PNG

@@ -110,3 +110,22 @@ def test_content_arrives_exactly(
         expected = [("text/plain", body + "\n")]  # the one change SMTP forces
     assert leaves(parsed) == expected
     assert max(len(line) for line in received.data.split(b"\r\n")) <= 998
+
+
+@pytest.mark.parametrize(
+    ("charset", "text"),
+    [("shift_jis", "¥100"), ("shift_jis", "a‾b"), ("shift_jis", "¥ 円 \\")],
+)
+def test_a_charset_that_would_change_the_text_is_not_used(
+    server: SMTPTestServer, charset: str, text: str
+) -> None:
+    # Shift_JIS writes U+00A5 as 0x5C, a backslash when read back: the text goes as
+    # UTF-8 instead, and arrives exactly.
+    server.messages.clear()
+    msg = EmailMultiAlternatives("Exact", text, "from@example.com", ["to@example.com"])
+    msg.encoding = charset
+    msg.attach("t.txt", text, "text/plain")
+    assert leaves(msg.message()) == [("text/plain", text), ("text/plain", text)]
+    assert get_connection("smtp", host=server.host, port=server.port).send_messages([msg]) == 1
+    (received,) = server.wait_for(1)
+    assert leaves(stored(received.data)) == [("text/plain", text), ("text/plain", text)]

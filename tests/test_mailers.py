@@ -645,3 +645,57 @@ def test_mailwright_mailers_is_the_object_whatever_was_imported_first() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_without_mailers_a_bad_setting_is_reported_as_a_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # No MAILERS: the one mailer is EMAIL_*, and its errors speak of EMAIL_* alone.
+    monkeypatch.setenv("EMAIL_PORT", "abc")
+    with pytest.raises(ImproperlyConfigured) as raised:
+        mailwright.mailers.default  # noqa: B018
+    assert not isinstance(raised.value, InvalidMailer)
+    assert "EMAIL_PORT" in str(raised.value)
+    assert "MAILERS" not in str(raised.value)
+
+
+def test_a_mailer_config_never_shows_its_secrets() -> None:
+    from mailwright.backends.mailers import MailerConfig
+
+    shown = repr(
+        MailerConfig(
+            "out",
+            "smtp",
+            {
+                "password": "pw-123",
+                "dkim_private_key": "-----BEGIN PRIVATE KEY-----\nMIIsecret",
+                "oauth2_token": "ya29.token",
+                "host": "mail.example.com",
+            },
+        )
+    )
+    for secret in ("pw-123", "MIIsecret", "ya29.token"):
+        assert secret not in shown
+    assert "mail.example.com" in shown
+
+
+def test_a_relay_mailer_with_a_dkim_key_warns_that_the_key_is_unused(tmp_path: Path) -> None:
+    from mailwright.backends.mailers import relay_backend
+    from mailwright.message.dkim import generate_key
+
+    pem, _ = generate_key(ed25519=True)
+    mailers_setting = {
+        "out": {
+            "BACKEND": "smtp",
+            "OPTIONS": {
+                "dkim_domain": "example.org",
+                "dkim_selector": "s1",
+                "dkim_private_key": pem,
+            },
+        }
+    }
+    with (
+        mailwright.override_settings(MAILERS=mailers_setting),
+        pytest.warns(UserWarning, match="dkim"),
+    ):
+        relay_backend("out", None)

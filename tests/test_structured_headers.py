@@ -121,7 +121,8 @@ def test_any_ascii_value_reads_back_exactly(tokens: list[str], gaps: list[str]) 
     value = "".join(f"<{token}>" + gap for token, gap in zip(tokens, gaps, strict=False)).strip()
     value = value.strip(" \t")
     data = wire({"References": value})
-    assert b"=?" not in data.split(b"\r\n\r\n")[0].split(b"References:")[1].split(b"\r\nMIME")[0]
+    # The raw field, unfolded, is the value itself: nothing encoded (a token may well
+    # hold "=?" as plain text, so looking for that would prove nothing).
     assert unfolded(data, "References") == value
     assert all(len(line) <= 998 for line in header_lines(data, "References"))
 

@@ -21,6 +21,7 @@ the old ``*_RELAY_BACKEND`` setting) into one.
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from ..conf import settings
 from ..conf.url import parse_email_url
 from ..exceptions import ImproperlyConfigured, InvalidMailer, MailerDoesNotExist
 from .base import BaseEmailBackend
-from .loading import BACKEND_ALIASES, get_connection, import_backend
+from .loading import BACKEND_ALIASES, SHORT_NAMES, get_connection, import_backend
 
 __all__ = [
     "DEFAULT_MAILER_ALIAS",
@@ -76,8 +77,13 @@ class MailerConfig:
     options: Mapping[str, Any]
 
     def __repr__(self) -> str:
-        shown = {k: ("***" if k == "password" else v) for k, v in self.options.items()}
+        shown = {k: ("***" if k in _SECRET_OPTIONS else v) for k, v in self.options.items()}
         return f"MailerConfig(alias={self.alias!r}, backend={self.backend!r}, options={shown!r})"
+
+
+#: Options whose values are never shown (a string token or a PEM key is a secret; a
+#: callable or a dotted path is not, but is hidden all the same for one simple rule).
+_SECRET_OPTIONS = frozenset({"password", "dkim_private_key", "oauth2_token"})
 
 
 # --- reading MAILERS ---
@@ -140,7 +146,7 @@ def _entry(alias: str, entry: Any) -> MailerConfig:
         backend = settings.EMAIL_BACKEND  # silent: the global setting
     elif not (isinstance(backend, type) or (isinstance(backend, str) and backend.strip())):
         raise InvalidMailer(
-            f"BACKEND must be a dotted path or a short name ({', '.join(_SHORT_NAMES)}), "
+            f"BACKEND must be a dotted path or a short name ({', '.join(SHORT_NAMES)}), "
             f"not {type(backend).__name__}",
             alias=alias,
         )
@@ -156,9 +162,6 @@ def _entry(alias: str, entry: Any) -> MailerConfig:
             alias=alias,
         )
     return MailerConfig(alias, backend.strip() if isinstance(backend, str) else backend, options)
-
-
-_SHORT_NAMES = ("smtp", "console", "file", "locmem", "dummy", "queue", "celery")
 
 
 def _unknown(alias: str, configured: Mapping[str, Any] | None) -> MailerDoesNotExist:
@@ -264,6 +267,8 @@ def _construct(
     except InvalidMailer:
         raise
     except ImproperlyConfigured as exc:  # a bad value: say which mailer has it
+        if settings.MAILERS is None:
+            raise  # the one implicit mailer: the error is about EMAIL_*, as it always was
         raise InvalidMailer(str(exc), alias=alias) from exc
     instance.alias = alias
     return instance
@@ -434,4 +439,13 @@ def relay_backend(alias: str | None, fallback: Any) -> BaseEmailBackend:
     ``EMAIL_CELERY_RELAY_BACKEND``)."""
     if alias is None:
         return get_connection(fallback, fail_silently=True)
-    return mailers.create(alias, fail_silently=True)
+    backend = mailers.create(alias, fail_silently=True)
+    if getattr(backend, "dkim", None) is not None:
+        # Queued mail is signed by the sender (README, "Deliverability"): the worker
+        # delivers the stored bytes as they are, so a key here signs nothing.
+        warnings.warn(
+            f"MAILERS[{alias!r}]: the dkim_* options of a relay mailer are not used; queued "
+            "mail is signed when it is queued: give them to the queue or Celery mailer",
+            stacklevel=2,
+        )
+    return backend

@@ -18,7 +18,9 @@ def find_file(name: str, dirs: Sequence[Path], what: str) -> Path:
     absolute raises ``ValueError``; a file in none of them ``FileNotFoundError``."""
     if not isinstance(name, str) or not name:
         raise ValueError(f"{what}: expected a file name, got {name!r}")
-    relative = Path(name)
+    # A plain str: pathlib on Python 3.11 interns parts, which a str subclass (Django's
+    # SafeString, from a template tag) cannot be.
+    relative = Path(str.__str__(name))
     if relative.is_absolute() or ".." in relative.parts:
         raise ValueError(
             f"{what} {name!r}: give a path relative to the template directories, without '..'"

@@ -193,9 +193,14 @@ def _encode_text(text: str, charset: str) -> tuple[str, bytes]:
     for errors in ("strict", "surrogateescape"):
         for candidate in candidates:
             try:
-                return candidate, text.encode(candidate, errors)
+                data = text.encode(candidate, errors)
             except UnicodeError:
                 continue
+            # Some charsets encode a character they do not give back (Shift_JIS writes
+            # U+00A5 YEN SIGN as 0x5C, which reads back as a backslash): only a charset
+            # that returns the very text is used. UTF-8 always does.
+            if candidate == "utf-8" or data.decode(candidate, errors) == text:
+                return candidate, data
     bad = next(char for char in text if 0xD800 <= ord(char) <= 0xDFFF)
     raise ValueError(
         f"text contains the lone surrogate U+{ord(bad):04X}, which no charset can encode"
