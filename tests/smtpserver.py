@@ -285,7 +285,10 @@ class SMTPTestServer:
     def start(self) -> SMTPTestServer:
         self._thread.start()
         future = asyncio.run_coroutine_threadsafe(
-            self._loop.create_server(self._factory, self.host, 0, ssl=self.options.implicit_tls),
+            # port: 0 (any free one) unless a test set one before start()
+            self._loop.create_server(
+                self._factory, self.host, self.port, ssl=self.options.implicit_tls
+            ),
             self._loop,
         )
         self._server = future.result(10)

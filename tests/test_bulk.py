@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 
 import pytest
 
@@ -330,3 +331,83 @@ def test_a_partly_sent_message_whose_retry_never_runs_reports_the_recipient(
     assert "connection refused" in refusal.text
     assert msg.delivery is not None and msg.delivery.accepted == ["ok@example.com"]
     assert set(msg.delivery.refused) == {"slow@example.com"}
+
+
+# --- streaming: any iterable, read as the messages go out ---
+
+
+class _Watching:
+    """A server that notes, as it accepts each message, how many messages the
+    caller's generator had produced by then."""
+
+    def __init__(self) -> None:
+        from smtpserver import _Handler
+
+        self.produced = 0
+        self.seen: list[int] = []
+        watch = self
+
+        class Handler(_Handler):
+            async def handle_DATA(self, smtp, session, envelope):  # type: ignore[no-untyped-def]
+                watch.seen.append(watch.produced)
+                return await super().handle_DATA(smtp, session, envelope)
+
+        self.server = SMTPTestServer()
+        self.server.handler_class = Handler
+
+    def generate(self, count: int, fail_at: int | None = None):  # type: ignore[no-untyped-def]
+        for n in range(count):
+            if n == fail_at:
+                raise LookupError("the cursor broke")
+            self.produced += 1
+            yield EmailMessage(f"Message {n}", "body\n", "s@example.com", [f"u{n}@example.com"])
+
+
+@pytest.fixture
+def watching() -> Iterator[_Watching]:
+    watch = _Watching()
+    watch.server.start()
+    configure(EMAIL_HOST=watch.server.host, EMAIL_PORT=watch.server.port)
+    yield watch
+    watch.server.stop()
+
+
+def test_a_generator_is_never_read_more_than_a_window_ahead(
+    sender: Sender, watching: _Watching
+) -> None:
+    """Each message the server accepts: the generator had produced at most a window
+    (a few messages per connection) more than the server had accepted before it. A
+    send that read the input into a list would have produced all 1,500 first."""
+    from mailwright.bulk.queue import WINDOW_PER_CONNECTION
+
+    total, connections = 1500, 2
+    reported: list[tuple[int, bool]] = []
+    result = sender.send_bulk(
+        watching.generate(total),
+        connections=connections,
+        on_result=lambda index, message: reported.append((index, message.delivery.sent)),
+    )
+    assert result.ok and result.total == result.sent == total
+    window = WINDOW_PER_CONNECTION * connections
+    assert len(watching.seen) == total
+    ahead = max(produced - accepted for accepted, produced in enumerate(watching.seen))
+    assert 0 < ahead <= window, ahead
+    assert watching.seen[0] <= window < total
+    assert sorted(index for index, _ in reported) == list(range(total))
+    assert all(sent for _, sent in reported)
+    assert subjects(watching.server) == Counter(f"Message {n}" for n in range(total))
+
+
+def test_what_the_iterable_or_on_result_raises_comes_out_after_the_rest_was_sent(
+    sender: Sender, watching: _Watching
+) -> None:
+    with pytest.raises(LookupError, match="the cursor broke"):
+        sender.send_bulk(watching.generate(50, fail_at=30), connections=2)
+    assert subjects(watching.server) == Counter(f"Message {n}" for n in range(30))
+
+    def explode(index: int, message: EmailMessage) -> None:
+        raise ValueError(f"callback failed at {index}")
+
+    with pytest.raises(ValueError, match="callback failed at"):
+        sender.send_bulk(watching.generate(20), connections=2, on_result=explode)
+    assert len(watching.server.messages) == 50  # all 20 went out

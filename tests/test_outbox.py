@@ -501,3 +501,46 @@ def test_full_file_system_raises_to_the_caller(tmp_path: Path) -> None:
         pytest.skip(f"cannot mount a tmpfs in a user namespace here: {process.stderr.strip()}")
     assert process.returncode == 0, process.stderr
     check_full_disk_result(process.stdout, path, "full")
+
+
+def test_queueing_reads_any_iterable_a_chunk_at_a_time(outbox_path: str) -> None:
+    """A generator is stored as it is read: when it produces each message, the
+    outbox (read through its own connection) already holds all but at most one chunk
+    of those produced before. A bad message past the first chunk leaves the chunks
+    before it queued, and raises."""
+    from mailwright.backends.queue import QUEUE_CHUNK
+
+    total = 2 * QUEUE_CHUNK + 500
+    behind: list[int] = []
+
+    def generate(bad_at: int | None = None):  # type: ignore[no-untyped-def]
+        with Outbox(outbox_path) as watcher:
+            for n in range(total):
+                behind.append(n - watcher.status().total)
+                to = "bad@@example.com" if n == bad_at else f"u{n}@example.com"
+                yield EmailMessage(f"s{n}", "b", "a@example.com", [to])
+
+    assert get_connection(QUEUE).send_messages(generate()) == total
+    with Outbox(outbox_path) as outbox:
+        assert outbox.status().counts["queued"] == total
+    assert max(behind) == QUEUE_CHUNK - 1  # never a whole chunk read ahead
+
+    with pytest.raises(ValueError, match=r"bad@@example\.com"):
+        get_connection(QUEUE).send_messages(generate(bad_at=QUEUE_CHUNK + 10))
+    with Outbox(outbox_path) as outbox:
+        assert outbox.status().counts["queued"] == total + QUEUE_CHUNK
+
+
+def test_record_and_claim_is_one_transaction_of_both(outbox_path: str) -> None:
+    from mailwright.queue.store import Settlement
+
+    with Outbox(outbox_path) as outbox:
+        outbox.queue([Stored("a@example.com", [f"u{n}@example.com"], b"x\r\n") for n in range(5)])
+        first = outbox.claim("w", 2, 60)
+        done = [Settlement(item.id, "sent", 1.0, [], None, None) for item in first]
+        recorded, second = outbox.record_and_claim("w", done, 2, 60)
+        assert recorded == 2 and [item.id for item in second] == [3, 4]
+        assert outbox.status().counts == {"queued": 1, "sending": 2, "sent": 2, "failed": 0}
+        assert outbox.recount() == outbox.status().counts
+        recorded, third = outbox.record_and_claim("w", [], 5, 60)  # nothing to record
+        assert recorded == 0 and [item.id for item in third] == [5]

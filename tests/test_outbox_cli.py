@@ -222,3 +222,51 @@ def test_worker_uses_environment_settings(start_server: ServerFactory, tmp_path:
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["delivered"] == 1
     assert [m.rcpt_tos for m in server.messages] == [["t@example.com"]]
+
+
+def test_status_fails_on_a_damaged_outbox_as_the_worker_does(tmp_path: Path) -> None:
+    """A damaged page of message rows: the counts (kept apart) still read, but
+    ``queue status`` fails as the worker fails, so that monitoring sees it."""
+    from mailwright.queue import Outbox, Stored
+
+    path = tmp_path / "outbox.sqlite3"
+    with Outbox(str(path)) as box:
+        box.queue([Stored("a@example.com", ["t@example.com"], b"x" * 3000)] * 50)
+        box.checkpoint()
+    db = sqlite3.connect(path)
+    pages = [
+        page
+        for (page,) in db.execute(
+            "SELECT pageno FROM dbstat WHERE name = 'message' AND pagetype = 'leaf'"
+        )
+    ]
+    db.close()
+    data = bytearray(path.read_bytes())
+    page = pages[0] - 1  # the rows the worker claims first
+    data[page * 4096 : page * 4096 + 4096] = b"\xff" * 4096
+    path.write_bytes(bytes(data))
+    with Outbox(str(path)) as box:
+        assert box.status().counts["queued"] == 50  # what status read before
+
+    env = {"EMAIL_QUEUE_PATH": str(path), "EMAIL_PORT": "1"}
+    worker = run_cli("worker", "--once", env=env)
+    assert worker.returncode == 1 and "damaged" in worker.stderr, worker.stderr
+    for args in (("queue", "status"), ("queue", "status", "--json")):
+        status = run_cli(*args, env=env)
+        assert status.returncode == 1, status.stdout
+        assert f"outbox {path}: checking the file failed: the database is damaged" in status.stderr
+        assert not status.stdout
+
+
+def test_status_of_a_sound_outbox_says_it_was_checked(tmp_path: Path) -> None:
+    from mailwright.queue import Outbox, Stored
+
+    path = tmp_path / "outbox.sqlite3"
+    with Outbox(str(path)) as box:
+        box.queue([Stored("a@example.com", ["t@example.com"], b"x" * 300)] * 500)
+        assert box.check() is True
+        assert box.check(budget=0.0) is False  # cut short: not everything was read
+    status = run_cli("queue", "status", "--json", env={"EMAIL_QUEUE_PATH": str(path)})
+    assert status.returncode == 0, status.stderr
+    report = json.loads(status.stdout)
+    assert report["checked"] is True and report["counts"]["queued"] == 500

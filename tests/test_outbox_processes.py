@@ -8,11 +8,13 @@ counts), never on a fixed sleep. The figures are printed (``pytest -s``).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -287,7 +289,7 @@ def test_sigterm_finishes_in_hand_and_a_second_signal_gives_back_at_once(
     until(lambda: "finishing what it holds" in worker.log.read_text(), 30, "the first signal")
     worker.proc.send_signal(signal.SIGTERM)
     assert worker.proc.wait(30) == 1
-    assert "stopped at once; gave back" in worker.log.read_text()
+    assert "stopped at once; recorded" in worker.log.read_text()
     assert counts(path)["sending"] == 0
 
     server.options.reply_delay = 0
@@ -299,6 +301,61 @@ def test_sigterm_finishes_in_hand_and_a_second_signal_gives_back_at_once(
     check_tally(path)
 
 
+def test_a_second_signal_records_what_the_server_accepted(
+    tmp_path: Path, workers: Callable[..., WorkerProcess]
+) -> None:
+    """The server accepts 7 messages of a batch of 20 and stalls on the 8th: a second
+    SIGTERM then records those 7 as sent (they are not given back to be sent again)
+    and gives back the other 13, which a later worker delivers, each exactly once."""
+    from smtpserver import SMTPTestServer, _Handler
+
+    release = threading.Event()
+
+    class StallAfterSeven(_Handler):
+        async def handle_DATA(self, smtp: Any, session: Any, envelope: Any) -> str:
+            if len(self.server.messages) >= 7:
+                self.server.stalled.set()
+                while not release.is_set():
+                    await asyncio.sleep(0.01)
+                return "451 4.3.0 not now"
+            return await super().handle_DATA(smtp, session, envelope)  # type: ignore[no-any-return]
+
+    server = SMTPTestServer()
+    server.handler_class = StallAfterSeven
+    server.start()
+    path = str(tmp_path / "outbox.sqlite3")
+    env = {**FAST, "EMAIL_QUEUE_PATH": path, "EMAIL_HOST": server.host}
+    env.update(EMAIL_PORT=str(server.port), EMAIL_QUEUE_LEASE="60")
+    queue(path, numbered(20))
+    try:
+        worker = workers(env, tmp_path / "worker.log", "--batch", "20")
+        assert server.stalled.wait(30), worker.log.read_text()
+        worker.proc.send_signal(signal.SIGTERM)
+        until(lambda: "finishing what it holds" in worker.log.read_text(), 30, "the first signal")
+        worker.proc.send_signal(signal.SIGTERM)
+        assert worker.proc.wait(30) == 1
+        log = worker.log.read_text()
+        assert "recorded 7 outcome(s) the server had given, gave back 13 message(s)" in log, log
+        assert counts(path) == {"queued": 13, "sending": 0, "sent": 7, "failed": 0}
+    finally:
+        release.set()
+        server.stop()
+    accepted = seqs(server.messages)
+    assert sum(accepted.values()) == 7
+
+    second = SMTPTestServer().start()
+    try:
+        env.update(EMAIL_PORT=str(second.port))
+        worker = workers(env, tmp_path / "worker2.log", "--once")
+        assert worker.proc.wait(60) == 0, worker.log.read_text()
+    finally:
+        second.stop()
+    again = seqs(second.messages)
+    assert set(again.values()) == {1} and not set(again) & set(accepted)
+    assert sorted(accepted + again) == list(range(20))
+    check_tally(path)
+
+
 def test_concurrency_runs_several_processes(start_server: ServerFactory, tmp_path: Path) -> None:
     server = start_server()
     path = str(tmp_path / "outbox.sqlite3")
@@ -306,7 +363,7 @@ def test_concurrency_runs_several_processes(start_server: ServerFactory, tmp_pat
     env = {**FAST, "EMAIL_QUEUE_PATH": path, "EMAIL_HOST": server.host}
     env["EMAIL_PORT"] = str(server.port)
     process = subprocess.run(
-        [sys.executable, "-m", "mailwright", "worker", "--once", "--concurrency", "2",
+        [sys.executable, "-m", "mailwright", "worker", "--once", "--processes", "2",
          "--batch", "10", "--json", "--quiet"],
         capture_output=True, text=True, env=clean_env(env), timeout=60,
     )  # fmt: skip

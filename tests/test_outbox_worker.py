@@ -363,3 +363,43 @@ def test_an_outbox_failure_stops_the_worker_with_the_error(outbox_path: str) -> 
     worker = Worker(once=True, relay_backend=_SabotagingBackend, connections=2)
     with pytest.raises(OutboxError, match=rf"outbox {outbox_path}: .* failed: no such table"):
         worker.run()
+
+
+def test_an_outage_is_logged_once_and_its_end_once(
+    outbox_path: str, run_worker: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """While nothing listens at host:port the worker says so in one line (naming
+    host:port and what it does), not one per message and recipient; one more line
+    when the server is back."""
+    import logging
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    mailwright.configure(EMAIL_HOST="127.0.0.1", EMAIL_PORT=port)
+    queue(*(message(n, [f"u{n}@example.com", f"v{n}@example.com"]) for n in range(30)))
+    caplog.set_level(logging.DEBUG, logger="mailwright")
+    worker, result = run_worker(connections=2, batch=10)
+    # Several rounds of attempts against the closed port: the signal is the outbox.
+    until(lambda: stored(outbox_path, 1).attempts >= 4 and stored(outbox_path, 30).attempts >= 2)
+    server = SMTPTestServer()
+    server.port = port
+    server.start()
+    try:
+        until(lambda: settled(outbox_path))
+        worker.stop()
+        until(lambda: bool(result))
+    finally:
+        server.stop()
+    assert sorted(r.rcpt_tos[0] for r in server.messages) == sorted(
+        f"u{n}@example.com" for n in range(30)
+    )
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    down = [line for line in lines if "cannot reach" in line]
+    back = [line for line in lines if "is back" in line]
+    assert len(down) == 1 and len(back) == 1, lines
+    assert f"the relay 127.0.0.1:{port}: " in down[0]
+    assert "stay queued and are tried again" in down[0]
+    assert f"the relay 127.0.0.1:{port} is back after" in back[0]
+    assert not [line for line in lines if " deferred: " in line], lines
+    assert len(lines) <= 4, lines  # started, down, back, stopped

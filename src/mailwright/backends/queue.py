@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..conf import clean_setting, settings
@@ -19,9 +19,13 @@ from .base import BaseEmailBackend, relay_alias
 
 if TYPE_CHECKING:
     from ..message import EmailMessage
-    from ..queue import Outbox
+    from ..queue import Outbox, Stored
 
-__all__ = ["EmailBackend"]
+__all__ = ["QUEUE_CHUNK", "EmailBackend"]
+
+#: Messages stored per transaction (and at most this many bytes of them).
+QUEUE_CHUNK = 1000
+QUEUE_CHUNK_BYTES = 16 * 1024 * 1024
 
 
 class EmailBackend(BaseEmailBackend):
@@ -29,13 +33,17 @@ class EmailBackend(BaseEmailBackend):
     outbox at ``path`` (EMAIL_QUEUE_PATH) and returns how many were queued.
     ``relay`` names the mailer the worker delivers them through (``MAILERS``).
 
-    All or nothing: a message that cannot be composed (a bad address, a header with a
-    line break) raises before anything is stored, and an outbox that cannot be
-    written (a full disk, a damaged file) raises ``mailwright.queue.OutboxError``,
-    even with ``fail_silently=True``: that flag is about delivery, which happens
-    later, and a message the caller believes queued must never be lost. A message
-    without recipients is not queued (nor counted), as the SMTP backend does not
-    send one.
+    Any iterable works (a generator, a database cursor): messages are composed and
+    stored ``QUEUE_CHUNK`` at a time, one transaction (one fsync) each, so memory
+    stays flat however many there are. Up to ``QUEUE_CHUNK`` messages, it is all or
+    nothing: a message that cannot be composed (a bad address, a header with a line
+    break) raises before anything is stored; past that, the chunks before it stay
+    queued, as the SMTP backend has sent the messages before a bad one. An outbox
+    that cannot be written (a full disk, a damaged file) raises
+    ``mailwright.queue.OutboxError``, even with ``fail_silently=True``: that flag is
+    about delivery, which happens later, and a message the caller believes queued
+    must never be lost. A message without recipients is not queued (nor counted), as
+    the SMTP backend does not send one.
 
     With ``dkim_*`` options (or EMAIL_DKIM_* settings) each message is DKIM-signed
     before it is stored; the worker sends the signed bytes as they are.
@@ -100,15 +108,21 @@ class EmailBackend(BaseEmailBackend):
             if outbox is not None and self._pid == os.getpid():
                 outbox.close()
 
-    def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
-        """Queue the messages in one transaction; return how many were queued."""
+    def send_messages(self, email_messages: Iterable[EmailMessage]) -> int:
+        """Queue the messages, ``QUEUE_CHUNK`` to a transaction; return how many were
+        queued."""
         from ..queue import Stored
 
-        stored = []
-        for message in email_messages:
-            # Composes, checks and signs; raises before anything is stored.
-            envelope = message.envelope(self.dkim) if self.dkim else message.envelope()
-            if envelope.recipients:
+        queued = 0
+        stored: list[Stored] = []
+        size = 0
+        opened = False
+        try:
+            for message in email_messages:
+                # Composes, checks and signs; raises before anything is stored.
+                envelope = message.envelope(self.dkim) if self.dkim else message.envelope()
+                if not envelope.recipients:
+                    continue
                 stored.append(
                     Stored(
                         envelope.sender,
@@ -118,13 +132,20 @@ class EmailBackend(BaseEmailBackend):
                         self.relay,
                     )
                 )
-        if not stored:
-            return 0
-        opened = self.open()
-        try:
-            assert self.outbox is not None
-            self.outbox.queue(stored)
+                size += len(envelope.data)
+                if len(stored) >= QUEUE_CHUNK or size >= QUEUE_CHUNK_BYTES:
+                    opened = self.open() or opened
+                    queued += self._store(stored)
+                    stored, size = [], 0
+            if stored:
+                opened = self.open() or opened
+                queued += self._store(stored)
         finally:
             if opened:
                 self.close()
+        return queued
+
+    def _store(self, stored: list[Stored]) -> int:
+        assert self.outbox is not None
+        self.outbox.queue(stored)
         return len(stored)

@@ -24,7 +24,7 @@ arrived is sent again.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from .plan import Plan
@@ -66,20 +66,34 @@ def send_bulk(
     config: SMTPConfig | None = None,
     dkim: DKIMSigner | None = None,
     using: str | None = None,
+    on_result: Callable[[int, EmailMessage], None] | None = None,
     **backend_kwargs: Any,
 ) -> BulkResult:
-    """Send ``messages`` over ``connections`` parallel connections; never raises for a
-    single message: look at the result. ``rate_limit`` caps messages per second over
-    all connections. ``using`` names the mailer to send with (the default mailer
-    when nothing is given); or ``backend``/``backend_kwargs`` choose and configure the
-    backend as ``get_connection`` does; or ``config`` gives an SMTP configuration
-    directly, and ``dkim`` the DKIM signer that goes with it (a backend or mailer
-    signs as its options say). Thread-safe."""
+    """Send ``messages`` (any iterable: a list, a generator, a database cursor) over
+    ``connections`` parallel connections; never raises for a single message: look at
+    the result. The iterable is read as messages go out, never more than a few per
+    connection ahead of what the server has answered, so memory stays flat however
+    many there are. ``on_result(index, message)`` is called as each message is
+    settled (``message.delivery`` says what happened). ``rate_limit`` caps messages
+    per second over all connections. ``using`` names the mailer to send with (the
+    default mailer when nothing is given); or ``backend``/``backend_kwargs`` choose
+    and configure the backend as ``get_connection`` does; or ``config`` gives an SMTP
+    configuration directly, and ``dkim`` the DKIM signer that goes with it (a backend
+    or mailer signs as its options say). Thread-safe. What the iterable or
+    ``on_result`` raises is raised once the messages taken were sent."""
     from .threads import run_threads
 
     started = time.monotonic()
     plan = Plan.make(
-        messages, connections, rate_limit, backend, backend_kwargs, config, dkim, using=using
+        messages,
+        connections,
+        rate_limit,
+        backend,
+        backend_kwargs,
+        config,
+        dkim,
+        using=using,
+        on_result=on_result,
     )
     return _finish(run_threads(plan), started)
 
@@ -93,6 +107,7 @@ async def asend_bulk(
     config: SMTPConfig | None = None,
     dkim: DKIMSigner | None = None,
     using: str | None = None,
+    on_result: Callable[[int, EmailMessage], None] | None = None,
     **backend_kwargs: Any,
 ) -> BulkResult:
     """``send_bulk`` for asyncio code: the same arguments and result, the connections
@@ -102,6 +117,14 @@ async def asend_bulk(
 
     started = time.monotonic()
     plan = Plan.make(
-        messages, connections, rate_limit, backend, backend_kwargs, config, dkim, using=using
+        messages,
+        connections,
+        rate_limit,
+        backend,
+        backend_kwargs,
+        config,
+        dkim,
+        using=using,
+        on_result=on_result,
     )
     return _finish(await run_tasks(plan), started)

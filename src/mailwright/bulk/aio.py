@@ -42,6 +42,8 @@ class _Work:
             job = self.queue.take(now)
             if job is not None:
                 return job
+            if self.queue.finished:  # taking found the end of the input
+                break
             due = self.queue.next_due()
             self.changed.clear()
             self.idle += 1
@@ -51,6 +53,7 @@ class _Work:
                         await self.changed.wait()
             finally:
                 self.idle -= 1
+        self.notify()  # the input may have just run out here: the others must hear it too
         return None
 
     def take_now(self) -> Job | None:
@@ -204,7 +207,7 @@ async def _backend_worker(work: _Work, backend: Any, limiter: RateLimiter | None
 
 
 async def run_tasks(plan: Plan) -> BulkResult:
-    queue = JobQueue(plan.messages, plan.policy, plan.workers)
+    queue = JobQueue(plan.messages, plan.policy, plan.workers, on_result=plan.on_result)
     work = _Work(queue, plan.dkim)
     if plan.config is not None:
         coroutines = [
@@ -220,4 +223,5 @@ async def run_tasks(plan: Plan) -> BulkResult:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
+    queue.raise_caller_errors()
     return queue.result

@@ -3,7 +3,7 @@ checking the arguments and deciding how each connection sends."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sized
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -23,11 +23,12 @@ CONNECT_ATTEMPTS = 3
 
 @dataclass
 class Plan:
-    """The messages, how many connections, and either one SMTP configuration shared by
-    every connection (the engine is driven directly, pipelined) or one backend
-    instance per connection (any other backend: a message at a time)."""
+    """The messages (any iterable, read as they are sent), how many connections, and
+    either one SMTP configuration shared by every connection (the engine is driven
+    directly, pipelined) or one backend instance per connection (any other backend:
+    a message at a time)."""
 
-    messages: list[EmailMessage]
+    messages: Iterable[EmailMessage]
     workers: int
     limiter: RateLimiter | None
     policy: RetryPolicy
@@ -36,6 +37,7 @@ class Plan:
     #: With ``config``: the DKIM signer of the messages this plan composes. (A backend
     #: instance signs in its own ``send_messages``.)
     dkim: DKIMSigner | None = None
+    on_result: Callable[[int, EmailMessage], None] | None = None
 
     @classmethod
     def make(
@@ -50,6 +52,7 @@ class Plan:
         policy: RetryPolicy | None = None,
         *,
         using: str | None = None,
+        on_result: Callable[[int, EmailMessage], None] | None = None,
     ) -> Plan:
         from ..backends.loading import get_connection
         from ..backends.mailers import DEFAULT_MAILER_ALIAS, mailers
@@ -65,9 +68,12 @@ class Plan:
 
         if isinstance(connections, bool) or not isinstance(connections, int) or connections < 1:
             raise ValueError(f"connections must be a positive integer, got {connections!r}")
+        if on_result is not None and not callable(on_result):
+            raise TypeError(f"on_result must be callable, got {on_result!r}")
         limiter = RateLimiter(rate_limit) if rate_limit is not None else None
-        messages = list(messages)
-        workers = max(1, min(connections, len(messages)))
+        workers = connections
+        if isinstance(messages, Sized):  # a list: no more connections than messages
+            workers = max(1, min(connections, len(messages)))
         backends: list[BaseEmailBackend] = []
         if config is None:
             kwargs = {**backend_kwargs, "fail_silently": False}
@@ -97,4 +103,5 @@ class Plan:
             config,
             backends,
             dkim if config is not None else None,
+            on_result,
         )

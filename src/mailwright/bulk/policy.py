@@ -11,23 +11,37 @@ durable outbox worker and the Celery task all decide with them.
   SIZE), anything else.
 * **Throttling**: 421, 451 and 454 ask the client to slow down: the connection pauses,
   and after 421 (the server closed the session) it reconnects.
+
+``sort_recipients`` applies these rules to one transaction's outcome, recipient by
+recipient (accepted, temporary, permanent, not tried): the one place where a reply
+becomes a verdict, for ``send_bulk``, the outbox worker and the Celery task alike.
+What each does next (try again with back-off, give up after so many attempts or so
+long) is its own affair.
 """
 
 from __future__ import annotations
 
 import random
 import smtplib
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+from ..describe import describe
 from ..smtp.errors import NotAttemptedError
+
+if TYPE_CHECKING:
+    from ..message import Delivery
 
 __all__ = [
     "THROTTLING_CODES",
+    "RecipientResults",
     "RetryPolicy",
     "error_code",
     "is_temporary",
     "is_temporary_code",
     "is_throttling",
+    "sort_recipients",
 ]
 
 THROTTLING_CODES = frozenset({421, 451, 454})
@@ -100,3 +114,90 @@ class RetryPolicy:
 
 #: What send_bulk uses: quick retries for an interactive batch.
 BULK_POLICY = RetryPolicy()
+
+
+#: A recipient's reply: the code (0 when no server gave one) and the text.
+Reply = tuple[int, str]
+
+
+@dataclass(slots=True)
+class RecipientResults:
+    """One transaction's outcome, recipient by recipient. ``not_tried`` is the whole
+    message when the batch ended before it (no attempt was used); ``throttled`` and
+    ``reconnect`` say what the replies ask of the connection (pause; 421: the server
+    ended the session). ``cause`` is the error that failed the message, if any."""
+
+    accepted: list[str] = field(default_factory=list)
+    temporary: dict[str, Reply] = field(default_factory=dict)
+    permanent: dict[str, Reply] = field(default_factory=dict)
+    not_tried: list[str] = field(default_factory=list)
+    throttled: bool = False
+    reconnect: bool = False
+    cause: BaseException | None = None
+
+    @property
+    def everyone_accepted(self) -> bool:
+        return not (self.temporary or self.permanent or self.not_tried)
+
+
+_NO_REPORT = "not tried (no report)"
+
+
+def sort_recipients(
+    recipients: Sequence[str], delivery: Delivery | None, error: BaseException | None = None
+) -> RecipientResults:
+    """Sort ``recipients`` by what ``delivery`` (and ``error``, what failed the message
+    when no delivery says it) report for them:
+
+    * **accepted**: the server took the message for them;
+    * **not tried**: the message was never tried (``NotAttemptedError``, nobody reached);
+    * **temporary** or **permanent**, with the reply: a recipient's own reply code
+      decides (4xx temporary, 5xx permanent); 503 "bad sequence" is temporary (in a
+      pipeline it is the echo of an earlier refusal, not a verdict on the recipient);
+      after a refused MAIL, the MAIL reply is every recipient's. Without a reply code
+      of its own (a broken connection, a refusal at connect such as AUTH's 535, or no
+      report at all), the error decides (``is_temporary``); with no error either, the
+      recipient was not reached and is tried again.
+    """
+    cause = (delivery.error if delivery is not None else None) or error
+    accepted = delivery.accepted if delivery is not None else ()
+    refused = delivery.refused if delivery is not None else {}
+    if (  # the usual case: everyone accepted it
+        cause is None
+        and not refused
+        and len(accepted) == len(recipients)
+        and (accepted == recipients or set(accepted) == set(recipients))
+    ):
+        return RecipientResults(list(recipients))
+    results = RecipientResults(cause=cause)
+    if isinstance(cause, NotAttemptedError) and not accepted and not refused:
+        results.not_tried = list(recipients)
+        return results
+    if isinstance(cause, smtplib.SMTPSenderRefused):
+        # MAIL refused: the RCPT replies that follow it in a pipeline only say "503
+        # MAIL first"; the MAIL reply is what counts, for every recipient.
+        raw = cause.smtp_error
+        reply = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        refused = dict.fromkeys(recipients, (cause.smtp_code, reply))
+    accepted_set = set(accepted)
+    cause_code = error_code(cause) or 0
+    cause_text: str | None = None
+    for address in recipients:
+        if address in accepted_set:
+            results.accepted.append(address)
+            continue
+        refusal = refused.get(address)
+        if refusal is not None and refusal[0] > 0:
+            code, text = refusal
+            temporary = code == 503 or is_temporary_code(code)
+        else:
+            if cause_text is None:
+                cause_text = describe(cause) if cause is not None else ""
+            code = cause_code
+            text = cause_text or (refusal[1] if refusal is not None else _NO_REPORT)
+            temporary = cause is None or is_temporary(cause)
+        if code in THROTTLING_CODES:
+            results.throttled = True
+            results.reconnect = results.reconnect or code == 421
+        (results.temporary if temporary else results.permanent)[address] = (code, text)
+    return results

@@ -4,6 +4,12 @@ clock of their own (callers pass ``now``); the drivers wrap them in their own
 synchronisation (``threads``: a ``threading.Condition``; ``aio``: an
 ``asyncio.Condition``).
 
+The messages come from the caller's iterable, pulled as connections ask for work and
+never more than ``window`` ahead of what is settled: a generator or a database cursor
+of a million rows is read as it is sent, and memory stays flat (nothing calls
+``list()`` on it). A message is let go once settled: the result keeps counts, the
+failures and the refusals, and ``on_result`` hears each message as it is settled.
+
 A job is one message and the recipients it still has to reach. Each outcome of a
 transaction goes through ``settle()``, the one place that decides, with the retry
 policy, what happens next: recipients accepted are booked; recipients refused for
@@ -16,22 +22,27 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import smtplib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from ..message import Delivery
-from ..smtp.errors import NotAttemptedError
-from .policy import RetryPolicy, error_code, is_temporary, is_temporary_code, is_throttling
+from .policy import RetryPolicy, error_code, sort_recipients
 from .results import BulkResult, Failure, Refusal
 
 if TYPE_CHECKING:
     from ..message import EmailMessage, Envelope
     from ..smtp import Outcome
 
-__all__ = ["NO_CHANGE", "Job", "JobQueue", "Pacing", "Verdict"]
+__all__ = ["NO_CHANGE", "WINDOW_PER_CONNECTION", "Job", "JobQueue", "Pacing", "Verdict"]
+
+#: How many messages each connection may have taken from the caller's iterable and
+#: not settled yet (in flight, being composed, or waiting for a retry): a pipelined
+#: connection keeps about two in flight, so this is a few batches ahead.
+WINDOW_PER_CONNECTION = 64
+
+ResultCallback = Callable[[int, "EmailMessage"], None]
 
 
 @dataclass(slots=True)
@@ -98,20 +109,27 @@ class JobQueue:
     """The jobs of one bulk send, and the result being built."""
 
     def __init__(
-        self, messages: Sequence[EmailMessage], policy: RetryPolicy, connections: int = 1
+        self,
+        messages: Iterable[EmailMessage],
+        policy: RetryPolicy,
+        connections: int = 1,
+        *,
+        window: int | None = None,
+        on_result: ResultCallback | None = None,
     ) -> None:
-        self.messages = messages
         self.policy = policy
         self.connections = connections  # those that may still connect
-        self.result = BulkResult(total=len(messages))
+        self.window = window or WINDOW_PER_CONNECTION * max(1, connections)
+        self.on_result = on_result
+        self.result = BulkResult(total=0)
+        self._input: Iterator[EmailMessage] | None = iter(messages)
+        self.input_error: BaseException | None = None  # what the caller's iterable raised
+        self.callback_error: BaseException | None = None  # what on_result raised first
         self._heap: list[tuple[float, int, Job]] = []
         self._order = itertools.count()
         self._books: dict[int, _Books] = {}
-        self._settled: set[int] = set()
+        self._live: set[int] = set()  # taken from the input, not settled yet
         self.outstanding = 0  # jobs queued or in flight
-        for index, message in enumerate(messages):
-            message.delivery = None
-            self._push(Job(index, message))
 
     # --- the queue ---
 
@@ -119,19 +137,41 @@ class JobQueue:
         heapq.heappush(self._heap, (job.due, next(self._order), job))
         self.outstanding += 1
 
+    def _pull(self) -> Job | None:
+        """The next message of the input as a job (in flight at once), when the window
+        has room; None when it has not, or the input is done."""
+        if self._input is None or len(self._live) >= self.window:
+            return None
+        try:
+            message = next(self._input)
+        except StopIteration:
+            self._input = None
+            return None
+        except Exception as exc:  # the caller's iterable broke: send what was taken
+            self._input, self.input_error = None, exc
+            return None
+        index = self.result.total
+        self.result.total += 1
+        self._live.add(index)
+        message.delivery = None
+        self.outstanding += 1
+        return Job(index, message)
+
     def take(self, now: float) -> Job | None:
-        """The next job that is due (it is then in flight), or None."""
+        """The next job that is due (it is then in flight), or None. Retries that are
+        due come first, then new messages from the input."""
         if self._heap and self._heap[0][0] <= now:
             return heapq.heappop(self._heap)[2]
-        return None
+        return self._pull()
 
     def next_due(self) -> float | None:
-        """When the earliest queued job is due; None when none is queued."""
+        """When the earliest queued job is due; None when none is queued (a waiting
+        connection then waits for a change of the books)."""
         return self._heap[0][0] if self._heap else None
 
     @property
     def finished(self) -> bool:
-        return self.outstanding == 0
+        return self.outstanding == 0 and self._input is None
 
     def put_back(self, job: Job) -> None:
         """A job taken but never tried (no attempt used): queue it again as it was."""
@@ -147,8 +187,17 @@ class JobQueue:
             self._give_up(f"could not connect: {_describe(error)}", error)
 
     def _give_up(self, reason: str, error: BaseException) -> None:
-        while self._heap:
-            job = heapq.heappop(self._heap)[2]
+        """No connection is left: every job queued, and every message the input still
+        holds, fails with ``reason`` (the input is read to the end, to report each)."""
+        while self._heap or self._input is not None:
+            if self._heap:
+                job = heapq.heappop(self._heap)[2]
+            else:
+                self.window = max(self.window, len(self._live) + 1)
+                pulled = self._pull()
+                if pulled is None:
+                    continue
+                job = pulled
             self.outstanding -= 1
             self._fail_job(job, reason, error)
 
@@ -166,38 +215,31 @@ class JobQueue:
         assert job.envelope is not None
         error = outcome.error
         delivery = outcome.delivery
-        if error is None and not delivery.refused and job.index not in self._books:
+        if (
+            error is None
+            and not delivery.refused
+            and len(delivery.accepted) == len(job.envelope.recipients)
+            and job.index not in self._books
+        ):
             # The usual case, booked directly: every recipient accepted, first time.
             self._settled_once(job.index)
             self.result.sent += 1
-            self.messages[job.index].delivery = delivery
+            job.message.delivery = delivery
+            if self.on_result is not None:
+                self._report(job)
             return NO_CHANGE
-        if isinstance(error, NotAttemptedError):
+        results = sort_recipients(job.envelope.recipients, delivery, error)
+        if results.not_tried:
             self._push(job)  # never tried: no attempt used
             return NO_CHANGE
         books = self._books.setdefault(job.index, _Books())
-        books.accepted.extend(delivery.accepted)
-        codes = [code for code, _ in delivery.refused.values()]
-        message_code = error_code(error)
-        if message_code is not None:
-            codes.append(message_code)
+        books.accepted.extend(results.accepted)
         retry: list[str] = []
-        per_recipient = error is None or isinstance(error, smtplib.SMTPRecipientsRefused)
-        retry_allowed = self.policy.can_retry(job.attempt)
-        for recipient in job.envelope.recipients:
-            if recipient in delivery.accepted:
-                continue
-            refusal = delivery.refused.get(recipient)
-            if per_recipient and refusal is not None:
-                temporary = is_temporary_code(refusal[0])
-                reply = refusal
-            else:
-                temporary = is_temporary(error)
-                reply = refusal or (message_code or 0, _describe(error) if error else "")
-            if temporary and retry_allowed:
-                retry.append(recipient)
-            else:
-                books.refused[recipient] = reply
+        if self.policy.can_retry(job.attempt):
+            retry.extend(results.temporary)
+        else:
+            books.refused.update(results.temporary)
+        books.refused.update(results.permanent)
         if error is not None:
             books.last_error = error
         if retry:
@@ -210,11 +252,10 @@ class JobQueue:
                 )
             )
         else:
-            self._settle(job.index, attempts=job.attempt)
-        throttled = [code for code in codes if is_throttling(code)]
-        if not throttled:
+            self._settle(job, attempts=job.attempt)
+        if not results.throttled:
             return NO_CHANGE
-        return Verdict(pause=self.policy.delay(job.attempt), reconnect=421 in throttled)
+        return Verdict(pause=self.policy.delay(job.attempt), reconnect=results.reconnect)
 
     def _fail_job(self, job: Job, reason: str, error: BaseException | None) -> None:
         books = self._books.setdefault(job.index, _Books())
@@ -224,15 +265,17 @@ class JobQueue:
             # refused for this reason, never forgotten.
             for recipient in job.envelope.recipients:
                 books.refused.setdefault(recipient, (error_code(error) or 0, reason))
-        self._settle(job.index, reason)
+        self._settle(job, reason)
 
     def _settled_once(self, index: int) -> None:
-        if index in self._settled:
-            raise AssertionError(f"message {index} settled twice")
-        self._settled.add(index)
+        try:
+            self._live.remove(index)
+        except KeyError:
+            raise AssertionError(f"message {index} settled twice") from None
 
-    def _settle(self, index: int, reason: str | None = None, attempts: int = 1) -> None:
-        """Book message ``index`` once and for all."""
+    def _settle(self, job: Job, reason: str | None = None, attempts: int = 1) -> None:
+        """Book the job's message once and for all."""
+        index = job.index
         self._settled_once(index)
         books = self._books.pop(index, _Books())
         result = self.result
@@ -248,7 +291,26 @@ class JobQueue:
                 if attempts > 1:
                     reason += f" (gave up after {attempts} attempts)"
             result.failed.append(Failure(index, reason, error))
-        self.messages[index].delivery = _delivery(books, error)
+        job.message.delivery = _delivery(books, error)
+        if self.on_result is not None:
+            self._report(job)
+
+    def _report(self, job: Job) -> None:
+        """Tell ``on_result``; what it raises is kept (a connection must not die of it
+        with messages in flight) and raised once the send is over."""
+        assert self.on_result is not None
+        try:
+            self.on_result(job.index, job.message)
+        except Exception as exc:
+            if self.callback_error is None:
+                self.callback_error = exc
+
+    def raise_caller_errors(self) -> None:
+        """Once the send is over: raise what the caller's iterable or ``on_result``
+        raised (the messages taken before it were sent)."""
+        error = self.input_error or self.callback_error
+        if error is not None:
+            raise error
 
 
 def _delivery(books: _Books, error: BaseException | None) -> Delivery:

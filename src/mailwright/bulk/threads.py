@@ -43,8 +43,12 @@ class _Work:
                 job = self.queue.take(now)
                 if job is not None or not block:
                     return job
+                if self.queue.finished:  # taking found the end of the input
+                    break
                 due = self.queue.next_due()
                 self.condition.wait(None if due is None else max(0.0, due - now))
+            # The input may have just run out here: the others must hear it too.
+            self.condition.notify_all()
             return None
 
     def prepare(self, job: Job) -> Envelope | None:
@@ -168,7 +172,7 @@ def _backend_worker(work: _Work, backend: object, limiter: RateLimiter | None) -
 
 
 def run_threads(plan: Plan) -> BulkResult:
-    queue = JobQueue(plan.messages, plan.policy, plan.workers)
+    queue = JobQueue(plan.messages, plan.policy, plan.workers, on_result=plan.on_result)
     work = _Work(queue, plan.dkim)
     targets = (
         [_SMTPWorker(work, plan.config, plan.limiter).run for _ in range(plan.workers)]
@@ -193,4 +197,5 @@ def run_threads(plan: Plan) -> BulkResult:
         thread.start()
     for thread in threads:
         thread.join()
+    queue.raise_caller_errors()
     return queue.result

@@ -6,14 +6,17 @@ import this module in the worker (``include=["mailwright.celery.tasks"]`` or
 
 * The payload is JSON (never pickle) and holds only the messages in wire form; an
   invalid one is rejected with a logged error and never retried.
-* A chunk goes out through the mailer its payload names (the Celery backend's
-  ``relay`` option), else ``EMAIL_CELERY_RELAY_BACKEND`` (the SMTP backend by default),
-  over one connection, configured by the worker's own settings (credentials stay on
-  the workers).
-* Temporary failures (4xx, a broken connection, messages the batch never reached) are
-  retried with back-off, only for the recipients that still need it: a recipient the
-  server accepted is never sent the message again. Permanent failures (5xx) are
-  logged with the server's reply and not retried.
+* A chunk goes out over one connection of the mailer its payload names (the Celery
+  backend's ``relay`` option), else of ``EMAIL_CELERY_RELAY_BACKEND`` (the SMTP backend
+  by default): the SMTP engine driven directly, pipelined (``bulk.relay``), configured
+  by the worker's own settings (credentials stay on the workers). The bytes go out as
+  they came.
+* Each recipient is sorted by the rule the outbox and ``send_bulk`` share
+  (``bulk.policy.sort_recipients``). Temporary failures (4xx, a broken connection,
+  messages the batch never reached) are retried with back-off, only for the
+  recipients that still need it: a recipient the server accepted is never sent the
+  message again. Permanent failures (5xx, an AUTH refusal such as 535) are logged
+  with the server's reply and not retried.
 * ``acks_late`` and ``reject_on_worker_lost``: a chunk whose worker dies is delivered
   again by another, so delivery is at least once (the chunks in flight may arrive twice).
 """
@@ -28,13 +31,11 @@ from celery import Task, shared_task
 from celery.exceptions import Reject
 from celery.utils.log import get_task_logger
 
-from ..backends.base import BaseEmailBackend
-from ..backends.mailers import relay_backend
-from ..bulk.policy import RetryPolicy, error_code, is_temporary, is_temporary_code
+from ..bulk.policy import RecipientResults, RetryPolicy, sort_recipients
 from ..bulk.rate import RateLimiter
+from ..bulk.relay import Relay, load_relay
 from ..conf import settings
 from ..describe import describe
-from ..exceptions import ImproperlyConfigured
 from ..message import RawMessage
 from .payload import dump_chunk, load_chunk, payload_relay
 
@@ -98,102 +99,82 @@ def retry_policy() -> RetryPolicy:
     )
 
 
-def _relay(alias: str | None = None) -> BaseEmailBackend:
-    from ..backends.celery import EmailBackend as CeleryBackend
-
-    relay = relay_backend(alias, settings.EMAIL_CELERY_RELAY_BACKEND)
-    if isinstance(relay, CeleryBackend):
-        where = "EMAIL_CELERY_RELAY_BACKEND" if alias is None else f"the relay mailer {alias!r}"
-        raise ImproperlyConfigured(
-            f"{where} is the Celery backend: the worker would enqueue "
-            "the messages again instead of sending them (use the SMTP backend there)"
-        )
-    return relay
+def _relay(alias: str | None = None) -> Relay:
+    return load_relay(
+        alias,
+        settings.EMAIL_CELERY_RELAY_BACKEND,
+        setting="EMAIL_CELERY_RELAY_BACKEND",
+        refuse="mailwright.backends.celery",
+        refusal="the Celery backend: the worker would enqueue the messages again instead "
+        "of sending them (use the SMTP backend there)",
+    )
 
 
-def _send(messages: list[RawMessage], alias: str | None = None) -> bool:
-    """Send the chunk over one connection; True when every message was sent and the
-    relay reported nothing per message (a relay other than SMTP may not)."""
-    relay = _relay(alias)
+def _send(messages: list[RawMessage], alias: str | None = None) -> list[RecipientResults]:
+    """Send the chunk over one connection; each message's recipients, sorted."""
     rate = settings.EMAIL_CELERY_RATE_LIMIT
-    if rate is None:
-        sent = relay.send_messages(messages)
-    else:
+    before_each = None
+    if rate is not None:
         limiter = _limiter(rate)
-        sent = 0
-        relay.open()
+
+        def before_each() -> bool:
+            limiter.wait()
+            return True
+
+    with _relay(alias) as relay:
         try:
-            for message in messages:
-                limiter.wait()
-                sent += relay.send_messages([message])
-                if _connection_lost(message):
-                    break  # the rest waits for a retry, not for one timeout each
-        finally:
-            relay.close()
-    return sent == len(messages) and all(message.delivery is None for message in messages)
-
-
-def _connection_lost(message: RawMessage) -> bool:
-    """Did this message fail for want of a connection (no reply from a server)?"""
-    delivery = message.delivery
-    error = delivery.error if delivery is not None else None
-    return error is not None and error_code(error) is None and is_temporary(error)
+            relay.open()
+        except Exception as exc:  # refused, unreachable, TLS, AUTH: each message says so
+            return [sort_recipients(message.to, None, exc) for message in messages]
+        items = [(index, message.envelope()) for index, message in enumerate(messages)]
+        outcomes = relay.send(items, before_each)
+    return [
+        sort_recipients(message.to, outcome.delivery, outcome.error)
+        for message, outcome in zip(messages, outcomes, strict=True)
+    ]
 
 
 def deliver_chunk(messages: list[RawMessage], relay: str | None = None) -> ChunkReport:
-    """Send ``messages`` with the relay backend (the mailer ``relay``, else
+    """Send ``messages`` over the relay (the mailer ``relay``, else
     EMAIL_CELERY_RELAY_BACKEND) and sort out every recipient: accepted, to retry, or
     refused for good. Never raises for a delivery problem."""
-    for message in messages:
-        message.delivery = None
     report = ChunkReport()
     try:
-        trusted = _send(messages, relay)
+        sorted_results = _send(messages, relay)
     except Exception as exc:  # the relay is misconfigured or broke: retry what is unknown
         logger.error("mailwright: the relay backend failed: %s", describe(exc))
-        trusted = False
-    for message in messages:
-        _sort(message, trusted, report)
+        for message in messages:
+            report.retry.append((message, f"not sent: the relay failed ({describe(exc)})"))
+        return report
+    for message, results in zip(messages, sorted_results, strict=True):
+        _book(message, results, report)
     return report
 
 
-def _sort(message: RawMessage, trusted: bool, report: ChunkReport) -> None:
-    delivery = message.delivery
-    if delivery is None:
-        if trusted:
-            report.delivered += 1
-            report.accepted += len(message.to)
-        else:
-            report.retry.append((message, "not sent (the batch stopped before it)"))
+def _reason(code: int, text: str) -> str:
+    return f"{code} {' '.join(text.split())}" if code else text
+
+
+def _book(message: RawMessage, results: RecipientResults, report: ChunkReport) -> None:
+    if results.not_tried:
+        cause = results.cause
+        why = f"not sent: {describe(cause)}" if cause is not None else "not sent"
+        report.retry.append((message, why))
         return
-    accepted = set(delivery.accepted)
-    retry: list[str] = []
-    reasons: list[str] = []
-    for address in message.to:
-        if address in accepted:
-            continue
-        refusal = delivery.refused.get(address)
-        if refusal is not None and refusal[0] > 0:  # the server's own reply
-            code, text = refusal
-            temporary = is_temporary_code(code)
-            reason = f"{code} {' '.join(text.split())}"
-        elif refusal is not None:  # no reply code: the error says why
-            temporary = is_temporary(delivery.error)
-            reason = describe(delivery.error) if delivery.error else refusal[1]
-        else:  # never tried (the batch stopped before it)
-            temporary = True
-            reason = f"not sent: {describe(delivery.error)}" if delivery.error else "not sent"
-        if temporary:
-            retry.append(address)
-            reasons.append(f"{address}: {reason}")
-        else:
-            report.refused.append((message_label(message), address, reason))
-    if accepted:
+    if results.accepted:
         report.delivered += 1
-        report.accepted += len(accepted & set(message.to))
-    if retry:
-        remaining = RawMessage(message.data, message.from_email, retry)
-        report.retry.append((remaining, "; ".join(reasons)))
+        report.accepted += len(results.accepted)
+    if results.permanent:
+        label = message_label(message)
+        for address, (code, text) in results.permanent.items():
+            report.refused.append((label, address, _reason(code, text)))
+    if results.temporary:
+        retry = list(results.temporary)
+        reasons = "; ".join(
+            f"{address}: {_reason(code, text)}"
+            for address, (code, text) in results.temporary.items()
+        )
+        report.retry.append((RawMessage(message.data, message.from_email, retry), reasons))
 
 
 @shared_task(

@@ -1,8 +1,8 @@
 """``mailwright worker``: deliver the durable outbox (EMAIL_QUEUE_PATH).
 
-One process with ``--connections`` SMTP connections; ``--concurrency N`` runs N such
-processes (the client's work is CPU-bound in Python, so more cores need more
-processes) and passes signals on to them.
+One process with ``--connections`` SMTP connections; ``--processes N`` (also spelt
+``--concurrency N``) runs N such processes (the client's work is CPU-bound in Python,
+so more cores need more processes) and passes signals on to them.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def _configure_logging(args: argparse.Namespace) -> None:
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
-    if args.concurrency > 1:
+    if args.processes > 1:
         return _supervise(args)
     from ..exceptions import ImproperlyConfigured
     from ..queue import OutboxError, Worker
@@ -82,10 +82,10 @@ def _mailer_outbox(args: argparse.Namespace) -> str:
 
 
 def _child_command(args: argparse.Namespace) -> list[str]:
-    command = [sys.executable, "-m", "mailwright", "worker", "--concurrency", "1"]
+    command = [sys.executable, "-m", "mailwright", "worker", "--processes", "1"]
     command += ["--connections", str(args.connections), "--batch", str(args.batch)]
     if args.rate is not None:  # the rate is for all processes together
-        command += ["--rate", repr(args.rate / args.concurrency)]
+        command += ["--rate", repr(args.rate / args.processes)]
     if args.path is not None:
         command += ["--path", args.path]
     if args.mailer is not None:
@@ -97,7 +97,7 @@ def _child_command(args: argparse.Namespace) -> list[str]:
 
 
 def _supervise(args: argparse.Namespace) -> int:
-    """Run ``--concurrency`` worker processes; pass SIGTERM/SIGINT on; when one fails,
+    """Run ``--processes`` worker processes; pass SIGTERM/SIGINT on; when one fails,
     stop the others (a service manager then restarts the whole)."""
     import json
     import operator
@@ -108,7 +108,7 @@ def _supervise(args: argparse.Namespace) -> int:
     command = _child_command(args)
     children = [
         subprocess.Popen(command, stdout=subprocess.PIPE if args.json else None)
-        for _ in range(args.concurrency)
+        for _ in range(args.processes)
     ]
 
     def forward(number: int, frame: FrameType | None) -> None:
@@ -165,7 +165,9 @@ def register(commands: Any) -> None:
         help="parallel SMTP connections per process (default 1)",
     )
     worker.add_argument(
+        "--processes",
         "--concurrency",
+        dest="processes",
         type=positive_int(),
         default=1,
         metavar="N",

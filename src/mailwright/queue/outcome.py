@@ -1,32 +1,23 @@
-"""From what the relay backend reported to what the outbox records, per recipient.
+"""From what the relay reported to what the outbox records, per recipient.
 
-After ``send_messages``, each message's ``delivery`` says which recipients accepted
-it and which the server refused (with the reply); a recipient in neither list was
-not reached (the connection failed, or the batch stopped before the message). Each
-recipient becomes ``sent``, ``failed`` (a permanent refusal) or ``deferred`` (tried
-again later); the message is ``sent`` when every recipient is, ``queued`` again while
-any is deferred, and ``failed`` (the dead-letter state) when any was refused for good
-or it expired while deferred. Which replies are temporary, which throttle, and the
-back-off: the shared retry policy, ``mailwright.bulk.policy``.
+Each transaction's outcome is sorted by the shared rule (``mailwright.bulk.policy.
+sort_recipients``): each recipient becomes ``sent`` (accepted), ``failed`` (refused
+for good) or ``deferred`` (tried again later); a message never tried goes back at
+once. The message is ``sent`` when every recipient is, ``queued`` again while any is
+deferred, and ``failed`` (the dead-letter state) when any was refused for good or it
+expired while deferred. The back-off is the shared retry policy's.
 """
 
 from __future__ import annotations
 
-import smtplib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..bulk.policy import (
-    RetryPolicy,
-    error_code,
-    is_temporary,
-    is_temporary_code,
-    is_throttling,
-)
-from ..describe import describe
-from ..message import Delivery
-from ..smtp.errors import NotAttemptedError
+from ..bulk.policy import RetryPolicy, sort_recipients
 from .store import Claimed, Settlement
+
+if TYPE_CHECKING:
+    from ..message import Delivery
 
 __all__ = ["RetryRules", "Verdict", "failed_outright", "settle"]
 
@@ -78,93 +69,54 @@ def settle(
     rules: RetryRules,
     now: float,
 ) -> Verdict:
-    """Settle one attempt at ``claimed``. ``delivery`` is what the backend reported
-    (None: nothing); ``error`` what kept the whole batch from being tried, if anything."""
-    if (
-        not claimed.results
-        and delivery is not None
-        and len(delivery.accepted) == len(claimed.recipients)
-        and set(delivery.accepted) == set(claimed.recipients)
-    ):  # the common case: everyone accepted it at the first try
+    """Settle one attempt at ``claimed``. ``delivery`` is what the relay reported
+    (None: nothing); ``error`` what kept the whole batch from being tried, if anything.
+    Which recipient goes where is ``sort_recipients``'s call."""
+    recipients = claimed.recipients
+    results = sort_recipients(recipients, delivery, error)
+    if not claimed.results and results.everyone_accepted:
+        # the common case: everyone accepted it at the first try
         settlement = Settlement(claimed.id, "sent", now, [], None, None)
-        return Verdict(settlement, len(claimed.recipients), False, False)
-    if (
-        delivery is not None
-        and isinstance(delivery.error, NotAttemptedError)
-        and not delivery.accepted
-        and not delivery.refused
-    ):  # never tried (its batch ended before it): no attempt, no back-off
+        return Verdict(settlement, len(recipients), False, False)
+    if results.not_tried:  # its batch ended before it: no attempt, no back-off
         settlement = Settlement(
-            claimed.id, "queued", now, claimed.recipients, claimed.results, None, tried=False
+            claimed.id, "queued", now, recipients, claimed.results, None, tried=False
         )
         return Verdict(settlement, 0, False, False)
-    results: dict[str, dict[str, Any]] = dict(claimed.results)
-    accepted = set(delivery.accepted) if delivery is not None else set()
-    refused = delivery.refused if delivery is not None else {}
-    cause = (delivery.error if delivery is not None else None) or error
-    if isinstance(cause, smtplib.SMTPSenderRefused):
-        # MAIL refused: the RCPT replies that follow it in a pipeline only say
-        # "503 MAIL first"; the MAIL reply is what counts, for every recipient.
-        text = cause.smtp_error
-        reply = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
-        refused = dict.fromkeys(claimed.recipients, (cause.smtp_code, reply))
-    deferred: list[str] = []
-    failed: list[str] = []
-    throttled = reconnect = False
-    for address in claimed.recipients:
-        entry: dict[str, Any] = {"at": now, "attempt": claimed.attempts}
-        code: int | None
-        if address in accepted:
-            entry["status"] = "sent"
-        else:
-            if address in refused:
-                code, reply = refused[address]
-                if code == 503:
-                    # "Bad sequence of commands": in a pipeline, the echo of an earlier
-                    # refusal (RCPT after a refused MAIL), not a verdict on the
-                    # recipient; whatever caused it is retried.
-                    temporary = True
-                elif code and code > 0:
-                    temporary = is_temporary_code(code)
-                else:  # no reply code: the error that failed the message decides
-                    code, temporary = None, cause is None or is_temporary(cause)
-            else:  # never reached: no reply of its own
-                code = error_code(cause)
-                reply = describe(cause) if cause is not None else "not tried (no report)"
-                temporary = cause is None or is_temporary(cause)
-            entry.update(code=code, reply=reply)
-            throttled = throttled or is_throttling(code)
-            reconnect = reconnect or code == 421
-            if not temporary:
-                entry["status"] = "failed"
-                failed.append(address)
-            else:
-                entry["status"] = "deferred"
-                deferred.append(address)
-        results[address] = entry
-
+    books: dict[str, dict[str, Any]] = dict(claimed.results)
+    for address in results.accepted:
+        books[address] = {"at": now, "attempt": claimed.attempts, "status": "sent"}
+    for status, replies in (("deferred", results.temporary), ("failed", results.permanent)):
+        for address, (code, reply) in replies.items():
+            books[address] = {
+                "at": now,
+                "attempt": claimed.attempts,
+                "status": status,
+                "code": code or None,
+                "reply": reply,
+            }
+    deferred = list(results.temporary)
     expires = claimed.since + rules.max_age
     if deferred and now >= expires:
         for address in deferred:
-            entry = results[address]
+            entry = books[address]
             entry["status"] = "failed"
             entry["reply"] = (
                 f"expired: not delivered within {_duration(rules.max_age)} "
                 f"({claimed.attempts} attempts); last: {_reply(entry)}"
             )
-        failed += deferred
         deferred = []
     # Recipients refused for good on an earlier attempt count too.
-    failed = [address for address, entry in results.items() if entry["status"] == "failed"]
+    failed = [address for address, entry in books.items() if entry["status"] == "failed"]
     if deferred:
         due = min(now + rules.delay(claimed.attempts), expires)
-        state, last_error = "queued", _errors(results, deferred)
+        state, last_error = "queued", _errors(books, deferred)
     elif failed:
-        state, due, last_error = "failed", now, _errors(results, failed)
+        state, due, last_error = "failed", now, _errors(books, failed)
     else:
         state, due, last_error = "sent", now, None
-    settlement = Settlement(claimed.id, state, due, deferred, results, last_error)
-    return Verdict(settlement, len(accepted & set(claimed.recipients)), throttled, reconnect)
+    settlement = Settlement(claimed.id, state, due, deferred, books, last_error)
+    return Verdict(settlement, len(results.accepted), results.throttled, results.reconnect)
 
 
 def failed_outright(claimed: Claimed, reason: str, now: float) -> Settlement:

@@ -219,19 +219,25 @@ class Outbox:
         first. Exactly one claimant gets each message."""
         now = time.time() if now is None else now
         with self._write("claiming messages") as db:
-            lapsed = db.execute(
-                "UPDATE message SET state = 'queued', owner = NULL, due = ?, last_error = ?"
-                " WHERE state = 'sending' AND due <= ?",
-                (now, LOST_WORKER, now),
-            ).rowcount
-            rows = db.execute(
-                "UPDATE message SET state = 'sending', owner = ?, due = ?, attempts = attempts + 1"
-                " WHERE id IN (SELECT id FROM message WHERE state = 'queued' AND due <= ?"
-                " ORDER BY due LIMIT ?)"
-                " RETURNING id, sender, pending, attempts, since, results, data, relay",
-                (owner, now + lease, now, limit),
-            ).fetchall()
-            _tally(db, queued=lapsed - len(rows), sending=len(rows) - lapsed)
+            return self._claim(db, owner, limit, lease, now)
+
+    @staticmethod
+    def _claim(
+        db: sqlite3.Connection, owner: str, limit: int, lease: float, now: float
+    ) -> list[Claimed]:
+        lapsed = db.execute(
+            "UPDATE message SET state = 'queued', owner = NULL, due = ?, last_error = ?"
+            " WHERE state = 'sending' AND due <= ?",
+            (now, LOST_WORKER, now),
+        ).rowcount
+        rows = db.execute(
+            "UPDATE message SET state = 'sending', owner = ?, due = ?, attempts = attempts + 1"
+            " WHERE id IN (SELECT id FROM message WHERE state = 'queued' AND due <= ?"
+            " ORDER BY due LIMIT ?)"
+            " RETURNING id, sender, pending, attempts, since, results, data, relay",
+            (owner, now + lease, now, limit),
+        ).fetchall()
+        _tally(db, queued=lapsed - len(rows), sending=len(rows) - lapsed)
         return [_claimed(*row) for row in rows]
 
     def renew(self, owner: str, lease: float, now: float | None = None) -> int:
@@ -247,8 +253,35 @@ class Outbox:
     def record(self, owner: str, settlements: Iterable[Settlement]) -> int:
         """Write the outcome of attempts ``owner`` made, in one transaction; return
         how many were recorded (a message whose lease ``owner`` lost is not)."""
+        rows = self._record_rows(owner, settlements)
+        if not any(rows):
+            return 0
+        with self._write("recording delivery outcomes") as db:
+            return self._record(db, *rows)
+
+    def record_and_claim(
+        self,
+        owner: str,
+        settlements: Iterable[Settlement],
+        limit: int,
+        lease: float,
+        now: float | None = None,
+    ) -> tuple[int, list[Claimed]]:
+        """``record()`` then ``claim()``, in one transaction: a worker that keeps
+        busy takes the write lock once per batch instead of twice (with several
+        worker processes on one file, the lock is what they wait for)."""
+        now = time.time() if now is None else now
+        rows = self._record_rows(owner, settlements)
+        with self._write("recording delivery outcomes") as db:
+            recorded = self._record(db, *rows) if any(rows) else 0
+            return recorded, self._claim(db, owner, limit, lease, now)
+
+    @staticmethod
+    def _record_rows(
+        owner: str, settlements: Iterable[Settlement]
+    ) -> tuple[dict[str, list[tuple[Any, ...]]], list[tuple[Any, ...]]]:
         rows: dict[str, list[tuple[Any, ...]]] = {}
-        untried = []
+        untried: list[tuple[Any, ...]] = []
         for s in settlements:
             if not s.tried:
                 untried.append((s.due, s.id, owner))
@@ -258,17 +291,22 @@ class Outbox:
             rows.setdefault(s.state, []).append(
                 (s.due, pending, results, s.last_error, s.id, owner)
             )
-        if not rows and not untried:
-            return 0
+        return rows, untried
+
+    def _record(
+        self,
+        db: sqlite3.Connection,
+        rows: dict[str, list[tuple[Any, ...]]],
+        untried: list[tuple[Any, ...]],
+    ) -> int:
         changes: dict[str, int] = {}
-        with self._write("recording delivery outcomes") as db:
-            for state, group in rows.items():
-                changes[state] = db.executemany(self._RECORD[state], group).rowcount
-            if untried:
-                released = db.executemany(self._RELEASE, untried).rowcount
-                changes["queued"] = changes.get("queued", 0) + released
-            recorded = sum(changes.values())
-            _tally(db, sending=-recorded, **changes)
+        for state, group in rows.items():
+            changes[state] = db.executemany(self._RECORD[state], group).rowcount
+        if untried:
+            released = db.executemany(self._RELEASE, untried).rowcount
+            changes["queued"] = changes.get("queued", 0) + released
+        recorded = sum(changes.values())
+        _tally(db, sending=-recorded, **changes)
         return recorded
 
     _RECORD = {
@@ -354,6 +392,33 @@ class Outbox:
                 if found < limit:
                     return int(found) if due else queued - int(found)
             limit *= 10
+
+    def check(self, budget: float = 1.0) -> bool:
+        """Read the whole file as SQLite's ``quick_check`` does, for at most ``budget``
+        seconds. Raises ``OutboxError`` when the file is damaged (as queueing and the
+        worker would when they reach the damage); returns True when every page was
+        read and sound, False when the budget ran out first (a large outbox)."""
+        deadline = time.monotonic() + budget
+
+        def over() -> int:
+            return int(time.monotonic() > deadline)
+
+        with self._read("checking the file") as db:
+            db.set_progress_handler(over, 1000)
+            try:
+                rows = db.execute("PRAGMA quick_check(3)").fetchall()
+            except sqlite3.OperationalError as exc:
+                if "interrupt" in str(exc):
+                    return False
+                raise
+            finally:
+                db.set_progress_handler(None, 0)
+        if rows != [("ok",)]:
+            found = "; ".join(str(row[0]) for row in rows)
+            raise OutboxError(
+                f"outbox {self.path}: checking the file failed: the database is damaged ({found})"
+            )
+        return True
 
     def recount(self) -> dict[str, int]:
         """Count every state by reading the whole index, and correct ``tally`` with

@@ -1,11 +1,13 @@
-"""The worker: delivers what the outbox holds, with the relay backend (the mailer each
-message was queued for, else EMAIL_QUEUE_RELAY_BACKEND).
+"""The worker: delivers what the outbox holds, over the relay (the mailer each message
+was queued for, else EMAIL_QUEUE_RELAY_BACKEND).
 
-One process runs ``connections`` threads, each with its own relay backend instance
-(so its own SMTP connection) and its own database connection, each in a loop::
+One process runs ``connections`` threads, each with its own relay connection (the
+SMTP engine driven directly, or another backend: ``bulk.relay``; one per mailer the
+messages name) and its own database connection, each in a loop::
 
-    claim a batch (with a lease) -> build RawMessages -> send_messages(batch)
-    (pipelined) -> record every outcome in one transaction -> ...
+    claim a batch (with a lease) -> check each stored envelope -> send the envelopes
+    (pipelined) -> sort every outcome (``bulk.policy.sort_recipients``) -> record
+    them in one transaction -> ...
 
 while the calling thread renews the leases the worker holds, so they never lapse
 while it lives (when it dies they lapse, and any worker takes the messages again),
@@ -17,9 +19,12 @@ twice, so at most ``batch`` messages per connection.
 slower: both need the GIL, and the hand-over costs more than it overlaps.)
 
 Throttling replies (421, 451, 454) pause the connection that got them (421 also
-reconnects); ``rate`` paces all connections together. SIGTERM or SIGINT: stop
-claiming, finish the batches in progress, exit; a second signal gives back
-everything held at once and exits.
+reconnects); ``rate`` paces all connections together. While the relay cannot be
+reached the log says so once (naming host:port), and once more when it is back.
+
+SIGTERM or SIGINT: stop claiming, finish the batches in progress, exit. A second
+signal exits at once: it records every outcome the server already gave (so those
+messages are not sent again), and gives back the rest.
 """
 
 from __future__ import annotations
@@ -36,15 +41,19 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..backends.base import BaseEmailBackend
-from ..bulk import RateLimiter
+from ..bulk.rate import RateLimiter
+from ..bulk.relay import Relay, load_relay
 from ..conf import settings
 from ..exceptions import ImproperlyConfigured
-from ..message import Delivery, RawMessage
+from ..message import Envelope, RawMessage
 from .outcome import RetryRules, Verdict, failed_outright, settle
 from .store import Claimed, Outbox, OutboxError, Settlement
+
+if TYPE_CHECKING:
+    from ..backends.base import BaseEmailBackend
+    from ..smtp import Outcome
 
 __all__ = ["Worker", "WorkerStats"]
 
@@ -146,7 +155,7 @@ class Worker:
             )
         self.poll = poll
         self.idle_close = idle_close
-        self._new_backend()  # a bad relay configuration fails here, not in a thread
+        self._new_relay()  # a bad relay configuration fails here, not in a thread
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.stats = WorkerStats()
         self._stop = threading.Event()  # stop claiming (stop(), a signal)
@@ -154,24 +163,27 @@ class Worker:
         self._renewed = self._checkpointed = 0.0
         self._signals = 0
         self._failure: BaseException | None = None  # what ended a connection thread
+        # Outcomes known but not recorded yet, by message id: a second signal records
+        # them before the worker exits, so no message the server took is sent again.
+        self._known: dict[int, Settlement] = {}
+        self._known_lock = threading.Lock()
+        self._aborting = False
+        self._outage = _Outage()
 
     def __repr__(self) -> str:
         return f"<Worker {self.owner} outbox={self.path}>"
 
-    def _new_backend(self, alias: str | None = None) -> BaseEmailBackend:
+    def _new_relay(self, alias: str | None = None) -> Relay:
         """The relay: the mailer ``alias`` a message was queued for, else the
         worker's relay backend (EMAIL_QUEUE_RELAY_BACKEND)."""
-        from ..backends.mailers import relay_backend
-        from ..backends.queue import EmailBackend as QueueBackend
-
-        backend = relay_backend(alias, self.relay)
-        if isinstance(backend, QueueBackend):
-            where = "EMAIL_QUEUE_RELAY_BACKEND" if alias is None else f"the relay mailer {alias!r}"
-            raise ImproperlyConfigured(
-                f"{where} is the queue backend itself: the worker would "
-                "queue each message again instead of delivering it"
-            )
-        return backend
+        return load_relay(
+            alias,
+            self.relay,
+            setting="EMAIL_QUEUE_RELAY_BACKEND",
+            refuse="mailwright.backends.queue",
+            refusal="the queue backend itself: the worker would queue each message again "
+            "instead of delivering it",
+        )
 
     # --- running ---
 
@@ -268,29 +280,43 @@ class Worker:
             self._fail(exc)
 
     def _deliver_until_stopped(self) -> None:
-        # One relay backend (so one connection) per mailer the messages name.
-        backends: dict[str | None, BaseEmailBackend] = {None: self._new_backend()}
+        # One relay (so one connection) per mailer the messages name.
+        relays: dict[str | None, Relay] = {None: self._new_relay()}
         outbox = Outbox(self.path, durable=False)
         pause_until = 0.0
         setbacks = 0  # consecutive batches that failed to connect or were throttled
         idle_since = time.monotonic()
+        # The next batch, claimed in the transaction that recorded the last one (one
+        # write lock per batch instead of two: what several processes wait for).
+        ahead: list[Claimed] | None = None
         try:
             while self._wait_out(pause_until):
-                claimed = outbox.claim(self.owner, self.batch, self.lease)
+                if ahead is not None:
+                    claimed, ahead = ahead, None
+                else:
+                    claimed = outbox.claim(self.owner, self.batch, self.lease)
                 if not claimed:
                     if self.once:
                         return
                     if time.monotonic() - idle_since > self.idle_close:
-                        for backend in backends.values():
-                            _close(backend)  # the server would time the idle session out
+                        for relay in relays.values():
+                            relay.close()  # the server would time the idle session out
                     self._idle(outbox)
                     continue
-                claimed, messages = self._build(outbox, claimed)
-                if not messages:
+                claimed, envelopes = self._build(outbox, claimed)
+                if not envelopes:
                     continue
-                self._pace(len(messages))
-                verdicts, connected = self._deliver_by_relay(backends, claimed, messages)
-                recorded = outbox.record(self.owner, [v.settlement for v in verdicts])
+                self._pace(len(envelopes))
+                verdicts, connected = self._deliver_by_relay(relays, claimed, envelopes)
+                settlements = [v.settlement for v in verdicts]
+                setback = not connected or any(v.throttled for v in verdicts)
+                if setback or self._stop.is_set():
+                    recorded = outbox.record(self.owner, settlements)
+                else:
+                    recorded, ahead = outbox.record_and_claim(
+                        self.owner, settlements, self.batch, self.lease
+                    )
+                self._forget(claimed)
                 idle_since = time.monotonic()
                 self.stats.add(verdicts, recorded)
                 if recorded < len(verdicts):
@@ -298,27 +324,33 @@ class Worker:
                         "%d outcome(s) not recorded: their lease was lost to another worker",
                         len(verdicts) - recorded,
                     )
-                _log_verdicts(verdicts)
-                if not connected or any(v.throttled for v in verdicts):
+                _log_verdicts(verdicts, quiet=not connected)
+                if setback:
                     setbacks += 1
                     pause_until = time.monotonic() + self.rules.delay(setbacks)
                 else:
                     setbacks = 0
                 if any(v.reconnect for v in verdicts):
-                    for backend in backends.values():
-                        _close(backend)  # 421: the server ended the session
+                    for relay in relays.values():
+                        relay.close()  # 421: the server ended the session
         finally:
-            for backend in backends.values():
-                _close(backend)
+            if ahead:  # claimed, never sent: back to the queue at once
+                try:
+                    outbox.release(self.owner, [item.id for item in ahead])
+                except OutboxError as exc:
+                    self._fail(exc)
+            for relay in relays.values():
+                relay.close()
             outbox.close()
 
     def _build(
         self, outbox: Outbox, claimed: list[Claimed]
-    ) -> tuple[list[Claimed], list[RawMessage]]:
-        """The RawMessages to send; a stored row that cannot become one (edited by
-        hand) is dead-lettered at once with the reason."""
+    ) -> tuple[list[Claimed], list[Envelope]]:
+        """The envelopes to send, their addresses checked as every address is (a
+        stored row cannot inject SMTP); a row that fails (edited by hand) is
+        dead-lettered at once with the reason. The stored bytes go out as they are."""
         good: list[Claimed] = []
-        messages: list[RawMessage] = []
+        envelopes: list[Envelope] = []
         bad: list[Settlement] = []
         now = time.time()
         for item in claimed:
@@ -326,18 +358,18 @@ class Worker:
                 bad.append(failed_outright(item, item.problem, now))
                 continue
             try:
-                message = RawMessage(item.data, item.sender, item.recipients)
+                envelope = RawMessage(item.data, item.sender, item.recipients).envelope()
             except (TypeError, ValueError) as exc:
                 bad.append(failed_outright(item, f"the stored message is unusable: {exc}", now))
                 continue
             good.append(item)
-            messages.append(message)
+            envelopes.append(envelope)
         if bad:
             recorded = outbox.record(self.owner, bad)
             self.stats.add([Verdict(s, 0, False, False) for s in bad], recorded)
             for settlement in bad:
                 log.error("message %d failed: %s", settlement.id, settlement.last_error)
-        return good, messages
+        return good, envelopes
 
     def _idle(self, outbox: Outbox) -> None:
         """Wait until new mail is committed, a retry falls due, or ``poll`` passes."""
@@ -370,33 +402,33 @@ class Worker:
 
     def _deliver_by_relay(
         self,
-        backends: dict[str | None, BaseEmailBackend],
+        relays: dict[str | None, Relay],
         claimed: list[Claimed],
-        messages: list[RawMessage],
+        envelopes: list[Envelope],
     ) -> tuple[list[Verdict], bool]:
         """Send a batch, each message through the relay mailer it was queued for."""
         if all(item.relay is None for item in claimed):  # the usual case: one relay
-            return self._deliver(backends[None], claimed, messages)
-        groups: dict[str | None, tuple[list[Claimed], list[RawMessage]]] = {}
-        for item, message in zip(claimed, messages, strict=True):
+            return self._deliver(relays[None], claimed, envelopes)
+        groups: dict[str | None, tuple[list[Claimed], list[Envelope]]] = {}
+        for item, envelope in zip(claimed, envelopes, strict=True):
             group = groups.setdefault(item.relay, ([], []))
             group[0].append(item)
-            group[1].append(message)
+            group[1].append(envelope)
         verdicts: list[Verdict] = []
         connected = True
-        for relay, (items, group_messages) in groups.items():
-            backend = backends.get(relay)
-            if backend is None:
+        for alias, (items, group_envelopes) in groups.items():
+            relay = relays.get(alias)
+            if relay is None:
                 try:
-                    backend = backends[relay] = self._new_backend(relay)
+                    relay = relays[alias] = self._new_relay(alias)
                 except ImproperlyConfigured as exc:
                     # This worker has no such mailer (its settings differ from the
                     # sender's): deferred with back-off, never lost, until fixed or expired.
                     now = time.time()
-                    error = RelayUnavailable(f"relay mailer {relay!r}: {exc}")
+                    error = RelayUnavailable(f"relay mailer {alias!r}: {exc}")
                     verdicts += [settle(i, None, error, self.rules, now) for i in items]
                     continue
-            group_verdicts, group_connected = self._deliver(backend, items, group_messages)
+            group_verdicts, group_connected = self._deliver(relay, items, group_envelopes)
             verdicts += group_verdicts
             connected = connected and group_connected
         order = {item.id: n for n, item in enumerate(claimed)}
@@ -404,28 +436,40 @@ class Worker:
         return verdicts, connected
 
     def _deliver(
-        self, backend: BaseEmailBackend, claimed: list[Claimed], messages: list[RawMessage]
+        self, relay: Relay, claimed: list[Claimed], envelopes: list[Envelope]
     ) -> tuple[list[Verdict], bool]:
         """Send one batch; return each message's verdict and whether it connected."""
-        error = _open(backend)
-        connected = error is None
-        sent = 0
-        if connected:
-            try:
-                sent = backend.send_messages(messages)
-            except Exception as exc:  # the backend broke its fail_silently promise
-                error = exc
-                _close(backend)
-        deliveries: list[Delivery | None] = [message.delivery for message in messages]
-        if error is None and sent == len(messages) and all(d is None for d in deliveries):
-            # A backend that reports no per-message delivery but sent them all.
-            deliveries = [Delivery(accepted=message.recipients()) for message in messages]
+        try:
+            relay.open()
+        except Exception as exc:  # refused, unreachable, TLS, AUTH: every message says so
+            self._outage.failed(self.owner, relay.label, exc)
+            now = time.time()
+            return [settle(item, None, exc, self.rules, now) for item in claimed], False
+        self._outage.connected(self.owner, relay.label)
+
+        def on_outcome(outcome: Outcome) -> None:
+            verdict = settle(
+                claimed[outcome.index], outcome.delivery, outcome.error, self.rules, time.time()
+            )
+            with self._known_lock:
+                self._known[verdict.settlement.id] = verdict.settlement
+
+        def before_each() -> bool:
+            return not self._aborting  # a second signal: nothing more goes out
+
+        outcomes = relay.send(list(enumerate(envelopes)), before_each, on_outcome)
         now = time.time()
         verdicts = [
-            settle(item, delivery, error, self.rules, now)
-            for item, delivery in zip(claimed, deliveries, strict=True)
+            settle(item, outcome.delivery, outcome.error, self.rules, now)
+            for item, outcome in zip(claimed, outcomes, strict=True)
         ]
-        return verdicts, connected
+        return verdicts, True
+
+    def _forget(self, claimed: list[Claimed]) -> None:
+        """The batch's outcomes are recorded: a second signal need not record them."""
+        with self._known_lock:
+            for item in claimed:
+                self._known.pop(item.id, None)
 
     # --- signals ---
 
@@ -454,10 +498,21 @@ class Worker:
         threading.Thread(target=self._abort, daemon=True).start()
 
     def _abort(self) -> None:
+        """Record what the server already said, give back the rest, exit."""
         try:
+            with self._known_lock:
+                self._aborting = True
+                known = list(self._known.values())
             with Outbox(self.path, durable=False) as outbox:
+                recorded = outbox.record(self.owner, known) if known else 0
                 released = outbox.release(self.owner)
-            log.warning("worker %s: stopped at once; gave back %d message(s)", self.owner, released)
+            log.warning(
+                "worker %s: stopped at once; recorded %d outcome(s) the server had given, "
+                "gave back %d message(s)",
+                self.owner,
+                recorded,
+                released,
+            )
         finally:
             os._exit(1)
 
@@ -467,36 +522,58 @@ class RelayUnavailable(ConnectionError):
     message waits, with back-off, for a worker that has it)."""
 
 
-def _open(backend: BaseEmailBackend) -> BaseException | None:
-    """Open the relay connection; return the error instead of raising it.
+class _Outage:
+    """Whether the relay can be reached, shared by a worker's connections: one log
+    line when it cannot (naming host:port, saying what the worker does), one when it
+    is back, not one per message."""
 
-    The backend otherwise runs with ``fail_silently=True`` (a refused message must not
-    stop its batch; each message's ``delivery`` tells), but a backend failing silently
-    to connect would say nothing of why, and the reason belongs in the outbox.
-    """
-    backend.fail_silently = False
-    try:
-        backend.open()
-    except Exception as exc:
-        return exc
-    finally:
-        backend.fail_silently = True
-    return None
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.since: float | None = None
+
+    def failed(self, owner: str, label: str, error: BaseException) -> None:
+        from ..describe import describe
+
+        with self._lock:
+            first, self.since = self.since is None, self.since or time.monotonic()
+        if first:
+            log.warning(
+                "worker %s: cannot reach the relay %s: %s; the messages stay queued and "
+                "are tried again with back-off",
+                owner,
+                label,
+                describe(error),
+            )
+        else:
+            log.debug("worker %s: the relay %s is still unreachable", owner, label)
+
+    def connected(self, owner: str, label: str) -> None:
+        if self.since is None:
+            return
+        with self._lock:
+            since, self.since = self.since, None
+        if since is not None:
+            log.warning(
+                "worker %s: the relay %s is back after %.0f s; delivering",
+                owner,
+                label,
+                time.monotonic() - since,
+            )
 
 
-def _close(backend: BaseEmailBackend) -> None:
-    try:
-        backend.close()
-    except Exception as exc:  # a QUIT refused or a broken connection: it is closed anyway
-        log.debug("closing the relay connection: %s", exc)
-
-
-def _log_verdicts(verdicts: Sequence[Verdict]) -> None:
+def _log_verdicts(verdicts: Sequence[Verdict], quiet: bool = False) -> None:
+    """A line per message that failed, and (``quiet``: the relay could not be reached,
+    which ``_Outage`` says once) per message deferred."""
     for verdict in verdicts:
         settlement = verdict.settlement
         if settlement.state == "failed":
             log.warning("message %d failed: %s", settlement.id, settlement.last_error)
-        elif settlement.state == "queued" and settlement.tried and log.isEnabledFor(logging.INFO):
+        elif (
+            settlement.state == "queued"
+            and settlement.tried
+            and not quiet
+            and log.isEnabledFor(logging.INFO)
+        ):
             wait = max(0.0, settlement.due - time.time())
             log.info(
                 "message %d deferred: %s; next attempt in %.3g s",
