@@ -411,3 +411,17 @@ def test_what_the_iterable_or_on_result_raises_comes_out_after_the_rest_was_sent
     with pytest.raises(ValueError, match="callback failed at"):
         sender.send_bulk(watching.generate(20), connections=2, on_result=explode)
     assert len(watching.server.messages) == 50  # all 20 went out
+
+
+def test_bulk_sending_refuses_a_connection_and_unknown_options(
+    smtp_server: SMTPTestServer,
+) -> None:
+    message = mailwright.EmailMessage("s", "b", "a@example.com", ["b@example.com"])
+    given = mailwright.get_connection(host=smtp_server.host, port=smtp_server.port)
+    with pytest.raises(TypeError, match="connection="):
+        mailwright.send_bulk([message], connection=given)
+    with pytest.raises(TypeError, match="'hots'"):
+        mailwright.send_bulk([message], host=smtp_server.host, port=smtp_server.port, hots="x")
+    with pytest.raises(TypeError, match="connection="):
+        asyncio.run(mailwright.asend_bulk([message], connection=given))
+    assert smtp_server.messages == []

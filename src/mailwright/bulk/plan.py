@@ -55,7 +55,7 @@ class Plan:
         on_result: Callable[[int, EmailMessage], None] | None = None,
     ) -> Plan:
         from ..backends.loading import get_connection
-        from ..backends.mailers import DEFAULT_MAILER_ALIAS, mailers
+        from ..backends.mailers import DEFAULT_MAILER_ALIAS, accepted_options, mailers
         from ..smtp import SMTPConfig
 
         if using is not None and (backend is not None or config is not None or backend_kwargs):
@@ -66,6 +66,11 @@ class Plan:
                 "OPTIONS configure its backend"
             )
 
+        if "connection" in backend_kwargs:
+            raise TypeError(
+                "connection= cannot be given: bulk sending opens its own connections; name a "
+                "mailer with using=, or give backend= and the backend's options"
+            )
         if isinstance(connections, bool) or not isinstance(connections, int) or connections < 1:
             raise ValueError(f"connections must be a positive integer, got {connections!r}")
         if on_result is not None and not callable(on_result):
@@ -87,6 +92,14 @@ class Plan:
                 return mailers.create(DEFAULT_MAILER_ALIAS if using is None else using, **kwargs)
 
             first = make()
+            accepted = accepted_options(type(first))
+            unknown = sorted(name for name in backend_kwargs if name not in (accepted or ()))
+            if accepted is not None and unknown:
+                name = f"{type(first).__module__}.{type(first).__qualname__}"
+                raise TypeError(
+                    f"unknown keyword argument(s) {', '.join(map(repr, unknown))}: "
+                    f"{name} does not take them"
+                )
             # An SMTP backend (one that carries an engine configuration and does not
             # change how it sends) is driven through the engine directly, pipelined.
             engine_config = getattr(first, "config", None)
