@@ -431,4 +431,4 @@ def test_unknown_short_backend_name_lists_the_short_names(name: str) -> None:
     text = str(info.value)
     assert "NoneType" not in text
     assert "did you mean" in text
-    assert "smtp, console, filebased, locmem, dummy" in text
+    assert "smtp, console, file, locmem, dummy, queue, celery;" in text

@@ -46,7 +46,7 @@ def import_backend(path: Any) -> type[BaseEmailBackend]:
 
 
 def _unknown_short_name(path: Any) -> str:
-    names = ", ".join(BACKEND_ALIASES)
+    names = ", ".join(SHORT_NAMES)
     close = difflib.get_close_matches(str(path), BACKEND_ALIASES, n=1, cutoff=0.6)
     hint = f"did you mean {close[0]!r}? " if close else ""
     return (
