@@ -75,13 +75,15 @@ def send_bulk(
     backend as ``get_connection`` does; or ``config`` gives an SMTP configuration
     directly, and ``dkim`` the DKIM signer that goes with it (a backend or mailer
     signs as its options say). Thread-safe."""
+    from ..message.message import batch_settings
     from .threads import run_threads
 
     started = time.monotonic()
     plan = Plan.make(
         messages, connections, rate_limit, backend, backend_kwargs, config, dkim, using=using
     )
-    return _finish(run_threads(plan), started)
+    with batch_settings():  # read once for the batch; each thread copies the context
+        return _finish(run_threads(plan), started)
 
 
 async def asend_bulk(
@@ -98,10 +100,12 @@ async def asend_bulk(
     """``send_bulk`` for asyncio code: the same arguments and result, the connections
     as concurrent tasks on the asyncio SMTP driver. Cancelling it drops every
     connection at once."""
+    from ..message.message import batch_settings
     from .aio import run_tasks
 
     started = time.monotonic()
     plan = Plan.make(
         messages, connections, rate_limit, backend, backend_kwargs, config, dkim, using=using
     )
-    return _finish(await run_tasks(plan), started)
+    with batch_settings():  # read once for the batch; its tasks copy the context
+        return _finish(await run_tasks(plan), started)
