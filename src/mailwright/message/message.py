@@ -509,6 +509,8 @@ class EmailMessage:
 
     def _tree(self, charset: tuple[str, str | None]) -> Part:
         main = self._main_part(charset)
+        if main is not None and not self.attachments and not self.inline_attachments:
+            return main  # the usual case: nothing to wrap or add
         inline = [
             content_part(
                 item.content,
