@@ -110,12 +110,12 @@ def batch_settings() -> Iterator[None]:
 
 def _default_charset() -> str:
     held = _held_settings.get()
-    return settings.DEFAULT_CHARSET if held is None else held[0]  # type: ignore[no-any-return]
+    return settings.DEFAULT_CHARSET if held is None else held[0]
 
 
 def _use_localtime() -> bool:
     held = _held_settings.get()
-    return settings.EMAIL_USE_LOCALTIME if held is None else held[1]  # type: ignore[no-any-return]
+    return settings.EMAIL_USE_LOCALTIME if held is None else held[1]
 
 
 def _unsubscribe_url(url: Any, one_click: bool) -> str:
