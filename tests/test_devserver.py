@@ -690,3 +690,31 @@ def test_big_message_is_parsed_off_the_event_loop_and_served(catcher: DevServer)
     assert status == 200 and data == blob
     status, _, page = http(catcher, f"/messages/{summary['id']}?tab=raw")
     assert status == 200 and b"Showing the first 1.0 MB" in page
+
+
+def test_release_through_a_mailer(relay: DevServer) -> None:
+    from mailwright import configure
+    from mailwright.devserver.release import ReleaseError
+
+    configure(
+        MAILERS={
+            "staging": f"smtp://127.0.0.1:{relay.smtp_port}",
+            "console": {"BACKEND": "console"},
+        }
+    )
+    catcher = DevServer(
+        "127.0.0.1", 0, 0, out=io.StringIO(), release_mailers=["staging"]
+    ).start_in_thread()
+    try:
+        assert f"release to: staging (127.0.0.1:{relay.smtp_port})" in catcher.banner()
+        send(catcher, EmailMessage("via mailer", "b", "app@example.com", ["user@example.com"]))
+        message_id = api(catcher, "/api/messages")["messages"][0]["id"]
+        status, reply = release(catcher, message_id, {"relay": "staging"})
+        assert status == 200 and reply["accepted"] == ["user@example.com"]
+        assert relay.wait_for_messages(1, 10)
+    finally:
+        catcher.stop_thread()
+    with pytest.raises(ReleaseError, match=r"--release-mailer console: .* not send to an SMTP"):
+        DevServer(release_mailers=["console"])
+    with pytest.raises(ReleaseError, match="--release-mailer nope"):
+        DevServer(release_mailers=["nope"])

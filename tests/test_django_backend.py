@@ -9,6 +9,9 @@ override mailwright's).
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import warnings
 from collections.abc import Callable, Iterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage as StdlibMessage
@@ -27,6 +30,23 @@ from certs import CertFiles  # noqa: E402
 from conftest import ServerFactory  # noqa: E402
 from mailwright.conf import settings  # noqa: E402
 from smtpserver import Received, SMTPTestServer  # noqa: E402
+
+#: Django 6.1's MAILERS setting, mail.mailers and using=.
+HAS_MAILERS = django.VERSION >= (6, 1)
+needs_mailers = pytest.mark.skipif(not HAS_MAILERS, reason="MAILERS is new in Django 6.1")
+
+# Django 6.1 deprecates the EMAIL_BACKEND form these tests also use (the EMAIL_*
+# settings, get_connection(), connection=, (name, address) pairs in ADMINS): its own
+# notices about that are expected; any other warning is not.
+pytestmark = [
+    pytest.mark.filterwarnings(f"ignore:{message}:PendingDeprecationWarning")
+    for message in (
+        r"The EMAIL_\w+ setting is deprecated",
+        r"get_connection\(\) is deprecated",
+        r"The 'connection' argument is deprecated",
+        r"Using \(name, address\) pairs in the ADMINS setting is deprecated",
+    )
+]
 
 MAILWRIGHT = "mailwright.django.EmailBackend"
 DJANGO_SMTP = "django.core.mail.backends.smtp.EmailBackend"
@@ -68,9 +88,16 @@ def stored(received: Received) -> StdlibMessage:
     return message_from_bytes(data, policy=policy.default)  # type: ignore[return-value]
 
 
-def view(received: Received) -> dict[str, Any]:
-    """Everything a reader gets from a message; not how it was encoded."""
+def view(received: Received, *, final_line_break: bool = False) -> dict[str, Any]:
+    """Everything a reader gets from a message; not how it was encoded. With
+    ``final_line_break``, a text part that ends without a line break reads as ending
+    with one: Django 6 composes text with the stdlib's ``set_content``, which adds it."""
     parsed = stored(received)
+
+    def text(content: Any) -> Any:
+        if final_line_break and isinstance(content, str) and not content.endswith("\n"):
+            return content + "\n"
+        return content
 
     def addresses(name: str) -> list[tuple[str, str]]:
         header = parsed[name]
@@ -83,9 +110,11 @@ def view(received: Received) -> dict[str, Any]:
         if part.is_multipart():
             continue
         if part.get_content_disposition() in ("attachment", "inline"):
-            attachments.append((part.get_filename(), part.get_content_type(), part.get_content()))
+            attachments.append(
+                (part.get_filename(), part.get_content_type(), text(part.get_content()))
+            )
         else:
-            bodies.append((part.get_content_type(), part.get_content()))
+            bodies.append((part.get_content_type(), text(part.get_content())))
     return {
         "envelope": (received.mail_from, sorted(received.rcpt_tos)),
         "subject": str(parsed["Subject"]),
@@ -157,7 +186,7 @@ def test_arrives_as_with_djangos_own_smtp_backend(
     assert type(connection).__module__ == "mailwright.django.backend"
     assert send(connection) == 1
     (mailwright_sent,) = server.wait_for(1)
-    assert view(mailwright_sent) == view(django_sent)
+    assert view(mailwright_sent, final_line_break=True) == view(django_sent, final_line_break=True)
 
 
 def test_full_message_content(server: SMTPTestServer) -> None:
@@ -310,6 +339,221 @@ def test_without_a_configured_project_django_is_not_consulted(project: Any) -> N
     assert not django_settings.configured
     assert settings.EMAIL_PORT == 25
     assert settings.EMAIL_SUBJECT_PREFIX == "[mailwright] "
+
+
+def test_the_backend_takes_alias_and_options_without_a_warning(server: SMTPTestServer) -> None:
+    from mailwright.django import EmailBackend
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Django 6.1 warned: "does not support 'fail_silently'"
+        quiet = EmailBackend(fail_silently=True)
+        named = EmailBackend(alias="alerts", connections=2, timeout=7)
+    assert (quiet.alias, quiet.fail_silently, quiet.engine.fail_silently) == (None, True, True)
+    assert (named.alias, named.fail_silently, named.connections, named.timeout) == (
+        "alerts",
+        False,
+        2,
+        7,
+    )
+    assert "alias='alerts'" in repr(named)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert named.send_messages([django_mail.EmailMessage("s", "b", None, ["u@example.com"])])
+    assert server.wait_for(1)[0].rcpt_tos == ["u@example.com"]
+
+
+def test_undocumented_attributes_are_left_to_djangos_serialiser(server: SMTPTestServer) -> None:
+    """A message that sets what Django does not document (here ``encoding``) is sent as
+    Django serialises it, not converted with the setting dropped."""
+    message = django_mail.EmailMessage("Grüße", "Grüße aus Köln", None, ["u@example.com"])
+    message.encoding = "iso-8859-1"
+    assert django_mail.get_connection().send_messages([message]) == 1
+    (received,) = server.wait_for(1)
+    parsed = stored(received)
+    assert parsed.get_content_charset() == "iso-8859-1"
+    assert parsed.get_content().rstrip("\n") == "Grüße aus Köln"
+    assert message.delivery.accepted == ["u@example.com"]
+
+
+def test_async_path_sends_django_messages(server: SMTPTestServer) -> None:
+    messages = [
+        django_mail.EmailMessage(f"a{i}", "b", None, [f"u{i}@example.com"]) for i in range(3)
+    ]
+
+    async def send() -> int:
+        async with django_mail.get_connection() as connection:
+            return await connection.asend_messages(messages)
+
+    assert asyncio.run(send()) == 3
+    assert sorted(str(stored(r)["Subject"]) for r in server.wait_for(3)) == ["a0", "a1", "a2"]
+    assert server.connections == 1
+    assert all(m.delivery.accepted for m in messages)
+
+
+# --- Django 6.1: the MAILERS form ---
+
+
+@pytest.fixture
+def mailers_project(
+    start_server: ServerFactory, project: Callable[..., None]
+) -> tuple[SMTPTestServer, SMTPTestServer]:
+    """Two catchers: "default" and "alerts" deliver to the first, "bulk" to the second."""
+    first, second = start_server(), start_server()
+    project(
+        MAILERS={
+            "default": {
+                "BACKEND": MAILWRIGHT,
+                "OPTIONS": {"host": first.host, "port": first.port},
+            },
+            "alerts": {
+                "BACKEND": MAILWRIGHT,
+                "OPTIONS": {"host": first.host, "port": first.port, "timeout": 5},
+            },
+            "bulk": {
+                "BACKEND": MAILWRIGHT,
+                "OPTIONS": {"host": second.host, "port": second.port, "connections": 2},
+            },
+        },
+        DEFAULT_FROM_EMAIL="site@example.com",
+        SERVER_EMAIL="errors@example.com",
+        ADMINS=["ann@example.com"],
+        MANAGERS=["meg@example.com"],
+    )
+    return first, second
+
+
+@needs_mailers
+@pytest.mark.filterwarnings("error")
+def test_mailers_form_every_sending_function(
+    mailers_project: tuple[SMTPTestServer, SMTPTestServer],
+) -> None:
+    first, second = mailers_project
+    mailers = django_mail.mailers
+    assert list(mailers) == ["default", "alerts", "bulk"]
+    bulk = mailers["bulk"]
+    assert type(bulk).__module__ == "mailwright.django.backend"
+    assert (bulk.alias, bulk.connections, bulk.port) == ("bulk", 2, second.port)
+    assert mailers.default.alias == "default"
+
+    assert django_mail.send_mail("one", "b", None, ["u1@example.com"]) == 1
+    assert django_mail.send_mail("two", "b", None, ["u2@example.com"], using="bulk") == 1
+    message = django_mail.EmailMultiAlternatives("three", "b", None, ["u3@example.com"])
+    message.attach_alternative("<p>b</p>", "text/html")
+    assert message.send(using="bulk") == 1
+    assert message.delivery.accepted == ["u3@example.com"]
+    assert (
+        django_mail.send_mass_mail(
+            [("four", "b", None, ["u4@example.com"]), ("five", "b", None, ["u5@example.com"])],
+            using="alerts",
+        )
+        == 2
+    )
+    django_mail.mail_admins("six", "b", using="alerts")
+    django_mail.mail_managers("seven", "b")
+
+    def subjects(server: SMTPTestServer, count: int) -> list[str]:
+        return sorted(str(stored(r)["Subject"]) for r in server.wait_for(count))
+
+    assert subjects(first, 5) == ["[Django] seven", "[Django] six", "five", "four", "one"]
+    assert subjects(second, 2) == ["three", "two"]
+    (html,) = [r for r in second.messages if stored(r)["Subject"] == "three"]
+    assert stored(html).get_content_type() == "multipart/alternative"
+    assert sorted(r.rcpt_tos[0] for r in first.messages) == [
+        "ann@example.com", "meg@example.com", "u1@example.com", "u4@example.com",
+        "u5@example.com",
+    ]  # fmt: skip
+
+
+@needs_mailers
+@pytest.mark.filterwarnings("error")
+def test_mailers_form_async_path(mailers_project: tuple[SMTPTestServer, SMTPTestServer]) -> None:
+    _, second = mailers_project
+    messages = [
+        django_mail.EmailMessage(f"a{i}", "b", None, [f"u{i}@example.com"]) for i in range(4)
+    ]
+
+    async def send() -> int:
+        async with django_mail.mailers["bulk"] as connection:
+            return await connection.asend_messages(messages)
+
+    assert asyncio.run(send()) == 4
+    assert sorted(r.rcpt_tos[0] for r in second.wait_for(4)) == [
+        f"u{i}@example.com" for i in range(4)
+    ]
+
+
+@needs_mailers
+def test_mailers_form_errors_name_the_mailer(project: Callable[..., None]) -> None:
+    from django.core.mail import InvalidMailer, MailerDoesNotExist
+
+    project(
+        MAILERS={
+            "typo": {"BACKEND": MAILWRIGHT, "OPTIONS": {"hots": "smtp.example.com"}},
+            "aliased": {"BACKEND": MAILWRIGHT, "OPTIONS": {"alias": "other"}},
+        }
+    )
+    with pytest.raises(InvalidMailer, match=r"^MAILERS\['typo'\]: .*'hots'"):
+        django_mail.mailers["typo"]
+    with pytest.raises(InvalidMailer, match=r"^MAILERS\['aliased'\]: .*'alias'"):
+        django_mail.mailers["aliased"]
+    with pytest.raises(MailerDoesNotExist, match="'missing'"):
+        django_mail.mailers["missing"]
+
+
+@needs_mailers
+def test_mailers_form_deprecated_fail_silently_reaches_the_engine(
+    project: Callable[..., None],
+) -> None:
+    """Django 6.1 still passes get_connection()'s keyword arguments to the default
+    mailer (with a list of them for its base class); fail_silently must take effect."""
+    with socket.socket() as bound:  # bound, not listening: connections are refused
+        bound.bind(("127.0.0.1", 0))
+        port = bound.getsockname()[1]
+        project(
+            MAILERS={
+                "default": {"BACKEND": MAILWRIGHT, "OPTIONS": {"host": "127.0.0.1", "port": port}}
+            }
+        )
+        message = django_mail.EmailMessage("s", "b", "a@example.com", ["u@example.com"])
+        with pytest.warns(PendingDeprecationWarning, match="'fail_silently' argument is deprec"):
+            assert message.send(fail_silently=True) == 0
+        with pytest.raises(ConnectionRefusedError):
+            message.send()
+
+
+@needs_mailers
+@pytest.mark.filterwarnings("error")
+def test_mailwrights_functions_see_the_projects_mailers(
+    mailers_project: tuple[SMTPTestServer, SMTPTestServer],
+) -> None:
+    first, second = mailers_project
+    assert list(mailwright.mailers) == ["default", "alerts", "bulk"]
+    bulk = mailwright.mailers["bulk"]
+    assert type(bulk).__module__ == "mailwright.backends.smtp"  # the engine, directly
+    assert (bulk.alias, bulk.connections, bulk.port) == ("bulk", 2, second.port)
+    assert mailwright.send_mail("one", "b", None, ["u1@example.com"], using="bulk") == 1
+    assert mailwright.send_mail("two", "b", None, ["u2@example.com"]) == 1
+    assert [r.rcpt_tos for r in second.wait_for(1)] == [["u1@example.com"]]
+    assert [r.rcpt_tos for r in first.wait_for(1)] == [["u2@example.com"]]
+    assert asyncio.run(mailwright.asend_mail("three", "b", None, ["u3@example.com"], using="bulk"))
+    assert sorted(r.rcpt_tos[0] for r in second.wait_for(2)) == ["u1@example.com", "u3@example.com"]
+
+
+@needs_mailers
+def test_djangos_test_runner_sends_every_mailer_to_djangos_outbox(
+    mailers_project: tuple[SMTPTestServer, SMTPTestServer],
+) -> None:
+    from django.test.utils import setup_test_environment, teardown_test_environment
+
+    first, second = mailers_project
+    setup_test_environment()  # Django 6.1: every MAILERS entry becomes locmem
+    try:
+        assert django_mail.send_mail("a", "b", None, ["u1@example.com"], using="bulk") == 1
+        assert mailwright.send_mail("c", "d", None, ["u2@example.com"], using="alerts") == 1
+        assert [m.subject for m in django_mail.outbox] == ["a", "c"]
+    finally:
+        teardown_test_environment()
+    assert first.messages == [] and second.messages == []
 
 
 def test_mailwright_functions_read_a_projects_mailers(

@@ -340,7 +340,10 @@ def test_unknown_alias() -> None:
     error = raised.value
     assert isinstance(error, InvalidMailer) and isinstance(error, KeyError)
     assert isinstance(error, ImproperlyConfigured)
-    assert str(error) == "MAILERS['transactional']: no such mailer (configured: 'default')"
+    assert str(error) == (
+        "MAILERS['transactional']: The mailer 'transactional' is not configured. "
+        "Configured: 'default'."
+    )
     assert error.alias == "transactional"
     copy = pickle.loads(pickle.dumps(error))  # it crosses process boundaries intact
     assert (type(copy), str(copy), copy.alias) == (type(error), str(error), error.alias)
@@ -368,7 +371,9 @@ def test_unknown_backend() -> None:
             "not_a_string": {"BACKEND": 42},
         }
     )
-    with pytest.raises(InvalidMailer, match=r"^MAILERS\['missing'\]: BACKEND: .*NoSuchBackend"):
+    with pytest.raises(
+        InvalidMailer, match=r"^MAILERS\['missing'\]: Could not find BACKEND .*NoSuchBackend"
+    ):
         mailers["missing"]
     with pytest.raises(InvalidMailer, match=r"^MAILERS\['not_a_backend'\]: .*BaseEmailBackend"):
         send_mail("s", "b", "f@example.com", ["a@example.com"], using="not_a_backend")
@@ -387,9 +392,9 @@ def test_unknown_option_fails_before_anything_is_sent_or_made(
             "files": {"BACKEND": "file", "OPTIONS": {"file_path": str(directory), "mode": 1}},
         }
     )
-    with pytest.raises(InvalidMailer, match=r"^MAILERS\['default'\]: unknown option\(s\) 'hots'"):
+    with pytest.raises(InvalidMailer, match=r"^MAILERS\['default'\]: Unknown options 'hots'\."):
         send_mail("s", "b", "f@example.com", ["a@example.com"])
-    with pytest.raises(InvalidMailer, match=r"^MAILERS\['files'\]: unknown option\(s\) 'mode'"):
+    with pytest.raises(InvalidMailer, match=r"^MAILERS\['files'\]: Unknown options 'mode'\."):
         run(asend_mail("s", "b", "f@example.com", ["a@example.com"], using="files"))
     assert server.connections == 0
     assert not directory.exists()
@@ -397,7 +402,7 @@ def test_unknown_option_fails_before_anything_is_sent_or_made(
 
 def test_alias_in_options() -> None:
     configure(MAILERS={"default": {"BACKEND": "locmem", "OPTIONS": {"alias": "other"}}})
-    with pytest.raises(InvalidMailer, match=r"^MAILERS\['default'\]: OPTIONS must not contain"):
+    with pytest.raises(InvalidMailer, match=r"^MAILERS\['default'\]: OPTIONS must not define"):
         _ = mailers.default
 
 
@@ -518,10 +523,10 @@ def test_custom_backends_get_their_options_and_alias() -> None:
     backend = mailers["fwd"]
     assert isinstance(backend, Forwarding)
     assert (backend.alias, backend.region) == ("fwd", "us")
-    with pytest.raises(InvalidMailer, match=r"^MAILERS\['bad'\]: unknown option\(s\) 'zone'"):
+    with pytest.raises(InvalidMailer, match=r"^MAILERS\['bad'\]: Unknown options 'zone'\."):
         mailers["bad"]
     # The base class refuses it too, for a backend made directly for a mailer.
-    with pytest.raises(InvalidMailer, match=r"^MAILERS\['y'\]: unknown option\(s\) 'zone'"):
+    with pytest.raises(InvalidMailer, match=r"^MAILERS\['y'\]: Unknown options 'zone'\."):
         Forwarding(alias="y", zone="us")
     assert Forwarding(zone="us").alias is None  # made directly: ignored, as before
     legacy = mailers["legacy"]
@@ -640,3 +645,57 @@ def test_mailwright_mailers_is_the_object_whatever_was_imported_first() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_without_mailers_a_bad_setting_is_reported_as_a_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # No MAILERS: the one mailer is EMAIL_*, and its errors speak of EMAIL_* alone.
+    monkeypatch.setenv("EMAIL_PORT", "abc")
+    with pytest.raises(ImproperlyConfigured) as raised:
+        mailwright.mailers.default  # noqa: B018
+    assert not isinstance(raised.value, InvalidMailer)
+    assert "EMAIL_PORT" in str(raised.value)
+    assert "MAILERS" not in str(raised.value)
+
+
+def test_a_mailer_config_never_shows_its_secrets() -> None:
+    from mailwright.backends.mailers import MailerConfig
+
+    shown = repr(
+        MailerConfig(
+            "out",
+            "smtp",
+            {
+                "password": "pw-123",
+                "dkim_private_key": "-----BEGIN PRIVATE KEY-----\nMIIsecret",
+                "oauth2_token": "ya29.token",
+                "host": "mail.example.com",
+            },
+        )
+    )
+    for secret in ("pw-123", "MIIsecret", "ya29.token"):
+        assert secret not in shown
+    assert "mail.example.com" in shown
+
+
+def test_a_relay_mailer_with_a_dkim_key_warns_that_the_key_is_unused(tmp_path: Path) -> None:
+    from mailwright.backends.mailers import relay_backend
+    from mailwright.message.dkim import generate_key
+
+    pem, _ = generate_key(ed25519=True)
+    mailers_setting = {
+        "out": {
+            "BACKEND": "smtp",
+            "OPTIONS": {
+                "dkim_domain": "example.org",
+                "dkim_selector": "s1",
+                "dkim_private_key": pem,
+            },
+        }
+    }
+    with (
+        mailwright.override_settings(MAILERS=mailers_setting),
+        pytest.warns(UserWarning, match="dkim"),
+    ):
+        relay_backend("out", None)

@@ -101,7 +101,7 @@ def test_a_worker_without_the_relay_mailer_defers_the_message(
         detail = box.show(1)
     assert detail is not None and detail.state == "queued"
     assert detail.last_error is not None and "relay mailer 'bulk'" in detail.last_error
-    assert "no such mailer" in detail.last_error
+    assert "is not configured" in detail.last_error
     assert bulk.connections == 0
 
 
@@ -177,7 +177,7 @@ def test_mailwright_worker_mailer_delivers_that_mailers_outbox(
     assert not_a_queue.returncode == 1
     assert "MAILERS['bulk']: not a queue mailer" in not_a_queue.stderr
     unknown = run_cli("worker", "--mailer", "nope", "--once", env=env)
-    assert unknown.returncode == 1 and "MAILERS['nope']: no such mailer" in unknown.stderr
+    assert unknown.returncode == 1 and "MAILERS['nope']: The mailer 'nope' is not" in unknown.stderr
 
 
 def test_two_worker_processes_share_an_outbox_with_two_relays(
@@ -230,7 +230,7 @@ def test_send_and_check_take_mailer(start_server: ServerFactory, tmp_path: Path)
     assert "the queue backend" in result.stdout and "the mailer 'other'" in result.stdout
     result = run_cli("send", *args, "--mailer", "nope", env=env)
     assert result.returncode == 1
-    assert "MAILERS['nope']: no such mailer" in result.stderr
+    assert "MAILERS['nope']: The mailer 'nope' is not" in result.stderr
     result = run_cli("send", *args, "--mailer", "other", "--url", "dummy:", env=env)
     assert result.returncode == 1 and "--url or --mailer, not both" in result.stderr
 
@@ -242,3 +242,56 @@ def test_send_and_check_take_mailer(start_server: ServerFactory, tmp_path: Path)
     assert "checking the mailer 'other'" in result.stdout
     assert f"connect   127.0.0.1:{other.port} ok" in result.stdout
     assert other.connections == 3 and len(other.messages) == 1
+
+
+# --- DKIM options per mailer ---
+
+
+def test_each_mailer_signs_with_its_own_dkim_key(
+    start_server: ServerFactory, tmp_path: Path
+) -> None:
+    from dkimcheck import assert_verified, key, perl_available, signatures
+
+    rsa, ed25519 = key("rsa", "mailers-rsa"), key("ed25519", "mailers-ed")
+    transactional, bulk = start_server(), start_server()
+    outbox = tmp_path / "outbox.db"
+    configure(
+        MAILERS={
+            "default": url(transactional),  # signs nothing
+            "signed": {
+                "BACKEND": "smtp",
+                "OPTIONS": {"host": transactional.host, "port": transactional.port,
+                            **ed25519.options},
+            },
+            # signed when queued: the worker delivers the stored, signed bytes
+            "newsletters": {
+                "BACKEND": "queue",
+                "OPTIONS": {"path": str(outbox), "relay": "bulk", **rsa.options},
+            },
+            "bulk": url(bulk),
+        }
+    )  # fmt: skip
+    assert send("plain@example.com") == 1
+    assert send("signed@example.com", using="signed") == 1
+    assert send("news@example.com", using="newsletters") == 1
+    assert Worker(str(outbox), once=True).run().delivered == 1
+    by_rcpt = {r.rcpt_tos[0]: r.data for r in transactional.wait_for(2)}
+    assert signatures(by_rcpt["plain@example.com"]) == []
+    assert_verified([by_rcpt["signed@example.com"]], ed25519, perl=False)
+    (news,) = bulk.wait_for(1)
+    assert_verified([news.data], rsa, perl=perl_available())
+
+
+def test_send_url_wins_over_the_default_mailer(
+    start_server: ServerFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mailwright.cli import main
+
+    default, other = start_server(), start_server()
+    configure(MAILERS={"default": url(default)})
+    args = ["send", "--to", "a@example.com", "--subject", "S", "--body", "b"]
+    assert main([*args, "--url", url(other)]) == 0, capsys.readouterr().err
+    assert other.wait_for(1)[0].rcpt_tos == ["a@example.com"]
+    assert main(args) == 0, capsys.readouterr().err
+    assert default.wait_for(1)[0].rcpt_tos == ["a@example.com"]
+    assert len(other.messages) == 1

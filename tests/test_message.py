@@ -18,6 +18,7 @@ from mailwright import (
     EmailMultiAlternatives,
     configure,
 )
+from mailwright.message.stdlib_build import POLICY as SMTP  # CRLF, fields kept as stored
 
 
 def parse(data: bytes) -> StdlibMessage:
@@ -273,7 +274,7 @@ def test_long_lines_are_kept_under_998_octets_and_crlf() -> None:
     msg = EmailMultiAlternatives(subject, body, "a@example.com", ["b@example.com"])
     msg.attach_alternative("<p>" + "x" * 5000 + "</p>", "text/html")
     msg.attach("data.bin", bytes(range(256)) * 200)
-    for data in (msg.as_bytes(), msg.message().as_bytes()):
+    for data in (msg.as_bytes(), msg.message(policy=SMTP).as_bytes()):
         lines = data.split(b"\r\n")
         assert max(len(line) for line in lines) <= 998
         assert b"\n" not in data.replace(b"\r\n", b"")
@@ -481,7 +482,7 @@ def test_non_ascii_and_long_filenames_round_trip() -> None:
     msg = EmailMessage("s", "b", "a@example.com", ["b@example.com"])
     for name in names:
         msg.attach(name, b"data", "application/octet-stream")
-    for data in (msg.as_bytes(), msg.message().as_bytes()):
+    for data in (msg.as_bytes(), msg.message(policy=SMTP).as_bytes()):
         parsed = parse(data)
         assert [p.get_filename() for p in parsed.iter_attachments()] == names
         head_lines = [line for line in data.split(b"\r\n") if not line.startswith(b" ")]
@@ -589,6 +590,23 @@ def test_filenames_with_unicode_line_separators_work_in_message_too() -> None:
         msg.attach(name, b"data", "application/octet-stream")
     for parsed in both(msg):
         assert [part.get_filename() for part in parsed.iter_attachments()] == names
+
+
+def test_text_bytes_set_directly_in_attachments_are_decoded_like_attach() -> None:
+    """Bytes of a text/* type put straight into ``attachments`` (not through attach())
+    follow attach()'s rule: UTF-8 is text with its charset, anything else is sent as
+    application/octet-stream, never as text without a charset no reader can decode."""
+    msg = EmailMessage("s", "b", "a@example.com", ["b@example.com"])
+    msg.attachments = [
+        ("utf8.txt", "ütƒ-8\n".encode(), "text/plain"),
+        ("latin1.txt", "é\n".encode("latin-1"), "text/plain"),
+    ]
+    for parsed in both(msg):
+        utf8, latin1 = parsed.iter_attachments()
+        assert (utf8.get_content_type(), utf8.get_content_charset()) == ("text/plain", "utf-8")
+        assert utf8.get_content() == "ütƒ-8\n"
+        assert latin1.get_content_type() == "application/octet-stream"
+        assert latin1.get_content() == "é\n".encode("latin-1")
 
 
 @pytest.mark.parametrize(

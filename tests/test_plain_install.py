@@ -154,3 +154,29 @@ def test_plain_install_runs_smtpd_and_receives(plain_venv: Path) -> None:
         "mailwright smtpd: error: --tls needs the cryptography package to make a "
         "certificate: pip install 'mailwright[devserver]' (or give --tls-cert and --tls-key)"
     ]
+
+
+@pytest.mark.timeout(300)
+def test_plain_install_template_commands_say_which_extra(plain_venv: Path, tmp_path: Path) -> None:
+    (tmp_path / "hi.html").write_text("{% block subject %}Hi{% endblock %}")
+    result = run(plain_venv, "render", "hi.html", "--template-dir", str(tmp_path))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "mailwright render: error: template messages need Jinja2: "
+        "pip install 'mailwright[templates]'"
+    ]
+    probe = subprocess.run(
+        [
+            str(plain_venv / "bin" / "python"),
+            "-c",
+            "import mailwright\n"
+            "try:\n    mailwright.html_to_text('<p>x</p>')\n"
+            "except ImportError as exc:\n    print(exc)",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (
+        probe.stdout.strip() == "html_to_text needs inscriptis: pip install 'mailwright[templates]'"
+    )

@@ -201,3 +201,9 @@ def test_list_unsubscribe_arrives_per_recipient_in_send_bulk(start_server: Serve
         link = f"https://example.com/unsubscribe/{number}/{'t' * 80}"
         assert parsed["List-Unsubscribe"] == f"<{link}>"
         assert b"=?" not in received.data
+
+
+def test_list_unsubscribe_on_a_raw_message_is_an_error() -> None:
+    raw = mailwright.RawMessage(b"Subject: x\r\n\r\nbody\r\n", "a@example.com", ["b@example.com"])
+    with pytest.raises(TypeError, match="already composed"):
+        raw.list_unsubscribe("https://example.com/u")

@@ -40,6 +40,11 @@ _EXPORTS: dict[str, str] = {
     "Refusal": ".bulk",
     "asend_bulk": ".bulk",
     "send_bulk": ".bulk",
+    "TemplateError": ".compose",
+    "asend_template": ".compose",
+    "html_to_text": ".compose",
+    "send_template": ".compose",
+    "template_message": ".compose",
     "configure": ".conf",
     "override_settings": ".conf",
     "settings": ".conf",
@@ -80,6 +85,11 @@ if TYPE_CHECKING:
     from .bulk import Refusal as Refusal
     from .bulk import asend_bulk as asend_bulk
     from .bulk import send_bulk as send_bulk
+    from .compose import TemplateError as TemplateError
+    from .compose import asend_template as asend_template
+    from .compose import html_to_text as html_to_text
+    from .compose import send_template as send_template
+    from .compose import template_message as template_message
     from .conf import configure as configure
     from .conf import override_settings as override_settings
     from .conf import settings as settings

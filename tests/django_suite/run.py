@@ -1,16 +1,19 @@
-"""Run Django's own mail tests (``tests/mail/`` of Django 5.2's source) against mailwright.
+"""Run Django's own mail tests (``tests/mail/`` of Django's source) against mailwright.
 
     python tests/django_suite/run.py [--cache DIR] [--verbose]
 
-Django's source distribution is fetched with pip once and kept in the cache directory
+The tests are those of the Django that is installed: Django 5.2 (Python 3.11 and up)
+or Django 6.1 (Python 3.12 and up). Django's source distribution of exactly that
+version is fetched with pip once and kept in the cache directory
 (``$MAILWRIGHT_CACHE_DIR/django``, default ``~/.cache/mailwright/django``). The tests run
 with Django's own test runner, with ``django.core.mail`` aliased to mailwright
 (``alias.py``) and Django settings that say nothing about mail (``settings.py``).
 
-Every test must pass, or be listed in ``expected_failures.txt`` with the README section
-that documents the difference and a one-line reason. The run fails on a failure that is
-not listed, on a listed test that passes now (take it off the list: it only shrinks),
-on a listed test that no longer exists, and on a README section that does not exist.
+Every test must pass, or be listed in ``expected_failures_<version>.txt`` with the README
+section that documents the difference and a one-line reason. The run fails on a failure
+that is not listed, on a listed test that passes now (take it off the list: it only
+shrinks), on a listed test that no longer exists, and on a README section that does not
+exist.
 """
 
 from __future__ import annotations
@@ -29,9 +32,26 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
-REQUIREMENT = "django>=5.2,<5.3"
-EXPECTED = HERE / "expected_failures.txt"
+#: The Django series whose tests/mail runs here.
+SERIES = ("5.2", "6.1")
 README = ROOT / "README.md"
+
+
+def django_series() -> tuple[str, str]:
+    """The installed Django's series ("6.1") and exact version ("6.1.3")."""
+    import django
+
+    series = f"{django.VERSION[0]}.{django.VERSION[1]}"
+    if series not in SERIES:
+        raise SystemExit(
+            f"Django {django.__version__} is installed; this runs the tests of Django "
+            f"{' or '.join(SERIES)}"
+        )
+    return series, django.__version__
+
+
+def expected_path(series: str) -> Path:
+    return HERE / f"expected_failures_{series}.txt"
 
 
 @dataclass(frozen=True)
@@ -41,7 +61,7 @@ class Expected:
     reason: str
 
 
-def read_expected(path: Path = EXPECTED) -> dict[str, Expected]:
+def read_expected(path: Path) -> dict[str, Expected]:
     """``test id | README section | reason`` lines; ``#`` starts a comment."""
     entries: dict[str, Expected] = {}
     for number, line in enumerate(path.read_text().splitlines(), 1):
@@ -69,21 +89,20 @@ def cache_dir(option: str | None) -> Path:
     return Path(base) / "django"
 
 
-def django_tests(cache: Path) -> Path:
-    """The ``tests`` directory of Django's source, holding ``mail/``; fetched once."""
+def django_tests(cache: Path, version: str) -> Path:
+    """The ``tests`` directory of Django ``version``'s source, holding ``mail/``;
+    fetched once."""
     cache.mkdir(parents=True, exist_ok=True)
-    archives = sorted(cache.glob("django-5.2*.tar.gz"))
-    if not archives:
+    archive = cache / f"django-{version}.tar.gz"
+    if not archive.exists():
         subprocess.run(
             [sys.executable, "-m", "pip", "download", "--quiet", "--no-binary", ":all:",
-             "--no-deps", "--dest", str(cache), REQUIREMENT],
+             "--no-deps", "--dest", str(cache), f"django=={version}"],
             check=True,
         )  # fmt: skip
-        archives = sorted(cache.glob("django-5.2*.tar.gz"))
-    if not archives:
-        raise SystemExit(f"pip download left no Django 5.2 source distribution in {cache}")
-    archive = archives[-1]
-    source = cache / archive.name.removesuffix(".tar.gz")
+    if not archive.exists():
+        raise SystemExit(f"pip download left no {archive.name} in {cache}")
+    source = cache / f"django-{version}"
     tests = source / "tests"
     if not (tests / "mail" / "tests.py").exists():
         prefix = f"{source.name}/tests/mail/"
@@ -142,7 +161,9 @@ class RecordingResult(unittest.TextTestResult):
 
     def addSkip(self, test: unittest.TestCase, reason: str) -> None:
         super().addSkip(test, reason)
-        OUTCOMES.record(test, "skip", reason)
+        # A subtest Django skips counts for its test (which then passes or fails as
+        # its other parts do).
+        OUTCOMES.record(getattr(test, "test_case", test), "skip", reason)
 
     def addExpectedFailure(self, test, err) -> None:  # type: ignore[no-untyped-def]
         super().addExpectedFailure(test, err)
@@ -205,9 +226,11 @@ def main() -> int:
     parser.add_argument("--verbose", action="store_true", help="list every test")
     args = parser.parse_args()
 
-    expected = read_expected()
+    series, version = django_series()
+    expected_file = expected_path(series)
+    expected = read_expected(expected_file)
     sections = readme_sections()
-    tests_dir = django_tests(cache_dir(args.cache))
+    tests_dir = django_tests(cache_dir(args.cache), version)
     found = run_suite(tests_dir, 2 if args.verbose else 0)
 
     status = OUTCOMES.status
@@ -220,7 +243,7 @@ def main() -> int:
     stale = [t for t in expected if t not in found]
     bad_sections = sorted({e.section for e in expected.values()} - sections)
 
-    print(f"\nDjango {tests_dir.parent.name} tests/mail against mailwright: "
+    print(f"\nDjango {version} tests/mail against mailwright: "
           f"{len(passed)} of {len(found)} passed, {len(failed)} failed "
           f"({len(failed) - len(unexpected)} expected), {len(skipped)} skipped")  # fmt: skip
     by_reason: dict[tuple[str, str], list[str]] = {}
@@ -235,13 +258,13 @@ def main() -> int:
     for test in unexpected:
         problems.append(f"UNEXPECTED FAILURE {test}\n" + "\n".join(OUTCOMES.details.get(test, [])))
     for test in fixed:
-        problems.append(f"PASSES NOW (remove it from {EXPECTED.name}): {test}")
+        problems.append(f"PASSES NOW (remove it from {expected_file.name}): {test}")
     for test in stale:
-        problems.append(f"LISTED BUT NOT FOUND (remove it from {EXPECTED.name}): {test}")
+        problems.append(f"LISTED BUT NOT FOUND (remove it from {expected_file.name}): {test}")
     for test in not_run:
         problems.append(f"NOT RUN: {test}")
     for section in bad_sections:
-        problems.append(f"README has no section {section!r} (named in {EXPECTED.name})")
+        problems.append(f"README has no section {section!r} (named in {expected_file.name})")
     problems.extend(f"ERROR OUTSIDE A TEST: {p}" for p in OUTCOMES.problems)
     for problem in problems:
         print("\n" + problem)

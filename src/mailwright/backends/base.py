@@ -53,8 +53,8 @@ class BaseEmailBackend:
             from ..exceptions import InvalidMailer
 
             raise InvalidMailer(
-                f"unknown option(s) {', '.join(map(repr, kwargs))} for "
-                f"{type(self).__module__}.{type(self).__qualname__}",
+                f"Unknown options {', '.join(map(repr, kwargs))}. "
+                f"{type(self).__module__}.{type(self).__qualname__} does not take them.",
                 alias=alias,
             )
 

@@ -14,13 +14,15 @@ from ..conf import settings
 from ..exceptions import ImproperlyConfigured
 from .base import BaseEmailBackend
 
-__all__ = ["BACKEND_ALIASES", "get_connection", "import_backend"]
+__all__ = ["BACKEND_ALIASES", "SHORT_NAMES", "get_connection", "import_backend"]
 
+#: The backends' short names (SPEC §8), for EMAIL_BACKEND, get_connection and MAILERS.
+SHORT_NAMES = ("smtp", "console", "file", "locmem", "dummy", "queue", "celery")
 BACKEND_ALIASES = {
-    name: f"mailwright.backends.{name}.EmailBackend"
-    for name in ("smtp", "console", "filebased", "locmem", "dummy", "queue", "celery")
+    name: f"mailwright.backends.{'filebased' if name == 'file' else name}.EmailBackend"
+    for name in SHORT_NAMES
 }
-BACKEND_ALIASES["file"] = BACKEND_ALIASES["filebased"]
+BACKEND_ALIASES["filebased"] = BACKEND_ALIASES["file"]  # the module's own name
 
 
 def import_backend(path: Any) -> type[BaseEmailBackend]:

@@ -21,6 +21,7 @@ the old ``*_RELAY_BACKEND`` setting) into one.
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from ..conf import settings
 from ..conf.url import parse_email_url
 from ..exceptions import ImproperlyConfigured, InvalidMailer, MailerDoesNotExist
 from .base import BaseEmailBackend
-from .loading import BACKEND_ALIASES, get_connection, import_backend
+from .loading import BACKEND_ALIASES, SHORT_NAMES, get_connection, import_backend
 
 __all__ = [
     "DEFAULT_MAILER_ALIAS",
@@ -76,8 +77,13 @@ class MailerConfig:
     options: Mapping[str, Any]
 
     def __repr__(self) -> str:
-        shown = {k: ("***" if k == "password" else v) for k, v in self.options.items()}
+        shown = {k: ("***" if k in _SECRET_OPTIONS else v) for k, v in self.options.items()}
         return f"MailerConfig(alias={self.alias!r}, backend={self.backend!r}, options={shown!r})"
+
+
+#: Options whose values are never shown (a string token or a PEM key is a secret; a
+#: callable or a dotted path is not, but is hidden all the same for one simple rule).
+_SECRET_OPTIONS = frozenset({"password", "dkim_private_key", "oauth2_token"})
 
 
 # --- reading MAILERS ---
@@ -140,7 +146,7 @@ def _entry(alias: str, entry: Any) -> MailerConfig:
         backend = settings.EMAIL_BACKEND  # silent: the global setting
     elif not (isinstance(backend, type) or (isinstance(backend, str) and backend.strip())):
         raise InvalidMailer(
-            f"BACKEND must be a dotted path or a short name ({', '.join(_SHORT_NAMES)}), "
+            f"BACKEND must be a dotted path or a short name ({', '.join(SHORT_NAMES)}), "
             f"not {type(backend).__name__}",
             alias=alias,
         )
@@ -152,19 +158,18 @@ def _entry(alias: str, entry: Any) -> MailerConfig:
             raise InvalidMailer(f"the option name {name!r} is not an identifier", alias=alias)
     if "alias" in options:
         raise InvalidMailer(
-            "OPTIONS must not contain 'alias': a mailer's alias is its key in MAILERS",
+            "OPTIONS must not define 'alias'. A mailer's alias is its key in MAILERS.",
             alias=alias,
         )
     return MailerConfig(alias, backend.strip() if isinstance(backend, str) else backend, options)
 
 
-_SHORT_NAMES = ("smtp", "console", "file", "locmem", "dummy", "queue", "celery")
-
-
 def _unknown(alias: str, configured: Mapping[str, Any] | None) -> MailerDoesNotExist:
     known = list(configured) if configured is not None else [DEFAULT_MAILER_ALIAS]
     listed = ", ".join(map(repr, known)) if known else "none: MAILERS is empty"
-    return MailerDoesNotExist(f"no such mailer (configured: {listed})", alias=alias)
+    return MailerDoesNotExist(
+        f"The mailer '{alias}' is not configured. Configured: {listed}.", alias=alias
+    )
 
 
 def mailer_config(alias: str) -> MailerConfig:
@@ -235,7 +240,7 @@ def _check_options(config: MailerConfig, backend: type[BaseEmailBackend]) -> Non
         name = f"{backend.__module__}.{backend.__qualname__}"
         known = ", ".join(sorted(n for n in accepted if n not in ("alias", "args", "kwargs")))
         raise InvalidMailer(
-            f"unknown option(s) {', '.join(map(repr, unknown))} for {name} (it takes: {known})",
+            f"Unknown options {', '.join(map(repr, unknown))}. {name} takes: {known}.",
             alias=config.alias,
         )
 
@@ -244,7 +249,10 @@ def _import(config: MailerConfig) -> type[BaseEmailBackend]:
     try:
         return import_backend(config.backend)
     except ImproperlyConfigured as exc:
-        raise InvalidMailer(f"BACKEND: {exc}", alias=config.alias) from None
+        reason = exc.__cause__ if isinstance(exc.__cause__, ImportError) else exc
+        raise InvalidMailer(
+            f"Could not find BACKEND {config.backend!r}: {reason}", alias=config.alias
+        ) from None
 
 
 def _construct(
@@ -259,6 +267,8 @@ def _construct(
     except InvalidMailer:
         raise
     except ImproperlyConfigured as exc:  # a bad value: say which mailer has it
+        if settings.MAILERS is None:
+            raise  # the one implicit mailer: the error is about EMAIL_*, as it always was
         raise InvalidMailer(str(exc), alias=alias) from exc
     instance.alias = alias
     return instance
@@ -398,8 +408,8 @@ def backend_for(
         check_using(using, connection)
         if auth_user is not None or auth_password is not None:
             raise TypeError(
-                f"using={using!r} cannot be given with auth_user or auth_password: set "
-                f"'username' and 'password' in MAILERS[{using!r}]['OPTIONS']"
+                "'auth_user' and 'auth_password' are not compatible with 'using'. Set "
+                f"'username' and 'password' OPTIONS in MAILERS instead. (using={using!r})"
             )
     elif connection is not None:
         return connection
@@ -417,8 +427,8 @@ def check_using(using: str | None, connection: BaseEmailBackend | None) -> None:
     """``TypeError`` when both ``using`` and ``connection`` are given."""
     if using is not None and connection is not None:
         raise TypeError(
-            f"using={using!r} and connection= cannot be given together: a mailer makes "
-            "its own connection"
+            f"'connection' is not compatible with 'using'. A mailer (using={using!r}) "
+            "makes its own connection."
         )
 
 
@@ -429,4 +439,13 @@ def relay_backend(alias: str | None, fallback: Any) -> BaseEmailBackend:
     ``EMAIL_CELERY_RELAY_BACKEND``)."""
     if alias is None:
         return get_connection(fallback, fail_silently=True)
-    return mailers.create(alias, fail_silently=True)
+    backend = mailers.create(alias, fail_silently=True)
+    if getattr(backend, "dkim", None) is not None:
+        # Queued mail is signed by the sender (README, "Deliverability"): the worker
+        # delivers the stored bytes as they are, so a key here signs nothing.
+        warnings.warn(
+            f"MAILERS[{alias!r}]: the dkim_* options of a relay mailer are not used; queued "
+            "mail is signed when it is queued: give them to the queue or Celery mailer",
+            stacklevel=2,
+        )
+    return backend

@@ -2,6 +2,7 @@
 
 mailwright smtpd   development SMTP server and web inbox (the mail catcher)
 mailwright send    send one message with the configured settings
+mailwright render  render a template message without sending it
 mailwright check   connect to the configured SMTP server, send nothing
 mailwright demo    send sample messages to an embedded catcher and show them
 mailwright worker  deliver the durable outbox (EMAIL_QUEUE_PATH)
@@ -19,11 +20,11 @@ import argparse
 from collections.abc import Sequence
 
 from .. import __version__
-from . import check, demo, dkim, queue, send, smtpd, worker
+from . import check, demo, dkim, queue, render, send, smtpd, worker
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = (smtpd, send, check, demo, worker, queue, dkim)
+COMMANDS = (smtpd, send, render, check, demo, worker, queue, dkim)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .common import (
     EXIT_OK,
@@ -17,6 +17,10 @@ from .common import (
     non_smtp_backend,
     using_url,
 )
+from .templates import add_template_options
+
+if TYPE_CHECKING:
+    from ..message import EmailMultiAlternatives
 
 __all__ = ["register"]
 
@@ -57,30 +61,71 @@ def _check_attachment(path: str) -> None:
         raise CommandError(f"--attach {path}: no such file")
 
 
+def _check_form(args: argparse.Namespace) -> None:
+    """--template, or --subject with --body/--body-file: the two ways to say what to send."""
+    if args.template is not None:
+        given = [
+            option
+            for option, value in (
+                ("--subject", args.subject),
+                ("--body", args.body),
+                ("--body-file", args.body_file),
+                ("--html-file", args.html_file),
+            )
+            if value is not None
+        ]
+        if given:
+            raise CommandError(
+                f"--template makes the subject and body; leave out {', '.join(given)}"
+            )
+        return
+    if args.context is not None or args.template_dir:
+        raise CommandError("--context and --template-dir go with --template NAME")
+    if args.subject is None:
+        raise CommandError("give --subject (or --template NAME)")
+    if args.body is None and args.body_file is None:
+        raise CommandError("give --body or --body-file (or --template NAME)")
+
+
+def _message(args: argparse.Namespace) -> EmailMultiAlternatives:
+    from ..message import EmailMultiAlternatives
+
+    if args.template is not None:
+        from .templates import template_from_args, template_settings
+
+        with template_settings(args):
+            return template_from_args(args)
+    body = args.body if args.body is not None else _read_text(args.body_file, "--body-file")
+    html = _read_text(args.html_file, "--html-file") if args.html_file else None
+    message = EmailMultiAlternatives(
+        args.subject,
+        body,
+        args.from_email,
+        args.to,
+        bcc=args.bcc,
+        cc=args.cc,
+        reply_to=args.reply_to,
+    )
+    if html is not None:
+        message.attach_alternative(html, "text/html")
+    return message
+
+
 def _cmd_send(args: argparse.Namespace) -> int:
     from ..conf import settings
     from ..describe import describe
-    from ..message import EmailMultiAlternatives
 
+    try:
+        _check_form(args)
+    except CommandError as exc:
+        args.parser.error(str(exc))  # a usage error: exit status 2, as argparse's own
     host = port = None
     try:
         with using_url(args.url):
             host, port = settings.EMAIL_HOST, settings.EMAIL_PORT
-            body = args.body if args.body is not None else _read_text(args.body_file, "--body-file")
-            html = _read_text(args.html_file, "--html-file") if args.html_file else None
             for path in args.attach:
                 _check_attachment(path)
-            message = EmailMultiAlternatives(
-                args.subject,
-                body,
-                args.from_email,
-                args.to,
-                bcc=args.bcc,
-                cc=args.cc,
-                reply_to=args.reply_to,
-            )
-            if html is not None:
-                message.attach_alternative(html, "text/html")
+            message = _message(args)
             for path in args.attach:
                 message.attach_file(path)
             connection = command_backend(args.url, args.mailer)
@@ -112,7 +157,9 @@ def register(commands: Any) -> None:
         help="send one message with the configured settings",
         description="Send one message through the default mailer (EMAIL_BACKEND; settings "
         "from the environment, EMAIL_URL or --url), or the mailer --mailer names. Exit "
-        "status 0 when sent; otherwise 1 and a one-line reason.",
+        "status 0 when sent; otherwise 1 and a one-line reason. What to send: --subject and "
+        "--body (or --body-file), or a template message (--template NAME --context "
+        "FILE.json).",
     )
     send.add_argument(
         "--to",
@@ -144,9 +191,11 @@ def register(commands: Any) -> None:
         metavar="ADDRESS",
         help="the sender (default: DEFAULT_FROM_EMAIL)",
     )
-    send.add_argument("--subject", required=True, help="the subject")
-    body = send.add_mutually_exclusive_group(required=True)
-    body.add_argument("--body", metavar="TEXT", help="the text body")
+    send.add_argument("--subject", help="the subject (required without --template)")
+    body = send.add_mutually_exclusive_group()
+    body.add_argument(
+        "--body", metavar="TEXT", help="the text body (this, --body-file or --template)"
+    )
     body.add_argument(
         "--body-file", metavar="FILE", help="read the text body from FILE, UTF-8 (- for stdin)"
     )
@@ -160,6 +209,7 @@ def register(commands: Any) -> None:
         metavar="FILE",
         help="attach FILE, its type guessed from its name (repeatable)",
     )
+    add_template_options(send, positional=False)
     add_url_option(send)
     add_mailer_option(send, "send through this mailer")
-    send.set_defaults(handler=_cmd_send)
+    send.set_defaults(handler=_cmd_send, parser=send)

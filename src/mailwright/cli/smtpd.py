@@ -35,6 +35,7 @@ def _cmd_smtpd(args: argparse.Namespace) -> int:
             max_messages=args.max_messages or None,
             max_connections=args.max_connections or None,
             release_to=args.release_to,
+            release_mailers=args.release_mailer,
             release_allow=args.release_allow,
         )
         server.run()
@@ -123,6 +124,13 @@ def register(commands: Any) -> None:
         help="let the inbox release (send on) caught messages to this SMTP server; "
         "an smtp:// or smtps:// URL (smtp://user:pass@host:587?tls=1) for TLS and AUTH; "
         "repeatable, the first is the default; without it release is off",
+    )
+    smtpd.add_argument(
+        "--release-mailer",
+        action="append",
+        default=[],
+        metavar="ALIAS",
+        help="let the inbox release to the SMTP server of this mailer (MAILERS); repeatable",
     )
     smtpd.add_argument(
         "--release-allow",

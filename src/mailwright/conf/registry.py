@@ -161,6 +161,15 @@ def _parse_duration(name: str, value: Any) -> float:
     return float(value)
 
 
+def _stands_for_text(value: Any) -> bool:
+    """An object with its own ``__str__`` that is not a container or number: a lazy
+    string, read as the string it stands for (as ``message.lazy.as_text`` does)."""
+    if value is None or isinstance(value, list | tuple | bytes | bytearray | int | float):
+        return False
+    own_str: object = type(value).__str__
+    return own_str is not object.__str__
+
+
 def _parse_address_list(name: str, value: Any) -> list[str | tuple[str, str]]:
     if isinstance(value, str):
         # The environment form: "Ann <ann@example.com>, bob@example.com".
@@ -178,6 +187,8 @@ def _parse_address_list(name: str, value: Any) -> list[str | tuple[str, str]]:
     for entry in value:
         if isinstance(entry, str):
             entries.append(entry)
+        elif _stands_for_text(entry):  # a lazy translation string (gettext_lazy)
+            entries.append(str(entry))
         elif (
             isinstance(entry, list | tuple)
             and len(entry) == 2
@@ -239,6 +250,35 @@ def _parse_rate(name: str, value: Any) -> float | None:
 
 def _parse_delay(name: str, value: Any) -> float:
     return _parse_positive_number(name, value, "a positive number of seconds")
+
+
+def _parse_dirs(name: str, value: Any) -> list[str]:
+    if isinstance(value, str):
+        # The environment form: directories separated by os.pathsep (":" on POSIX).
+        return [part for part in value.split(os.pathsep) if part.strip()]
+    if isinstance(value, os.PathLike):
+        return [os.fspath(value)]
+    if not isinstance(value, list | tuple):
+        raise bad_value(name, value, "a list of directories")
+    dirs: list[str] = []
+    for entry in value:
+        if isinstance(entry, os.PathLike):
+            entry = os.fspath(entry)
+        if not isinstance(entry, str) or not entry:
+            raise ImproperlyConfigured(f"{name}: entry {entry!r} is not a directory path")
+        dirs.append(entry)
+    return dirs
+
+
+def _parse_callable_path(name: str, value: Any) -> Any:
+    if value is None or callable(value):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if not text or text.lower() == "none":
+            return None
+        return text
+    raise bad_value(name, value, "a dotted path to a callable, a callable, or None")
 
 
 def _parse_optional_str(name: str, value: Any) -> str | None:
@@ -365,6 +405,13 @@ SETTINGS: dict[str, Setting] = {
     "EMAIL_QUEUE_RETRY_DELAY": Setting(60.0, _parse_duration),
     "EMAIL_QUEUE_MAX_RETRY_DELAY": Setting(3600.0, _parse_duration),
     "EMAIL_QUEUE_LEASE": Setting(60.0, _parse_duration),
+    # Templates (mailwright.compose, extra ``templates``).
+    "EMAIL_TEMPLATE_DIRS": Setting([], _parse_dirs),
+    # None: a Jinja2 environment over EMAIL_TEMPLATE_DIRS (in a Django project: Django's
+    # template engine); else the dotted path of a callable returning a jinja2.Environment.
+    "EMAIL_TEMPLATE_ENGINE": Setting(None, _parse_callable_path),
+    "EMAIL_TEMPLATE_INLINE_CSS": Setting(True, _parse_bool),
+    "EMAIL_TEMPLATE_STRICT": Setting(True, _parse_bool),
     # DKIM signing (message/dkim.py): on when domain, selector and key are all set.
     "EMAIL_DKIM_DOMAIN": Setting(None, _parse_optional_str),
     "EMAIL_DKIM_SELECTOR": Setting(None, _parse_optional_str),

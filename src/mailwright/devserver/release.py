@@ -90,6 +90,25 @@ class Relay:
         return cls._make(config)
 
     @classmethod
+    def from_mailer(cls, alias: str) -> Relay:
+        """The SMTP server of the named mailer (``MAILERS``); its alias is the name."""
+        from ..backends.mailers import mailers
+        from ..exceptions import ImproperlyConfigured
+
+        try:
+            backend = mailers[alias]
+        except ImproperlyConfigured as exc:  # InvalidMailer, MailerDoesNotExist
+            raise ReleaseError(f"--release-mailer {alias}: {exc}") from None
+        config = getattr(backend, "config", None)
+        if not isinstance(config, SMTPConfig):
+            kind = type(backend)
+            raise ReleaseError(
+                f"--release-mailer {alias}: its backend ({kind.__module__}.{kind.__qualname__}) "
+                "does not send to an SMTP server; release needs one"
+            )
+        return cls(alias, config)
+
+    @classmethod
     def _make(cls, config: SMTPConfig) -> Relay:
         return cls(config.address, config)
 

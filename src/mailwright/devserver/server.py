@@ -44,6 +44,25 @@ MAX_LAG = 1.0
 BIG_MESSAGE = 256 * 1024  # printed and indexed in a thread: parsing it takes a while
 
 
+def _release_heap() -> None:
+    """Hand freed heap memory back to the system (glibc's ``malloc_trim``): after a
+    big message is received, parsed and put on disk, the C allocator would otherwise
+    keep its high-water mark as resident memory. A no-op elsewhere."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            import ctypes
+
+            _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+_malloc_trim: Any = None
+
+
 class PortInUseError(OSError):
     """The port the catcher should listen on is taken; ``what`` says which ("SMTP",
     "SMTPS" or "web")."""
@@ -72,7 +91,8 @@ class DevServer:
     message's bytes are read from its file when needed, not held in memory.
 
     Release (send a caught message on) goes only to the relays in ``release_to``
-    (``HOST:PORT``, or an ``smtp://``/``smtps://`` URL for TLS and AUTH), and, with
+    (``HOST:PORT``, or an ``smtp://``/``smtps://`` URL for TLS and AUTH) and to the
+    SMTP servers of the mailers named in ``release_mailers`` (``MAILERS``), and, with
     ``release_allow`` (a regular expression searched in each address), only to
     recipients it matches. Without ``release_to`` release is off. Deleting and
     releasing need the inbox page or the header ``X-Mailwright-Token: api_token``.
@@ -108,6 +128,7 @@ class DevServer:
         max_messages: int | None = DEFAULT_MAX_MESSAGES,
         max_connections: int | None = DEFAULT_MAX_CONNECTIONS,
         release_to: Iterable[str] = (),
+        release_mailers: Iterable[str] = (),
         release_allow: str | None = None,
         api_token: str | None = None,
     ) -> None:
@@ -129,7 +150,11 @@ class DevServer:
         self.web_host_allow = [name.lower() for name in web_host_allow]
         # Raises ReleaseError (a ValueError) for a relay or pattern that cannot be used.
         self.release_policy = ReleasePolicy(
-            [Relay.parse(text) for text in release_to], release_allow
+            [
+                *(Relay.parse(text) for text in release_to),
+                *(Relay.from_mailer(alias) for alias in release_mailers),
+            ],
+            release_allow,
         )
         #: What a script sends as X-Mailwright-Token to delete or release (browsers on
         #: the inbox page need none); printed in the banner.
@@ -348,7 +373,8 @@ class DevServer:
             self._print(format_message(stored))
         _ = stored.search_text
         _ = stored.summary
-        stored.spill()  # with a Maildir, the bytes stay on disk from now on
+        if stored.spill() and stored.size > BIG_MESSAGE:
+            _release_heap()
 
     def _bind_error(self, what: str, port: int, exc: OSError) -> OSError:
         if exc.errno == errno.EADDRINUSE:
@@ -396,7 +422,11 @@ class DevServer:
             policy = self.release_policy
             if policy.enabled:
                 allow = f" (recipients matching {policy.allow_text!r})" if policy.allow else ""
-                lines.append(f"release to: {', '.join(policy.relays)}{allow}")
+                relays = ", ".join(
+                    name if name == relay.config.address else f"{name} ({relay.config.address})"
+                    for name, relay in policy.relays.items()
+                )
+                lines.append(f"release to: {relays}{allow}")
         if self.store.maildir_path is not None:
             lines.append(
                 f"storing messages in Maildir {self.store.maildir_path} "

@@ -28,10 +28,10 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email import policy
 from email.header import decode_header, make_header
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
+from email.policy import EmailPolicy
 from html import unescape
 from pathlib import Path
 from typing import Any
@@ -55,9 +55,26 @@ SEARCH_TEXT_LIMIT = 64 * 1024
 # is read when the message is looked at.
 _HEAD_SIZE = 64 * 1024
 
-_parser = BytesParser(policy=policy.default)
+# Whitespace between two adjacent encoded words, which RFC 2047 section 6.2 says to
+# ignore. policy.default's address parser keeps it in a display name (a sender split
+# over several encoded words would show as "送信 者"), so it is taken out first.
+_BETWEEN_ENCODED_WORDS = re.compile(r"(?<=\?=)[ \t\r\n]+(?==\?[^?\s]+\?[BbQq]\?[^?\s]*\?=)")
+
+
+class _Policy(EmailPolicy):
+    """policy.default, less that stray space: every header the catcher shows goes
+    through here (the list, the API, the message page)."""
+
+    def header_fetch_parse(self, name: str, value: Any) -> Any:
+        if isinstance(value, str) and "=?" in value:
+            value = _BETWEEN_ENCODED_WORDS.sub("", value)
+        return super().header_fetch_parse(name, value)
+
+
+_policy = _Policy()
+_parser = BytesParser(policy=_policy)
 _compat_parser = BytesParser()  # compat32: about 10x faster, used for the search text
-_header_factory = policy.default.header_factory
+_header_factory = _policy.header_factory
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
 _TAG = re.compile(r"<[^>]*>|<!--.*?-->", re.DOTALL)
 _STYLE_SCRIPT = re.compile(r"<(style|script)\b.*?</\1\s*>", re.DOTALL | re.IGNORECASE)
@@ -68,8 +85,11 @@ class MaildirError(Exception):
 
 
 def parse_message(raw: bytes) -> EmailMessage:
-    """The stdlib parser with ``policy.default``; may raise on hostile input."""
-    return _parser.parsebytes(raw)
+    """The stdlib parser with ``policy.default`` (less the stray space, see _Policy);
+    may raise on hostile input."""
+    parsed = _parser.parsebytes(raw)
+    assert isinstance(parsed, EmailMessage)  # the policy's message_factory
+    return parsed
 
 
 def _header_block(raw: bytes) -> bytes:
@@ -120,6 +140,8 @@ def decoded_header(name: str, value: str) -> str:
             return value
         if name in ("From", "To") and _PLAIN_ADDRESSES.fullmatch(value):
             return value
+    else:
+        value = _BETWEEN_ENCODED_WORDS.sub("", value)
     return str(_header_factory(name, value))
 
 
@@ -311,11 +333,14 @@ class StoredMessage:
                 continue
         return b""
 
-    def spill(self) -> None:
-        """Forget the bytes when they are on disk (``raw`` reads them back)."""
+    def spill(self) -> bool:
+        """Forget the bytes when they are on disk (``raw`` reads them back); True when
+        they were forgotten now."""
         if self._file is not None and self._raw is not None:
             self._size = len(self._raw)
             self._raw = None
+            return True
+        return False
 
     @property
     def size(self) -> int:
@@ -573,9 +598,10 @@ def write_maildir_file(folder: Path, stored: StoredMessage) -> None:
     envelope = _envelope_line(stored)
     try:
         try:
-            data = memoryview(envelope + stored.raw)
-            while data:
-                data = data[os.write(fd, data) :]
+            for piece in (envelope, stored.raw):  # not joined: no copy of a big message
+                data = memoryview(piece)
+                while data:
+                    data = data[os.write(fd, data) :]
         finally:
             os.close(fd)
         os.rename(tmp, f"{base}/new/{stored.id}")

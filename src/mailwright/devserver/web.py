@@ -30,7 +30,7 @@ import unicodedata
 from collections.abc import Awaitable, Callable, Iterable
 from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from aiohttp import web
 
@@ -415,7 +415,8 @@ async def html_part(request: web.Request) -> web.StreamResponse:
     by_cid = {part.content_id: part.index for part in stored.parts if part.content_id}
 
     def link(match: re.Match[str]) -> str:
-        index = by_cid.get(match[1])
+        # RFC 2392: a cid: URL is the Content-ID percent-encoded.
+        index = by_cid.get(match[1], by_cid.get(unquote(match[1])))
         return f"/messages/{url_id(stored)}/parts/{index}" if index is not None else match[0]
 
     text = '<base target="_blank">' + _CID_REF.sub(link, html)

@@ -11,6 +11,7 @@
 * ``stdlib_build``: the tree as a stdlib ``email.message.EmailMessage``;
 * ``stamps``: the generated ``Date`` and ``Message-ID``;
 * ``envelope``: ``Envelope`` (what an SMTP transaction needs) and ``Delivery`` (its result).
+* ``dkim``: DKIM signing, applied once, in ``EmailMessage.envelope(dkim=...)``.
 """
 
 from .content import (

@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 
 from . import headers as hdr
 from .lazy import as_text
-from .mime import BinaryPart, MessagePart, Part, crlf_lines, text_part
+from .mime import BinaryPart, MessagePart, Part, crlf_lines, seven_bit_message, text_part
 
 __all__ = [
     "DEFAULT_ATTACHMENT_MIME_TYPE",
@@ -108,6 +108,14 @@ def content_part(
     if filename is not None:
         hdr.check_value("filename", filename)
     filename = filename or None  # an empty name says nothing; leave the parameter out
+    if maintype == "text" and isinstance(content, bytes | bytearray | memoryview):
+        # As attach() does, also for bytes put in ``attachments`` directly: UTF-8 text
+        # is text; anything else is sent as what it is, bytes of an unknown kind (never
+        # as text/* without a charset, which a reader cannot decode).
+        try:
+            content = bytes(content).decode("utf-8")
+        except UnicodeDecodeError:
+            maintype, subtype = "application", "octet-stream"
     if maintype == "text" and not isinstance(content, bytes | bytearray | memoryview):
         text = as_text(content)
         if text is not None:
@@ -121,7 +129,7 @@ def content_part(
                 cte=cte,
             )
     if (maintype, subtype) == ("message", "rfc822"):
-        return MessagePart(_rfc822_bytes(content), disposition, filename)
+        return MessagePart(seven_bit_message(_rfc822_bytes(content)), disposition, filename)
     if isinstance(content, str):
         content = content.encode("utf-8")
     if not isinstance(content, bytes | bytearray | memoryview):

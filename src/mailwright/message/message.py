@@ -13,6 +13,7 @@ import contextlib
 import contextvars
 import email.charset
 import email.message
+import email.policy
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -330,10 +331,21 @@ class EmailMessage:
         """Envelope recipients: to + cc + bcc as bare addresses, empty entries dropped."""
         return [mailbox.addr_spec for mailbox in self._recipient_mailboxes()]
 
-    def message(self) -> email.message.EmailMessage:
-        """The message as a stdlib ``email.message.EmailMessage``, ready to send."""
+    def message(self, *, policy: email.policy.Policy | None = None) -> email.message.EmailMessage:
+        """The message as a stdlib ``email.message.EmailMessage``, ready to send.
+
+        ``policy`` is the one it carries, as in Django 6 (``email.policy.SMTP`` for CRLF
+        line breaks, say); by default ``email.policy.default``, or its UTF-8 form when
+        the message needs SMTPUTF8. Header fields are stored encoded and folded as
+        mailwright sends them either way."""
         composed = self._compose()
-        return stdlib_build.build(composed.fields, composed.root, utf8=composed.smtputf8)
+        if policy is None:
+            policy = (
+                email.policy.default.clone(utf8=True) if composed.smtputf8 else email.policy.default
+            )
+        return stdlib_build.build(
+            composed.fields, composed.root, utf8=composed.smtputf8, policy=policy
+        )
 
     def as_bytes(self) -> bytes:
         """The message as bytes: CRLF line breaks, Bcc never included, content exact.
@@ -405,8 +417,9 @@ class EmailMessage:
         """
         if isinstance(filename, email.message.Message):
             if content is not None or mimetype is not None:
+                kind = "MIMEPart" if isinstance(filename, email.message.MIMEPart) else "MIMEBase"
                 raise ValueError(
-                    "content and mimetype must not be given when a MIMEBase instance is provided."
+                    f"content and mimetype must not be given when a {kind} instance is provided."
                 )
             self.attachments.append(filename)
             return
@@ -613,7 +626,9 @@ class EmailMultiAlternatives(EmailMessage):
     """A message with alternative renderings of the body (typically HTML).
 
     The body is the first alternative (``text/plain``) unless it is empty: a message
-    with only an HTML alternative sends only the HTML.
+    with only an HTML alternative sends only the HTML, as in Django. With
+    ``auto_text=True``, an empty body is instead made from the HTML alternative by
+    ``mailwright.html_to_text`` (extra ``templates``) when the message is composed.
     """
 
     alternative_subtype = "alternative"
@@ -631,10 +646,13 @@ class EmailMultiAlternatives(EmailMessage):
         alternatives: Iterable[Any] | None = None,
         cc: Iterable[Any] | None = None,
         reply_to: Iterable[Any] | None = None,
+        *,
+        auto_text: bool = False,
     ) -> None:
         super().__init__(
             subject, body, from_email, to, bcc, connection, attachments, headers, cc, reply_to
         )
+        self.auto_text = auto_text
         self.alternatives: list[EmailAlternative] = []
         for content, mimetype in alternatives or ():
             self.attach_alternative(content, mimetype)
@@ -663,6 +681,8 @@ class EmailMultiAlternatives(EmailMessage):
             return self._body_part(charset)
         parts: list[Part] = []
         body = self._body_text()
+        if not body and getattr(self, "auto_text", False):
+            body = self._text_from_html()
         if body:
             parts.append(text_part(self.content_subtype, body, charset[0], cte=charset[1]))
         parts.extend(
@@ -670,3 +690,15 @@ class EmailMultiAlternatives(EmailMessage):
             for content, mimetype in self.alternatives
         )
         return Multipart(self.alternative_subtype, parts)
+
+    def _text_from_html(self) -> str:
+        """The text part ``auto_text`` makes: the last HTML alternative as text."""
+        for content, mimetype in reversed(self.alternatives):
+            if str(mimetype).lower().split(";")[0].strip() == "text/html":
+                html = as_text(content)
+                if html is not None:
+                    # Imported here: composition sits above message (it builds messages).
+                    from ..compose.text import html_to_text
+
+                    return html_to_text(html)
+        return ""

@@ -12,8 +12,10 @@ import base64
 import binascii
 import email.charset
 import email.message
+import email.policy
 import functools
 import re
+import urllib.parse
 from dataclasses import dataclass
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "crlf",
     "crlf_lines",
     "encode_body",
+    "seven_bit_message",
     "text_part",
 ]
 
@@ -76,7 +79,9 @@ class BinaryPart:
 
 @dataclass(slots=True)
 class MessagePart:
-    """A ``message/rfc822`` part: a whole message, sent as it is, never base64."""
+    """A ``message/rfc822`` part: a whole message, never base64 (RFC 2046 section
+    5.2.1 allows only 7bit, 8bit and binary here); ``seven_bit_message`` makes an
+    8-bit one 7bit before it gets here."""
 
     data: bytes  # the inner message with CRLF line breaks
     disposition: str | None = None
@@ -227,4 +232,200 @@ def text_part(
         disposition,
         filename,
         content_id,
+    )
+
+
+# --- an attached message made 7bit ---
+
+_MAX_DEPTH = 32
+_HEADER_END = re.compile(rb"\r\n\r\n")
+_FIELD_START = re.compile(rb"^(?=[^ \t])", re.MULTILINE)
+
+
+def seven_bit_message(data: bytes) -> bytes:
+    """An attached message (CRLF line breaks) with nothing 8-bit left in it, so that it
+    can go to any server, with or without 8BITMIME (RFC 6152).
+
+    A message/rfc822 part cannot itself be quoted-printable or base64, so the message
+    inside is re-encoded instead, entity by entity: an 8-bit leaf body becomes
+    quoted-printable or base64 (``choose_cte``, as for any text), an 8-bit header
+    field becomes encoded words (RFC 2047; parameters RFC 2231), and a multipart or
+    message entity marked 8bit or binary is marked 7bit once its contents are.
+    Everything already ASCII is left byte for byte as it was. What cannot be made
+    ASCII (a non-ASCII address, which needs SMTPUTF8 anyway) is left as it is."""
+    if data.isascii():
+        return data
+    return _seven_bit_entity(data, "text/plain", 0)
+
+
+def _seven_bit_entity(data: bytes, default_type: str, depth: int) -> bytes:
+    if data.isascii() or depth > _MAX_DEPTH:
+        return data
+    if data.startswith(b"\r\n"):
+        head, body = b"", data[2:]
+    else:
+        end = _HEADER_END.search(data)
+        if end is None:
+            head, body = data, b""
+        else:
+            head, body = data[: end.start() + 2], data[end.end() :]
+    fields = [field for field in _FIELD_START.split(head) if field]
+    parsed = email.message_from_bytes(head + b"\r\n", policy=email.policy.compat32)
+    if default_type != "text/plain":
+        parsed.set_default_type(default_type)
+    content_type = parsed.get_content_type()
+    maintype = parsed.get_content_maintype()
+    old_cte = (parsed.get("Content-Transfer-Encoding") or "7bit").strip().lower()
+    new_cte: str | None = None  # None: the field stays as it is
+    if maintype == "multipart" or content_type in ("message/rfc822", "message/global"):
+        if maintype == "multipart":
+            boundary = parsed.get_boundary()
+            inner = "message/rfc822" if content_type == "multipart/digest" else "text/plain"
+            if boundary is not None:
+                body = _seven_bit_multipart(body, boundary.encode("ascii", "replace"), inner, depth)
+        else:
+            body = _seven_bit_entity(body, "text/plain", depth + 1)
+        if old_cte in ("8bit", "binary") and body.isascii():
+            new_cte = "7bit"
+    new_type: str | None = None  # a Content-Type field that names the charset
+    if maintype not in ("multipart", "message") and not body.isascii():
+        if maintype == "text":
+            raw = body.replace(b"\r\n", b"\n")
+            new_cte = choose_cte(raw)
+            body = crlf(encode_body(raw, new_cte))
+            if parsed.get_param("charset") is None and _is_utf8(raw):
+                # 8-bit text with no charset: once encoded, a reader would take it
+                # for US-ASCII; say what it was written in.
+                parsed.set_param("charset", "utf-8")
+                new_type = f"Content-Type: {parsed['Content-Type']}\r\n"
+        else:
+            new_cte = "base64"
+            body = crlf(base64_lines(body))
+    replaced = {b"content-transfer-encoding"} if new_cte is not None else set()
+    if new_type is not None:
+        replaced.add(b"content-type")
+    out: list[bytes] = []
+    for field in fields:
+        if field.split(b":", 1)[0].strip().lower() in replaced:
+            continue
+        out.append(field if field.isascii() else _seven_bit_field(field))
+    if new_type is not None:
+        out.append(new_type.encode("ascii"))
+    if new_cte is not None:
+        out.append(f"Content-Transfer-Encoding: {new_cte}\r\n".encode("ascii"))
+    return b"".join(out) + b"\r\n" + body
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+_ADDRESS_FIELDS = frozenset(
+    b"from to cc bcc reply-to sender resent-from resent-to resent-cc resent-bcc"
+    b" resent-sender disposition-notification-to".split()
+)
+_QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
+_TOKENS = re.compile(r"(\s+)")
+_PARAMETER = re.compile(r'([A-Za-z0-9_.-]+)=(?:"((?:[^"\\]|\\.)*)"|([^;\s"]*))')
+
+
+def _encoded_words(text: str, charset: str) -> str:
+    """``text`` as B encoded words (RFC 2047), each at most 75 characters, folded."""
+    words, chunk = [], ""
+    for char in text:
+        if len((chunk + char).encode(charset)) > 45:
+            words.append(chunk)
+            chunk = ""
+        chunk += char
+    words.append(chunk)
+    encoded = (base64.b64encode(word.encode(charset)).decode("ascii") for word in words)
+    return "\r\n ".join(f"=?{charset}?b?{word}?=" for word in encoded)
+
+
+def _seven_bit_field(field: bytes) -> bytes:
+    """A header field with 8-bit bytes made ASCII without parsing it (the stdlib
+    header parser is far too slow on hostile input): non-ASCII words become encoded
+    words (RFC 2047), non-ASCII parameters of Content-* fields RFC 2231 values. The
+    bytes are read as UTF-8, else as ISO-8859-1 (so no byte is lost). A non-ASCII
+    address cannot be encoded (it needs SMTPUTF8): that field is left as it was."""
+    name, _, value = field.partition(b":")
+    lowered = name.strip().lower()
+    try:
+        text, charset = value.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        text, charset = value.decode("iso-8859-1"), "iso-8859-1"
+    text = text.rstrip("\r\n")
+    if lowered.startswith(b"content-"):
+
+        def parameter(match: re.Match[str]) -> str:
+            raw = match.group(2) if match.group(2) is not None else match.group(3)
+            if raw.isascii():
+                return match.group(0)
+            unquoted = re.sub(r"\\(.)", r"\1", raw)
+            quoted = urllib.parse.quote(unquoted.encode(charset), safe="")
+            return f"{match.group(1)}*={charset}''{quoted}"
+
+        text = _PARAMETER.sub(parameter, text)
+    if lowered in _ADDRESS_FIELDS:
+
+        def quoted(match: re.Match[str]) -> str:
+            inside = match.group(1)
+            if inside.isascii():
+                return match.group(0)
+            return _encoded_words(re.sub(r"\\(.)", r"\1", inside), charset)
+
+        text = _QUOTED.sub(quoted, text)
+    out: list[str] = []
+    run: list[str] = []  # non-ASCII words and the whitespace between them
+
+    def flush() -> None:
+        if run:
+            trailing = run.pop() if run[-1].isspace() else ""
+            out.append(_encoded_words("".join(run), charset) + trailing)
+            run.clear()
+
+    for token in _TOKENS.split(text):
+        if token.isascii() and not (run and token.isspace()):
+            flush()
+            out.append(token)
+        elif token.isascii():
+            run.append(token)  # whitespace: part of the run if a word follows
+        elif lowered in _ADDRESS_FIELDS and any(c in token for c in "@<>"):
+            return field  # a non-ASCII address: SMTPUTF8 only
+        else:
+            run.append(token)
+    flush()
+    result = name.decode("ascii", "replace") + ":" + "".join(out) + "\r\n"
+    return result.encode("ascii") if result.isascii() else field
+
+
+def _seven_bit_multipart(body: bytes, boundary: bytes, default_type: str, depth: int) -> bytes:
+    delimiter = re.compile(rb"(?:^|(?<=\r\n))--" + re.escape(boundary) + rb"(--)?[ \t]*(?:\r\n|$)")
+    matches = list(delimiter.finditer(body))
+    if not matches:
+        return body
+    out = [_ascii_only(body[: matches[0].start()])]  # the preamble, shown to nobody
+    for index, match in enumerate(matches):
+        out.append(match.group(0))
+        following = matches[index + 1].start() if index + 1 < len(matches) else len(body)
+        segment = body[match.end() : following]
+        if match.group(1):  # the close delimiter: the rest is the epilogue
+            out.append(_ascii_only(body[match.end() :]))
+            break
+        # The CRLF before the next delimiter belongs to that delimiter.
+        ends_line = segment.endswith(b"\r\n") and index + 1 < len(matches)
+        content = segment[:-2] if ends_line else segment
+        out.append(_seven_bit_entity(content, default_type, depth + 1))
+        if ends_line:
+            out.append(b"\r\n")
+    return b"".join(out)
+
+
+def _ascii_only(data: bytes) -> bytes:
+    return (
+        data if data.isascii() else data.decode("ascii", "replace").replace("\ufffd", "?").encode()
     )

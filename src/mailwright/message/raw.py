@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.message
+import email.policy
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -79,10 +80,11 @@ class RawMessage(EmailMessage):
     def recipients(self) -> list[str]:
         return list(self.to)
 
-    def message(self) -> email.message.EmailMessage:
-        from email import message_from_bytes, policy
+    def message(self, *, policy: email.policy.Policy | None = None) -> email.message.EmailMessage:
+        from email import message_from_bytes
+        from email import policy as policies
 
-        parsed = message_from_bytes(self.data, policy=policy.default)
+        parsed = message_from_bytes(self.data, policy=policy or policies.default)
         assert isinstance(parsed, email.message.EmailMessage)
         return parsed
 
@@ -97,6 +99,9 @@ class RawMessage(EmailMessage):
 
     def attach(self, *args: Any, **kwargs: Any) -> None:
         raise TypeError("a RawMessage is already composed; attachments cannot be added")
+
+    def list_unsubscribe(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("a RawMessage is already composed; its header cannot change")
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe form: ``{"sender", "recipients", "data"}`` (data in base64)."""

@@ -62,9 +62,17 @@ def _fill(target: MIMEPart, part: Part, policy: email.policy.Policy) -> None:
         raise TypeError("a ready-made MIME part can only sit inside a multipart")
 
 
-def build(fields: list[tuple[str, str]], root: Part, *, utf8: bool = False) -> EmailMessage:
-    """The stdlib message for ``fields`` (name, folded value) and the tree ``root``."""
-    policy = POLICY_UTF8 if utf8 else POLICY
+def build(
+    fields: list[tuple[str, str]],
+    root: Part,
+    *,
+    utf8: bool = False,
+    policy: email.policy.Policy | None = None,
+) -> EmailMessage:
+    """The stdlib message for ``fields`` (name, folded value) and the tree ``root``,
+    with ``policy`` (by default SMTP's, CRLF line breaks)."""
+    if policy is None:
+        policy = POLICY_UTF8 if utf8 else POLICY
     # The content is built apart and then moved under the fields: set_content() clears
     # every Content-* field first, which would drop one a user gave (Content-Language).
     content = MIMEPart(policy=policy)

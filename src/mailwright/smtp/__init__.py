@@ -21,7 +21,7 @@ check``, the outbox worker, the Celery task) goes through these.
 from typing import TYPE_CHECKING, Any
 
 from .actions import Outcome
-from .auth import AuthMechanism, Login, Plain
+from .auth import AuthMechanism, Login, OAuth2TokenError, OAuthBearer, Plain, XOAuth2
 from .config import SMTPConfig, local_hostname
 from .errors import LocalProtocolError, NotAttemptedError, SMTPProtocolError
 from .protocol import ClientProtocol, Command
@@ -50,6 +50,8 @@ __all__ = [
     "LocalProtocolError",
     "Login",
     "NotAttemptedError",
+    "OAuth2TokenError",
+    "OAuthBearer",
     "Outcome",
     "Plain",
     "Reply",
@@ -57,5 +59,6 @@ __all__ = [
     "SMTPConfig",
     "SMTPConnection",
     "SMTPProtocolError",
+    "XOAuth2",
     "local_hostname",
 ]
