@@ -11,6 +11,7 @@ import smtplib
 import socket
 import ssl
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -565,3 +566,31 @@ def test_fail_silently_stops_the_batch_when_the_connection_drops() -> None:
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     assert "goes on with the next message\n(those that failed count as not sent)" not in readme
     assert "when the connection itself\nfails (dropped, timed out), the batch stops there" in readme
+
+
+def test_composition_settings_hold_for_the_whole_batch(
+    smtp_server: SMTPTestServer, sender: Sender
+) -> None:
+    """A batch reads DEFAULT_CHARSET when it starts: a change made while it runs
+    applies from the next batch on, and a message composed on its own sees it."""
+    configure(DEFAULT_CHARSET="iso-8859-1")
+
+    def messages() -> Iterator[EmailMessage]:
+        yield EmailMessage("one", "Café", "from@example.com", ["to@example.com"])
+        configure(DEFAULT_CHARSET="utf-8")  # during the batch
+        yield EmailMessage("two", "Café", "from@example.com", ["to@example.com"])
+
+    assert sender.send_messages(messages()) == 2
+    assert (
+        sender.send_messages(
+            [EmailMessage("three", "Café", "from@example.com", ["to@example.com"])]
+        )
+        == 1
+    )
+    received = smtp_server.wait_for(3)
+    charsets = {m.parsed()["Subject"]: m.parsed().get_content_charset() for m in received}
+    assert charsets == {"one": "iso-8859-1", "two": "iso-8859-1", "three": "utf-8"}
+    for message in received:
+        assert message.parsed().get_content().strip() == "Café"
+    alone = EmailMessage("four", "Café", "from@example.com", ["to@example.com"])
+    assert b'charset="utf-8"' in alone.as_bytes()

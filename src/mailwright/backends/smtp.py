@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..exceptions import DKIMSigningError, ImproperlyConfigured
 from ..message.dkim import signer as dkim_signer
+from ..message.message import batch_settings
 from ..smtp import NotAttemptedError, Outcome, SMTPConfig, SMTPConnection
 from .base import BaseEmailBackend
 
@@ -182,7 +183,7 @@ class EmailBackend(BaseEmailBackend):
             email_messages = list(email_messages)
             if len(email_messages) > 1:
                 return self._parallel_outcome(self._send_parallel(email_messages))
-        with self._lock:
+        with self._lock, batch_settings():
             batch = _Batch(email_messages, self.fail_silently, self.dkim)
             first = batch.first()
             if first is None:
@@ -261,32 +262,36 @@ class EmailBackend(BaseEmailBackend):
 
             self._async_lock = asyncio.Lock()
         async with self._async_lock:
-            batch = _Batch(email_messages, self.fail_silently, self.dkim)
-            first = batch.first()
-            if first is None:
-                return batch.result()
-            opened = await self.aopen()
-            connection = self.aconnection
-            if connection is None or opened is None:
-                batch.not_sent("could not connect")
-                return batch.result()
-            items = itertools.chain([first], batch.rest())
+            with batch_settings():
+                return await self._asend_batch(email_messages)
+
+    async def _asend_batch(self, email_messages: Iterable[EmailMessage]) -> int:
+        batch = _Batch(email_messages, self.fail_silently, self.dkim)
+        first = batch.first()
+        if first is None:
+            return batch.result()
+        opened = await self.aopen()
+        connection = self.aconnection
+        if connection is None or opened is None:
+            batch.not_sent("could not connect")
+            return batch.result()
+        items = itertools.chain([first], batch.rest())
+        try:
             try:
-                try:
-                    await connection.run(
-                        lambda: next(items, None),
-                        batch.record,
-                        stop_on_failure=not self.fail_silently,
-                    )
-                except _DELIVERY_ERRORS as exc:
-                    batch.broken(exc)
-                return batch.result()
-            finally:
-                if not connection.is_open:  # broken, aborted, cancelled or closed
-                    self.aconnection = None
-                    connection.abort()
-                elif opened:
-                    await self.aclose()
+                await connection.run(
+                    lambda: next(items, None),
+                    batch.record,
+                    stop_on_failure=not self.fail_silently,
+                )
+            except _DELIVERY_ERRORS as exc:
+                batch.broken(exc)
+            return batch.result()
+        finally:
+            if not connection.is_open:  # broken, aborted, cancelled or closed
+                self.aconnection = None
+                connection.abort()
+            elif opened:
+                await self.aclose()
 
 
 @contextlib.contextmanager

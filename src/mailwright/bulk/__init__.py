@@ -81,6 +81,7 @@ def send_bulk(
     configuration directly, and ``dkim`` the DKIM signer that goes with it (a backend
     or mailer signs as its options say). Thread-safe. What the iterable or
     ``on_result`` raises is raised once the messages taken were sent."""
+    from ..message.message import batch_settings
     from .threads import run_threads
 
     started = time.monotonic()
@@ -95,7 +96,8 @@ def send_bulk(
         using=using,
         on_result=on_result,
     )
-    return _finish(run_threads(plan), started)
+    with batch_settings():  # read once for the batch; each thread copies the context
+        return _finish(run_threads(plan), started)
 
 
 async def asend_bulk(
@@ -113,6 +115,7 @@ async def asend_bulk(
     """``send_bulk`` for asyncio code: the same arguments and result, the connections
     as concurrent tasks on the asyncio SMTP driver. Cancelling it drops every
     connection at once."""
+    from ..message.message import batch_settings
     from .aio import run_tasks
 
     started = time.monotonic()
@@ -127,4 +130,5 @@ async def asend_bulk(
         using=using,
         on_result=on_result,
     )
-    return _finish(await run_tasks(plan), started)
+    with batch_settings():  # read once for the batch; its tasks copy the context
+        return _finish(await run_tasks(plan), started)

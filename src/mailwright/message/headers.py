@@ -359,7 +359,8 @@ def _mailbox_atoms(mailbox: Mailbox) -> list[str]:
 def address_value(name: str, items: Sequence[Mailbox | Group]) -> str:
     """Fold an address-list field (From, To, Cc, Reply-To), breaking between addresses."""
     if len(items) == 1 and isinstance(items[0], Mailbox) and not items[0].display_name:
-        return fold(name, [items[0].addr_spec])  # the common case: one bare address
+        spec = items[0].addr_spec  # the common case: one bare address
+        return spec if len(name) + 2 + len(spec) <= MAX_LINE else fold(name, [spec])
     atoms: list[str] = []
     for index, item in enumerate(items):
         if isinstance(item, Group):

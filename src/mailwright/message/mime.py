@@ -187,6 +187,11 @@ def _encode_text(text: str, charset: str) -> tuple[str, bytes]:
     cannot be written line by line), so no character is ever lost. Surrogate escapes
     (bytes that were not valid text, kept by ``errors="surrogateescape"``) become
     those bytes again."""
+    if charset == "utf-8" or (text.isascii() and _is_ascii_compatible(charset)):
+        try:  # the usual case: one encode, nothing to choose
+            return charset, text.encode(charset)
+        except UnicodeError:
+            pass  # lone surrogates: the general way below
     candidates = [charset] if _is_ascii_compatible(charset) else []
     if charset != "utf-8":
         candidates.append("utf-8")
