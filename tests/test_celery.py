@@ -62,6 +62,11 @@ def redis_url() -> Iterator[str]:
         server.stop()
 
 
+# Every test here shares one Redis server and cycles through its databases: under
+# pytest-xdist they all run in one worker (``--dist loadgroup``), as do the other tests
+# that use the broker (test_dkim, test_postfix).
+pytestmark = pytest.mark.xdist_group("redis")
+
 _databases = itertools.cycle(range(1, 16))
 
 

@@ -240,6 +240,7 @@ def test_a_raw_message_is_sent_as_it_is(server: SMTPTestServer) -> None:
 # --- Celery: a real worker process on a real Redis ---
 
 
+@pytest.mark.xdist_group("redis")  # one worker for all Redis users
 @pytest.mark.timeout(150)
 def test_celery_workers_deliver_what_the_sender_signed(start_server: ServerFactory) -> None:
     pytest.importorskip("celery")
