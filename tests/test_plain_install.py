@@ -23,10 +23,6 @@ from processes import clean_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# One fresh environment serves every test here: under pytest-xdist they run in one worker
-# (``--dist loadgroup``), so the environment is built once, not once per worker.
-pytestmark = pytest.mark.xdist_group("plain-install")
-
 
 @pytest.fixture(scope="module")
 def plain_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -404,7 +404,6 @@ def test_the_outbox_worker_delivers_to_postfix(mta: PostfixServer, tmp_path: Pat
     assert last.results[addr("user36")]["status"] == "sent"
 
 
-@pytest.mark.xdist_group("redis")  # one worker for all Redis users
 @pytest.mark.timeout(150)
 def test_celery_workers_deliver_to_postfix(
     mta: PostfixServer,
