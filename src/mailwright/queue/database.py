@@ -19,7 +19,6 @@ __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "OutboxError", "connect", "failur
 APPLICATION_ID = 0x4D574F42
 SCHEMA_VERSION = 2  # 2: ``relay``, the mailer a message is delivered through
 BUSY_TIMEOUT = 60.0  # seconds a writer waits for another one's transaction
-MMAP_SIZE = 256 * 2**20  # bytes of the file a worker's connection reads through a map
 
 # One row per message. ``due`` is what the state waits for: the next attempt
 # (queued), the end of the lease (sending), or when it finished (sent, failed). The
@@ -163,11 +162,6 @@ def _prepare(db: sqlite3.Connection, path: str, durable: bool) -> None:
             # sync it) in the middle of a batch: the worker does it on the side
             # (``Outbox.checkpoint``).
             db.execute("PRAGMA wal_autocheckpoint=0")
-            # Read the file through a memory map, not a read() per page: when another
-            # process has written, its pages are read again at every transaction, and
-            # with two worker processes that was a seventh of the outbox's CPU per
-            # message. (Writes still go through write(); SQLite maps only what exists.)
-            db.execute(f"PRAGMA mmap_size={MMAP_SIZE}")
     except sqlite3.Error as exc:
         raise failure(path, exc, "setting up") from exc
     if mode != "wal":
