@@ -8,8 +8,8 @@ Each run queues ``--messages`` plain messages into a fresh outbox, then times
 it into a local sink (Postfix's ``smtp-sink`` when installed, else aiosmtpd), checked
 against the sink's count. One process is the baseline; ratios are messages per
 second with N processes over that, measured in the same run, alternating, best of
-``--repeat``. The client's work is CPU-bound in Python: a second core needs a second
-process.
+``--repeat`` (and, steadier on a busy machine, the median of each round's ratio).
+The client's work is CPU-bound in Python: a second core needs a second process.
 
 Two rates per run: the command's (start-up and exit included), and delivery's (the
 messages over the longest time a worker process spent delivering, from its ``--json``
@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -124,6 +125,7 @@ def main() -> None:
         # client's processes are what is measured.
         os.setpriority(os.PRIO_PROCESS, sink.process.pid, -args.sink_priority)
     best: dict[int, Run] = {}
+    rounds: list[dict[int, Run]] = []
     try:
         with tempfile.TemporaryDirectory(prefix="mailwright-processes-") as directory:
             cache = os.path.join(directory, "pycache")
@@ -133,6 +135,7 @@ def main() -> None:
             drain(warm, sink.port, 1, args.connections, args.batch, cache)
             sink.wait_count(before + 10)
             for round_ in range(args.repeat):
+                rounds.append({})
                 for processes in args.processes:
                     path = os.path.join(directory, f"outbox-{round_}-{processes}.sqlite3")
                     fill(path, args.messages)
@@ -153,6 +156,7 @@ def main() -> None:
                         (cpu_seconds(sink.process.pid) - sink_cpu) / args.messages,
                         os.getloadavg()[0],
                     )
+                    rounds[-1][processes] = run
                     if processes not in best or run.command < best[processes].command:
                         best[processes] = run
                     print(
@@ -187,6 +191,14 @@ def main() -> None:
             f"{base.delivery / run.delivery:>5.2f}x "
             f"{' / '.join(f'{c * 1e6:.0f}' for c in run.cpu):>18} {run.sink * 1e6:>12.0f} "
             f"{ceiling:>7.2f}x {run.load:>5.1f}"
+        )
+    # Each round's runs follow one another: on a machine whose load moves, their
+    # ratio is steadier than the ratio of two bests taken minutes apart.
+    for processes in args.processes[1:]:
+        ratios = sorted(one[args.processes[0]].command / one[processes].command for one in rounds)
+        print(
+            f"{processes} processes, the command's ratio round by round: "
+            f"{', '.join(f'{r:.2f}x' for r in ratios)} (median {statistics.median(ratios):.2f}x)"
         )
 
 
