@@ -414,3 +414,28 @@ def test_processes_each_claim_their_own_batches(
     assert sorted(got) == list(range(total)) and set(got.values()) == {1}
     check_tally(path)
     print(f"\n--processes 2: {total} messages, each delivered once; split {split}")
+
+
+def test_processes_pass_sigterm_on_and_sum_up(
+    start_server: ServerFactory, tmp_path: Path, workers: Callable[..., WorkerProcess]
+) -> None:
+    """SIGTERM to ``--processes 2`` reaches both processes while the supervisor waits
+    on them; each finishes what it holds, and the summary has both."""
+    server = start_server()
+    path = str(tmp_path / "outbox.sqlite3")
+    queue(path, numbered(50))
+    env = {**FAST, "EMAIL_QUEUE_PATH": path, "EMAIL_HOST": server.host}
+    env.update(EMAIL_PORT=str(server.port), EMAIL_QUEUE_LEASE="60")
+    supervisor = workers(env, tmp_path / "workers.log", "--processes", "2", "--json")
+    until(lambda: settled(path), 60, "the queue delivered")
+    until(lambda: supervisor.log.read_text().count("delivering") == 2, 60, "both processes running")
+    status, output = supervisor.stop()
+    assert status == 0, supervisor.log.read_text()
+    assert supervisor.log.read_text().count("finishing what it holds") == 2
+    summary = json.loads(output)
+    each = summary.pop("processes")
+    assert len(each) == 2 and all(one.keys() == summary.keys() for one in each)
+    assert summary["elapsed"] == max(one["elapsed"] for one in each)
+    assert summary["delivered"] == sum(one["delivered"] for one in each) == 50
+    got = seqs(server.messages)
+    assert sorted(got) == list(range(50)) and set(got.values()) == {1}
