@@ -289,7 +289,7 @@ class Outbox:
         for s in settlements:
             if not s.tried:
                 untried.append((s.due, s.id, owner))
-            elif s.state == "sent" and s.results is None and s.last_error is None:
+            elif s.state == "sent" and s.results is None and not s.pending and s.last_error is None:
                 delivered.append(s.id)
                 finished = max(finished, s.due)
             else:
