@@ -231,14 +231,16 @@ def _pipelined(proto: ClientProtocol, stop_on_failure: bool) -> Generator[Action
                     yield not_attempted(ahead[0], "not sent: an earlier message failed")
                     ahead = None
                 else:
-                    prepared = _prepare(proto, ahead)
-                    if isinstance(prepared, Outcome):  # fails alone, before any command
-                        yield prepared
+                    index, envelope = ahead
+                    try:  # (_prepare(), inline: once per message)
+                        current = _Transaction(index, envelope, mail_parameters(proto, envelope))
+                    except smtplib.SMTPException as exc:  # fails alone, before any command
+                        yield failed(index, envelope, exc)
                         stopped = stop_on_failure
                         ahead = None if stopped else (yield NEED_ENVELOPE)
                         exhausted = exhausted or (ahead is None and not stopped)
                         continue
-                    current, ahead = prepared, None  # in flight now, no longer ahead
+                    ahead = None  # in flight now, no longer ahead
             # The usual group, the content of the message before (if any) and this
             # message's envelope, goes in one call; anything else, step by step.
             usual = current is not None and not (lone_dot or rset_due)
@@ -277,7 +279,8 @@ def _pipelined(proto: ClientProtocol, stop_on_failure: bool) -> Generator[Action
 
             # The replies, in the order the commands went (fewer if a 421 ended it).
             due = proto.waiting
-            received = proto.next_replies()
+            # Nothing can have been read for a group just sent: its replies are due.
+            received: list[Reply] = []
             try:
                 while len(received) < due and not proto.closed:
                     proto.receive_data((yield NEED_DATA))
