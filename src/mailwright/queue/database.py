@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
@@ -153,7 +154,7 @@ def _prepare(db: sqlite3.Connection, path: str, durable: bool) -> None:
     elif version < SCHEMA_VERSION:
         _upgrade(db, path)
     try:
-        mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        mode = _use_wal(db)
         # FULL: in WAL mode, every commit syncs the log, so a message queued is on
         # disk when queueing returns; one transaction, one fsync.
         db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
@@ -166,6 +167,28 @@ def _prepare(db: sqlite3.Connection, path: str, durable: bool) -> None:
         raise failure(path, exc, "setting up") from exc
     if mode != "wal":
         raise OutboxError(f"outbox {path}: the file system does not support WAL mode ({mode})")
+
+
+def _use_wal(db: sqlite3.Connection) -> str:
+    """Put the file in WAL mode (a no-op once it is); the journal mode it is in after.
+
+    Switching takes the exclusive lock, and when another connection is switching or
+    creating the file at the same moment, SQLite answers "database is locked" at once
+    instead of calling the busy handler: several threads or processes opening a new
+    outbox together would fail. Retried here, up to the same ``BUSY_TIMEOUT``."""
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    delay = 0.001
+    while True:
+        try:
+            mode: str = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            return mode
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", None) != sqlite3.SQLITE_BUSY:
+                raise
+            if time.monotonic() >= deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
 
 
 def _identity(db: sqlite3.Connection) -> tuple[int, int, list[str]]:
