@@ -1,6 +1,6 @@
 """Instructions per message, counted by callgrind: deterministic on a noisy machine.
 
-    python bench/instructions.py [--small 200] [--large 1200]
+    python bench/instructions.py [--small 200] [--large 1200] [--only build,sync]
 
 Each scenario runs twice under ``valgrind --tool=callgrind`` (Debian ``valgrind``), once
 with ``--small`` and once with ``--large`` messages; the difference divided by the
@@ -89,18 +89,32 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=200)
     parser.add_argument("--large", type=int, default=1200)
     parser.add_argument("--sink", default="auto", choices=["auto", "smtp-sink", "aiosmtpd"])
+    parser.add_argument(
+        "--only",
+        default="import,build,sync,async",
+        help="comma-separated scenarios to run (default: all of import,build,sync,async)",
+    )
     args = parser.parse_args()
+    only = {name.strip() for name in args.only.split(",") if name.strip()}
+    unknown = only - {"import", "build", "sync", "async"}
+    if unknown:
+        parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed (Debian: apt-get install valgrind)")
     python = sys.executable
-    bare = instructions([python, "-c", "pass"])
-    imported = instructions([python, "-c", "import mailwright"])
-    print(f"{'import mailwright':10} {imported - bare:>12,} instructions over a bare interpreter")
+    if "import" in only:
+        bare = instructions([python, "-c", "pass"])
+        imported = instructions([python, "-c", "import mailwright"])
+        over = imported - bare
+        print(f"{'import mailwright':10} {over:>12,} instructions over a bare interpreter")
+    kinds = [kind for kind in ("build", "sync", "async") if kind in only]
+    if not kinds:
+        return
     sink = Sink(args.sink)
     try:
         with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as script:
             script.write(SCENARIO)
-        for kind in ("build", "sync", "async"):
+        for kind in kinds:
             small, large = (
                 instructions([python, script.name, str(n), kind, str(sink.port)])
                 for n in (args.small, args.large)
