@@ -233,7 +233,7 @@ def text_part(
         _charset_name(charset),
         raw,
         cte,
-        encode_body(raw, cte),
+        raw if cte == "7bit" else encode_body(raw, cte),
         disposition,
         filename,
         content_id,

@@ -87,7 +87,8 @@ def _text_fields(subtype: str, charset: str, cte: str) -> bytes:
 def _write(part: Part, out: list[bytes]) -> None:
     if isinstance(part, TextPart):
         out.append(_text_fields(part.subtype, part.charset, part.cte))
-        _disposition_fields(out, part.disposition, part.filename, part.content_id)
+        if part.disposition is not None or part.content_id is not None:  # else none
+            _disposition_fields(out, part.disposition, part.filename, part.content_id)
         out.append(CRLF)
         out.append(part.encoded.replace(b"\n", CRLF))  # encoded bodies hold no CR
     elif isinstance(part, BinaryPart):
@@ -129,7 +130,8 @@ def render(fields: list[tuple[str, str]], root: Part, *, utf8: bool = False) -> 
     one, so the bytes may not end with CRLF (a single-part 7bit message); SMTP adds it
     (``EmailMessage.envelope()``). A quoted-printable body ends with a soft line break
     instead, which decodes to nothing."""
-    head = "".join([f"{name}: {value}\r\n" for name, value in fields])
+    # "Name: value" lines joined in C (str.join per field), without a Python frame.
+    head = "\r\n".join(map(": ".join, fields)) + "\r\n" if fields else ""
     out = [head.encode("utf-8" if utf8 else "ascii"), b"MIME-Version: 1.0\r\n"]
     _write(root, out)
     if isinstance(root, TextPart) and root.cte == "quoted-printable" and not root.ends_line:
