@@ -38,7 +38,7 @@ from .content import (
     guess_mimetype,
     split_mimetype,
 )
-from .envelope import Delivery, Envelope
+from .envelope import Delivery, Envelope, new_envelope
 from .lazy import as_text
 from .mime import ForeignPart, Multipart, Part, TextPart, text_part
 from .stamps import make_message_id, now_date
@@ -390,7 +390,7 @@ class EmailMessage:
             data += b"\r\n"
         if dkim is not None:
             data = dkim.sign(data)
-        return Envelope(sender.addr_spec, list(map(_ADDR_SPEC, recipients)), data, smtputf8)
+        return new_envelope(sender.addr_spec, list(map(_ADDR_SPEC, recipients)), data, smtputf8)
 
     # --- headers ---
 
