@@ -298,7 +298,6 @@ def _in_field(field: str, make: Any, *args: Any) -> Mailbox:
     return mailbox
 
 
-@functools.lru_cache(maxsize=4096)
 def _parse_string(value: str, field: str) -> Mailbox:
     if "\n" in value or "\r" in value:  # _LINE_BREAK, without a regular expression call
         raise BadHeaderError(
@@ -309,10 +308,17 @@ def _parse_string(value: str, field: str) -> Mailbox:
     if "=?" not in text:  # encoded words need the full parser to be decoded
         match = _FAST_BARE.fullmatch(text)
         if match and len(text) <= MAX_ADDRESS and len(match[2]) <= MAX_DOMAIN:
-            return Mailbox._valid("", match[1], match[2])
+            return _valid_mailbox("", match[1], match[2])
         match = _FAST_NAMED.fullmatch(text)
         if match and len(match[2]) + len(match[3]) < MAX_ADDRESS and len(match[3]) <= MAX_DOMAIN:
-            return Mailbox._valid(match[1], match[2], match[3])
+            return _valid_mailbox(match[1], match[2], match[3])
+    return _parse_slowly(value, text, field)
+
+
+# Only the full parser's results are cached: the fast path above costs less than the
+# cache does when it misses, and in a bulk send nearly every recipient is new.
+@functools.lru_cache(maxsize=4096)
+def _parse_slowly(value: str, text: str, field: str) -> Mailbox:
     if _BAD_IN_NAME.search(text):
         try:
             _refuse_controls("text", text, _BAD_IN_NAME, value)

@@ -147,10 +147,13 @@ def choose_cte(raw: bytes) -> str:
     corrupted by a relay that lacks it. A CR is never left to a line-based encoding:
     on the wire every line break is CRLF, so a reader could not tell it apart.
     """
+    # find() rather than ``in``: ``b"\r" in raw`` first tries the operand as an integer
+    # (``13 in raw``), and the TypeError raised and cleared inside costs about 1,800
+    # instructions (callgrind, Python 3.11), twice per message.
     if (
         raw.isascii()
-        and b"\r" not in raw
-        and b"\0" not in raw
+        and raw.find(b"\r") < 0
+        and raw.find(b"\0") < 0
         and (
             len(raw) <= MAX_7BIT_LINE
             or all(len(line) <= MAX_7BIT_LINE for line in raw.split(b"\n"))
@@ -224,7 +227,12 @@ def text_part(
 ) -> TextPart:
     """Encode text in ``charset`` (see ``_encode_text``) with the transfer encoding
     ``choose_cte`` picks, or ``cte`` ("quoted-printable" or "base64") when given."""
-    charset, raw = _encode_text(text, charset)
+    try:  # the usual case of _encode_text(), without its call
+        raw = text.encode("utf-8") if charset == "utf-8" else None
+    except UnicodeError:
+        raw = None  # lone surrogates: _encode_text() decides
+    if raw is None:
+        charset, raw = _encode_text(text, charset)
     if cte is None or (cte == "7bit" and choose_cte(raw) != "7bit"):
         cte = choose_cte(raw)
     return TextPart(
