@@ -47,6 +47,37 @@ def redis_answers(url: str) -> bool:
         return False
 
 
+_next_database = 0
+
+
+def fresh_database(url: str) -> str:
+    """``url`` on a Redis database of this test's own, emptied first.
+
+    Tests in one process take the server's databases in turn (0 is left alone). Under
+    pytest-xdist each worker has a share of its own, so that tests running at the same
+    time in two workers never empty or read each other's database."""
+    import redis
+
+    global _next_database
+    base = url.rstrip("/")
+    if base.rsplit("/", 1)[-1].isdigit() and base.count("/") > 2:
+        base = base.rsplit("/", 1)[0]
+    try:
+        databases = int(redis.Redis.from_url(base).config_get("databases")["databases"])
+    except (redis.RedisError, KeyError, ValueError):
+        databases = 16  # the server's default, when CONFIG is not allowed
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    share = (databases - 1) // workers
+    if share < 1:
+        raise RuntimeError(f"Redis at {base}: {databases} databases, too few for {workers} workers")
+    number = 1 + worker * share + _next_database % share
+    _next_database += 1
+    broker = f"{base}/{number}"
+    redis.Redis.from_url(broker).flushdb()
+    return broker
+
+
 class RedisServer:
     """``redis-server`` on 127.0.0.1, a free port, no persistence; for local runs."""
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import itertools
 import json
 import os
 import signal
@@ -27,6 +26,7 @@ from celeryworker import (
     RedisServer,
     Worker,
     free_port,
+    fresh_database,
     pid_with_connection,
     redis_answers,
 )
@@ -62,20 +62,10 @@ def redis_url() -> Iterator[str]:
         server.stop()
 
 
-_databases = itertools.cycle(range(1, 16))
-
-
 @pytest.fixture
 def broker(redis_url: str) -> str:
     """A Redis database of its own for this test (emptied first)."""
-    import redis
-
-    base = redis_url
-    if base.rsplit("/", 1)[-1].isdigit() and base.count("/") > 2:
-        base = base.rsplit("/", 1)[0]
-    url = f"{base}/{next(_databases)}"
-    redis.Redis.from_url(url).flushdb()
-    return url
+    return fresh_database(redis_url)
 
 
 @pytest.fixture

@@ -243,10 +243,9 @@ def test_a_raw_message_is_sent_as_it_is(server: SMTPTestServer) -> None:
 @pytest.mark.timeout(150)
 def test_celery_workers_deliver_what_the_sender_signed(start_server: ServerFactory) -> None:
     pytest.importorskip("celery")
-    import redis
 
     from celeryapp import make_app
-    from celeryworker import RedisServer, Worker
+    from celeryworker import RedisServer, Worker, fresh_database
     from mailwright.backends.celery import EmailBackend
 
     local = None
@@ -259,11 +258,7 @@ def test_celery_workers_deliver_what_the_sender_signed(start_server: ServerFacto
         except FileNotFoundError:
             pytest.skip("no Redis: set MAILWRIGHT_REDIS_URL or install redis-server")
         redis_url = local.url
-    base = redis_url.rstrip("/")
-    if base.rsplit("/", 1)[-1].isdigit() and base.count("/") > 2:
-        base = base.rsplit("/", 1)[0]
-    broker = f"{base}/15"
-    redis.Redis.from_url(broker).flushdb()
+    broker = fresh_database(redis_url)
     server = start_server()
     rsa, ed, theirs = key("rsa"), key("ed25519"), key("rsa", "worker-rsa")
     env = {

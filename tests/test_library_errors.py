@@ -96,12 +96,15 @@ def silent_port() -> Iterator[int]:
 
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
-    yield int(listener.getsockname()[1])
+    port = int(listener.getsockname()[1])
+    yield port
     stop.set()
+    # close() does not wake a thread blocked in accept(): one last connection does.
+    socket.create_connection(("127.0.0.1", port)).close()
+    thread.join(10)
     listener.close()
     for connection in accepted:
         connection.close()
-    thread.join(10)
 
 
 def test_starttls_on_the_implicit_tls_port_fails_fast_with_the_fix(

@@ -135,7 +135,7 @@ def view(part: StdlibMessage) -> dict[str, Any]:
 
 
 @pytest.mark.timeout(900)
-@settings(max_examples=int(os.environ.get("WIRE_EXAMPLES", examples(2000, 200))), deadline=None)
+@settings(max_examples=int(os.environ.get("WIRE_EXAMPLES", examples(2000, 80))), deadline=None)
 @given(msg=messages())
 def test_wire_bytes_parse_like_stdlib_generator_output(msg: EmailMessage) -> None:
     fast = msg.as_bytes()
