@@ -163,7 +163,7 @@ class Mailbox:
         """A mailbox from parts the fast-path expressions below already proved valid
         (an atom phrase, a dot-atom, LDH labels, short enough): the checks are skipped,
         as they are the most expensive step of composing a simple message."""
-        return _valid_mailbox(display_name, local_part, domain)
+        return _valid_mailbox(display_name, local_part, domain, f"{local_part}@{domain}")
 
     def _original(self) -> str:
         spec = f"{self.local_part}@{self.domain}" if self.domain else f"{self.local_part}"
@@ -194,30 +194,32 @@ class _MailboxFields:
     addr_spec: str
 
 
-def _valid_mailbox(display_name: str, local_part: str, domain: str) -> Mailbox:
+def _valid_mailbox(display_name: str, local_part: str, domain: str, addr_spec: str) -> Mailbox:
     self = object.__new__(_MailboxFields)
     self.display_name = display_name
     self.local_part = local_part
     self.domain = domain
-    self.addr_spec = f"{local_part}@{domain}"
+    self.addr_spec = addr_spec
     self.__class__ = Mailbox  # type: ignore[assignment]
     return self  # type: ignore[return-value]
 
 
-def _valid_mailbox_slowly(display_name: str, local_part: str, domain: str) -> Mailbox:
+def _valid_mailbox_slowly(
+    display_name: str, local_part: str, domain: str, addr_spec: str
+) -> Mailbox:
     self = object.__new__(Mailbox)
     object.__setattr__(self, "display_name", display_name)
     object.__setattr__(self, "local_part", local_part)
     object.__setattr__(self, "domain", domain)
-    object.__setattr__(self, "addr_spec", f"{local_part}@{domain}")
+    object.__setattr__(self, "addr_spec", addr_spec)
     return self
 
 
 # The layouts must match (they do on CPython 3.11 to 3.14); if a Python ever differs,
 # the frozen way is used and nothing else changes.
 try:
-    if _MailboxFields.__slots__ != Mailbox.__slots__ or _valid_mailbox("", "a", "b") != (
-        _valid_mailbox_slowly("", "a", "b")
+    if _MailboxFields.__slots__ != Mailbox.__slots__ or _valid_mailbox("", "a", "b", "a@b") != (
+        _valid_mailbox_slowly("", "a", "b", "a@b")
     ):
         _valid_mailbox = _valid_mailbox_slowly
 except TypeError:
@@ -307,11 +309,15 @@ def _parse_string(value: str, field: str) -> Mailbox:
     text = value.strip()
     if "=?" not in text:  # encoded words need the full parser to be decoded
         match = _FAST_BARE.fullmatch(text)
-        if match and len(text) <= MAX_ADDRESS and len(match[2]) <= MAX_DOMAIN:
-            return _valid_mailbox("", match[1], match[2])
+        if match and len(text) <= MAX_ADDRESS:
+            local, domain = match.group(1, 2)
+            if len(domain) <= MAX_DOMAIN:
+                return _valid_mailbox("", local, domain, text)  # text is local@domain
         match = _FAST_NAMED.fullmatch(text)
-        if match and len(match[2]) + len(match[3]) < MAX_ADDRESS and len(match[3]) <= MAX_DOMAIN:
-            return _valid_mailbox(match[1], match[2], match[3])
+        if match:
+            name, local, domain = match.group(1, 2, 3)
+            if len(local) + len(domain) < MAX_ADDRESS and len(domain) <= MAX_DOMAIN:
+                return _valid_mailbox(name, local, domain, f"{local}@{domain}")
     return _parse_slowly(value, text, field)
 
 

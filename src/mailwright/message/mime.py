@@ -227,18 +227,24 @@ def text_part(
 ) -> TextPart:
     """Encode text in ``charset`` (see ``_encode_text``) with the transfer encoding
     ``choose_cte`` picks, or ``cte`` ("quoted-printable" or "base64") when given."""
-    try:  # the usual case of _encode_text(), without its call
-        raw = text.encode("utf-8") if charset == "utf-8" else None
-    except UnicodeError:
-        raw = None  # lone surrogates: _encode_text() decides
-    if raw is None:
+    if charset == "utf-8" and text.isascii():
+        # The usual case, without three calls: what _encode_text() and _charset_name()
+        # give for ASCII text in UTF-8, and choose_cte()'s 7bit for short text.
+        raw = text.encode("ascii")
+        name = "utf-8"
+        short_7bit = len(raw) <= MAX_7BIT_LINE and raw.find(b"\r") < 0 and raw.find(b"\0") < 0
+    else:
         charset, raw = _encode_text(text, charset)
-    if cte is None or (cte == "7bit" and choose_cte(raw) != "7bit"):
+        name = _charset_name(charset)
+        short_7bit = False
+    if short_7bit and cte in (None, "7bit"):
+        cte = "7bit"
+    elif cte is None or (cte == "7bit" and choose_cte(raw) != "7bit"):
         cte = choose_cte(raw)
     return TextPart(
         subtype,
         text,
-        _charset_name(charset),
+        name,
         raw,
         cte,
         raw if cte == "7bit" else encode_body(raw, cte),
