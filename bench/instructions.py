@@ -8,6 +8,8 @@ difference in messages is the cost of one message, without the interpreter's sta
 and the imports. Scenarios (a plain message, built inside the count):
 
 * ``build``: ``EmailMessage(...)`` and its wire bytes (``message.envelope()``), no I/O;
+* ``batch``: the same inside ``batch_settings()``, as a batch send composes (the two
+  settings every composition reads are read once); only with ``--only``;
 * ``sync``: ``send_messages`` over one connection to a sink (smtp-sink when installed,
   else ``bench/_sink.py``; the sink runs outside valgrind);
 * ``async``: ``asend_bulk(connections=1)`` to the same sink;
@@ -56,6 +58,13 @@ if kind == "build":
     warm.envelope()
     for message in messages():
         message.envelope()
+elif kind == "batch":
+    from mailwright.message.message import batch_settings
+
+    with batch_settings():
+        warm.envelope()
+        for message in messages():
+            message.envelope()
 elif kind == "sync":
     with mailwright.get_connection(host="127.0.0.1", port=port) as connection:
         connection.send_messages([warm])
@@ -92,11 +101,12 @@ def main() -> None:
     parser.add_argument(
         "--only",
         default="import,build,sync,async",
-        help="comma-separated scenarios to run (default: all of import,build,sync,async)",
+        help="comma-separated scenarios to run (default: import,build,sync,async; "
+        "batch runs only when named)",
     )
     args = parser.parse_args()
     only = {name.strip() for name in args.only.split(",") if name.strip()}
-    unknown = only - {"import", "build", "sync", "async"}
+    unknown = only - {"import", "build", "batch", "sync", "async"}
     if unknown:
         parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
     if shutil.which("valgrind") is None:
@@ -107,7 +117,7 @@ def main() -> None:
         imported = instructions([python, "-c", "import mailwright"])
         over = imported - bare
         print(f"{'import mailwright':10} {over:>12,} instructions over a bare interpreter")
-    kinds = [kind for kind in ("build", "sync", "async") if kind in only]
+    kinds = [kind for kind in ("build", "batch", "sync", "async") if kind in only]
     if not kinds:
         return
     sink = Sink(args.sink)

@@ -250,3 +250,38 @@ def test_a_batch_and_a_lone_message_write_the_same_bytes() -> None:
     alone = build()
     with batch_settings():
         assert build() == alone
+
+
+# --- the usual message: _composed_plain() against the general path ---
+
+plain_address = st.one_of(
+    addresses(),
+    st.sampled_from(["", "Zoë <z@example.com>", "ünï@example.com", "a@bücher.example"]),
+)
+
+
+@FAST
+@given(
+    sender=plain_address,
+    to=st.lists(plain_address, max_size=3),
+    subject=st.text(max_size=90),
+    body=st.text(max_size=50),
+    attach=st.booleans(),
+)
+def test_plain_composition_is_the_general_one(
+    sender: str, to: list[str], subject: str, body: str, attach: bool
+) -> None:
+    message = EmailMessage(subject, body, sender or "s@example.com", to)
+    if attach:
+        message.attach("a.txt", "text", "text/plain")
+
+    def compose(general: bool) -> Any:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr("mailwright.message.message.now_date", lambda localtime: "DATE")
+            patch.setattr("mailwright.message.message.make_message_id", lambda domain: domain)
+            if general:
+                patch.setattr(EmailMessage, "_composed_plain", lambda *args: None)
+            result = outcome(message._composed)
+        return result
+
+    assert compose(general=False) == compose(general=True)

@@ -611,6 +611,18 @@ class EmailMessage:
             )
         else:
             charset = _text_encoding(encoding)
+        if (
+            self.to
+            and not self.extra_headers
+            and not self.cc
+            and not self.bcc
+            and not self.reply_to
+            and type(self.from_email) is str
+            and type(self.subject) is str
+        ):
+            plain = self._composed_plain(charset, held)
+            if plain is not None:
+                return plain
         if self.extra_headers:
             extra = _deduplicated(self.extra_headers)
             overridden: Set[str] = {name.lower() for name, _ in extra}
@@ -706,6 +718,53 @@ class EmailMessage:
                 if others:
                     smtputf8 = any(not mailbox.local_part.isascii() for mailbox in others)
         return fields, root, sender, recipients, smtputf8, head
+
+    def _composed_plain(
+        self, charset: tuple[str, str | None], held: tuple[str, bool] | None
+    ) -> tuple[list[tuple[str, str]], Part, Mailbox, list[Mailbox], bool, str] | None:
+        """``_composed()`` for the usual message: a string sender and subject, To
+        addresses, nothing else given (no headers, Cc, Bcc or Reply-To). The same
+        steps in the same order, without the branches for what is not there: the
+        general path took 290 bytecodes for it, about 23,000 instructions (callgrind).
+        None when the general path must decide (no To address is left, or the From
+        field cannot be written); ``tests/test_fast_paths.py`` compares the two."""
+        sender, from_value = _from_field(self.from_email)
+        to = parse_mailboxes(self.to, "to")
+        if from_value is None or not to:
+            return None
+        if len(to) == 1 and not to[0].display_name and len(to[0].addr_spec) <= _BARE_TO:
+            to_value = to[0].addr_spec  # what address_value() gives it
+        else:
+            to_value = hdr.address_value("To", to)
+        subject = hdr.unstructured_value("Subject", self.subject)
+        date = now_date(settings.EMAIL_USE_LOCALTIME if held is None else held[1])
+        message_id = make_message_id(sender.domain or "localhost")
+        root = None
+        if not self.attachments and not self.inline_attachments:
+            root = self._main_part(charset)
+        if root is None:
+            root = self._tree(charset)
+        smtputf8 = not sender.local_part.isascii()
+        if not smtputf8:
+            for mailbox in to:
+                if not mailbox.local_part.isascii():  # Mailbox.needs_smtputf8
+                    smtputf8 = True
+                    break
+        return (
+            [
+                ("From", from_value),
+                ("To", to_value),
+                ("Subject", subject),
+                ("Date", date),
+                ("Message-ID", message_id),
+            ],
+            root,
+            sender,
+            to,
+            smtputf8,
+            f"From: {from_value}\r\nTo: {to_value}\r\nSubject: {subject}\r\n"
+            f"Date: {date}\r\nMessage-ID: {message_id}\r\n",
+        )
 
 
 class EmailMultiAlternatives(EmailMessage):
