@@ -544,3 +544,35 @@ def test_record_and_claim_is_one_transaction_of_both(outbox_path: str) -> None:
         assert outbox.recount() == outbox.status().counts
         recorded, third = outbox.record_and_claim("w", [], 5, 60)  # nothing to record
         assert recorded == 0 and [item.id for item in third] == [5]
+
+
+def test_recording_a_batch_of_every_kind_only_what_the_owner_holds(tmp_path: Path) -> None:
+    """Messages delivered at the first try are recorded with one statement, beside
+    the others (retries, dead letters, untried); only the claims the recording worker
+    still holds are written, whichever kind."""
+    from mailwright.queue.store import Settlement
+
+    path = str(tmp_path / "outbox.sqlite3")
+    fill(path, 1203)  # more than one statement's worth of delivered messages
+    with Outbox(path) as outbox:
+        mine = outbox.claim("w", 1200, lease=30, now=1e10)
+        theirs = outbox.claim("other", 3, lease=30, now=1e10)
+        delivered = [Settlement(item.id, "sent", 1e10 + 1, [], None, None) for item in mine]
+        retry = Settlement(mine[0].id, "queued", 1e10 + 60, ["u0@example.com"], {}, "451 later")
+        dead = Settlement(mine[1].id, "failed", 1e10 + 1, [], {}, "550 no")
+        untried = Settlement(mine[2].id, "queued", 1e10 + 1, ["u2@example.com"], {}, None, False)
+        stolen = [Settlement(item.id, "sent", 1e10 + 1, [], None, None) for item in theirs]
+        outcomes = [retry, dead, untried, *delivered[3:], *stolen]
+        assert outbox.record("w", outcomes) == 1200
+        assert outbox.status().counts == outbox.recount() == {
+            "queued": 2, "sending": 3, "sent": 1197, "failed": 1
+        }  # fmt: skip
+    found = {row["id"]: row for row in rows(path)}
+    assert all(found[item.id]["owner"] == "other" for item in theirs)
+    sent = [found[item.id] for item in mine[3:]]
+    assert {(r["state"], r["due"], r["owner"], r["pending"], r["results"]) for r in sent} == {
+        ("sent", 1e10 + 1, None, "[]", None)
+    }
+    assert found[mine[0].id]["state"] == "queued" and found[mine[0].id]["attempts"] == 1
+    assert found[mine[1].id]["last_error"] == "550 no"
+    assert found[mine[2].id]["attempts"] == 0  # untried: the attempt is not counted

@@ -44,9 +44,11 @@ def outbox(start_server: ServerFactory, tmp_path: Path) -> dict[str, Any]:
     assert backend.send_messages(messages) == 5
     worker = run_cli("worker", "--once", "--json", env=env)
     assert worker.returncode == 0, worker.stderr
-    assert json.loads(worker.stdout) | {"elapsed": 0} == {
+    summary = json.loads(worker.stdout)
+    assert summary["elapsed"] > 0 and summary["cpu"] > 0
+    assert summary | {"elapsed": 0, "cpu": 0} == {
         "delivered": 3, "failed": 1, "deferred": 1, "untried": 0, "recipients": 4, "batches": 1,
-        "lost_leases": 0, "elapsed": 0,
+        "lost_leases": 0, "elapsed": 0, "cpu": 0,
     }  # fmt: skip
     assert "message 4 failed: bad@example.com: 550 5.1.1 no such user here" in worker.stderr
     return {"path": path, "env": env, "server": server}

@@ -374,3 +374,68 @@ def test_concurrency_runs_several_processes(start_server: ServerFactory, tmp_pat
     assert json.loads(process.stdout)["delivered"] == 300
     got = seqs(server.messages)
     assert sorted(got) == list(range(300)) and set(got.values()) == {1}
+
+
+def test_processes_each_claim_their_own_batches(
+    start_server: ServerFactory, tmp_path: Path
+) -> None:
+    """``--processes 2``: both processes deliver from the one outbox, every message
+    arrives exactly once, and ``--json`` adds each process's own summary."""
+    go = threading.Event()
+    server = start_server(hold={"MAIL": go})
+    path = str(tmp_path / "outbox.sqlite3")
+    total = 600
+    queue(path, numbered(total))
+    env = {**FAST, "EMAIL_QUEUE_PATH": path, "EMAIL_HOST": server.host}
+    env.update(EMAIL_PORT=str(server.port), EMAIL_QUEUE_LEASE="60", EMAIL_TIMEOUT="60")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mailwright", "worker", "--once", "--processes", "2",
+         "--connections", "1", "--batch", "20", "--json", "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env(env),
+    )  # fmt: skip
+    try:
+        # A worker connects once it holds a batch, and the server answers no MAIL
+        # until two connections are open: both processes have work in hand before
+        # either delivers anything.
+        until(lambda: server.connections >= 2 or process.poll() is not None, 60, "two workers")
+        go.set()
+        output, errors = process.communicate(timeout=120)
+    finally:
+        go.set()
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, errors
+    summary = json.loads(output)
+    split = [each["delivered"] for each in summary["processes"]]
+    assert summary["delivered"] == sum(split) == total
+    assert len(split) == 2 and min(split) >= 20, split
+    got = seqs(server.messages)
+    assert sorted(got) == list(range(total)) and set(got.values()) == {1}
+    check_tally(path)
+    print(f"\n--processes 2: {total} messages, each delivered once; split {split}")
+
+
+def test_processes_pass_sigterm_on_and_sum_up(
+    start_server: ServerFactory, tmp_path: Path, workers: Callable[..., WorkerProcess]
+) -> None:
+    """SIGTERM to ``--processes 2`` reaches both processes while the supervisor waits
+    on them; each finishes what it holds, and the summary has both."""
+    server = start_server()
+    path = str(tmp_path / "outbox.sqlite3")
+    queue(path, numbered(50))
+    env = {**FAST, "EMAIL_QUEUE_PATH": path, "EMAIL_HOST": server.host}
+    env.update(EMAIL_PORT=str(server.port), EMAIL_QUEUE_LEASE="60")
+    supervisor = workers(env, tmp_path / "workers.log", "--processes", "2", "--json")
+    until(lambda: settled(path), 60, "the queue delivered")
+    until(lambda: supervisor.log.read_text().count("delivering") == 2, 60, "both processes running")
+    status, output = supervisor.stop()
+    assert status == 0, supervisor.log.read_text()
+    assert supervisor.log.read_text().count("finishing what it holds") == 2
+    summary = json.loads(output)
+    each = summary.pop("processes")
+    assert len(each) == 2 and all(one.keys() == summary.keys() for one in each)
+    assert summary["elapsed"] == max(one["elapsed"] for one in each)
+    assert summary["delivered"] == sum(one["delivered"] for one in each) == 50
+    got = seqs(server.messages)
+    assert sorted(got) == list(range(50)) and set(got.values()) == {1}

@@ -196,7 +196,7 @@ class EmailBackend(BaseEmailBackend):
             try:
                 try:
                     for outcome in connection.send(
-                        itertools.chain([first], batch.rest()),
+                        itertools.chain([first], batch),
                         stop_on_failure=not self.fail_silently,
                     ):
                         batch.record(outcome)
@@ -275,7 +275,7 @@ class EmailBackend(BaseEmailBackend):
         if connection is None or opened is None:
             batch.not_sent("could not connect")
             return batch.result()
-        items = itertools.chain([first], batch.rest())
+        items = itertools.chain([first], batch)
         try:
             try:
                 await connection.run(
@@ -329,11 +329,16 @@ class _Batch:
         self.stop: BaseException | None = None  # the first error; no transaction after it
         self.sent = 0
 
-    def _next(self) -> tuple[int, Envelope] | None:
+    def __iter__(self) -> Iterator[tuple[int, Envelope]]:
+        return self
+
+    def __next__(self) -> tuple[int, Envelope]:
+        """The next message to send, composed now. (The batch is its own iterator:
+        a generator around a method would be one more step per message.)"""
         while self.stop is None:
             message = next(self._source, None)
             if message is None:
-                return None
+                raise StopIteration
             index = len(self.messages)
             self.messages.append(message)
             message.delivery = None
@@ -345,23 +350,19 @@ class _Batch:
                 message.delivery = _failed(exc)
                 if not self.fail_silently:
                     self.stop = exc
-                    return None
+                    raise StopIteration from None
                 continue
             except Exception as exc:
                 self.stop = exc
                 message.delivery = _failed(exc)  # its own error, not "not attempted"
-                return None
+                raise StopIteration from None
             if envelope.recipients:  # a message without recipients is not sent
                 return index, envelope
             message.delivery = _not_sent("the message has no recipients")
-        return None
+        raise StopIteration
 
     def first(self) -> tuple[int, Envelope] | None:
-        return self._next()
-
-    def rest(self) -> Iterator[tuple[int, Envelope]]:
-        while (item := self._next()) is not None:
-            yield item
+        return next(self, None)
 
     def record(self, outcome: Outcome) -> None:
         self.messages[outcome.index].delivery = outcome.delivery

@@ -57,7 +57,9 @@ class _Work:
         return None
 
     def take_now(self) -> Job | None:
-        return self.queue.take(time.monotonic())
+        queue = self.queue
+        # The clock is read only when a retry is queued: a new message is due at once.
+        return queue.take(time.monotonic() if queue.next_due() is not None else 0.0)
 
     def notify(self) -> None:
         if self.idle:  # only a waiting task needs to hear that the books changed
@@ -72,7 +74,8 @@ class _Work:
 
     def settle(self, job: Job, outcome: Outcome) -> Verdict:
         verdict = self.queue.settle(job, outcome, time.monotonic())
-        self.notify()
+        if self.idle:  # notify(), inline: once per message
+            self.changed.set()
         return verdict
 
     def put_back(self, job: Job) -> None:
@@ -165,7 +168,8 @@ class _SMTPWorker:
                 if envelope is None:
                     continue
                 in_flight[job.index] = job
-                delay = self.pacing.pause_left()
+                # (No clock read when neither a pause nor a rate limit applies.)
+                delay = self.pacing.pause_left() if self.pacing.pause_until else 0.0
                 if self.limiter is not None:
                     delay = max(delay, self.limiter.reserve())
                 if delay > 0:

@@ -85,6 +85,8 @@ class Pacing:
         self.pause_until = time.monotonic() + policy.delay(1)
 
     def pause_left(self) -> float:
+        """Seconds until the connection may go on (callers skip asking, and reading the
+        clock, while ``pause_until`` is 0.0: never paused)."""
         return self.pause_until - time.monotonic()
 
 
@@ -222,7 +224,10 @@ class JobQueue:
             and job.index not in self._books
         ):
             # The usual case, booked directly: every recipient accepted, first time.
-            self._settled_once(job.index)
+            try:
+                self._live.remove(job.index)  # _settled_once(), inline
+            except KeyError:
+                raise AssertionError(f"message {job.index} settled twice") from None
             self.result.sent += 1
             job.message.delivery = delivery
             if self.on_result is not None:

@@ -126,7 +126,7 @@ class _SMTPWorker:
         while job is not None:
             envelope = self.work.prepare(job)
             if envelope is not None:
-                pause = self.pacing.pause_left()
+                pause = self.pacing.pause_left() if self.pacing.pause_until else 0.0
                 if pause > 0:
                     time.sleep(pause)
                 if self.limiter is not None:

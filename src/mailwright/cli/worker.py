@@ -101,15 +101,31 @@ def _supervise(args: argparse.Namespace) -> int:
     stop the others (a service manager then restarts the whole)."""
     import json
     import operator
+    import queue
     import signal
     import subprocess
-    import time
+    import threading
 
     command = _child_command(args)
     children = [
         subprocess.Popen(command, stdout=subprocess.PIPE if args.json else None)
         for _ in range(args.processes)
     ]
+    # One thread per child waits for it to end (and, with --json, reads what it
+    # prints, so a full pipe never blocks it): the supervisor wakes when a child
+    # ends, not on a timer.
+    ended: queue.SimpleQueue[subprocess.Popen[bytes]] = queue.SimpleQueue()
+    printed: dict[int, bytes] = {}
+
+    def watch(child: subprocess.Popen[bytes]) -> None:
+        if child.stdout is not None:
+            printed[child.pid] = child.stdout.read()
+            child.stdout.close()
+        child.wait()
+        ended.put(child)
+
+    for child in children:
+        threading.Thread(target=watch, args=(child,), daemon=True).start()
 
     def forward(number: int, frame: FrameType | None) -> None:
         for child in children:
@@ -121,11 +137,16 @@ def _supervise(args: argparse.Namespace) -> int:
     }
     status = EXIT_OK
     try:
-        while any(child.poll() is None for child in children):
-            if status == EXIT_OK and any(child.poll() not in (None, 0) for child in children):
+        for _ in children:
+            while True:
+                try:  # a timeout, so that signals are handled while waiting
+                    child = ended.get(timeout=1.0)
+                    break
+                except queue.Empty:
+                    continue
+            if child.returncode != 0 and status == EXIT_OK:
                 status = EXIT_FAILED
                 forward(signal.SIGTERM, None)
-            time.sleep(0.1)
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
@@ -133,13 +154,15 @@ def _supervise(args: argparse.Namespace) -> int:
         status = EXIT_FAILED
     if args.json:
         totals: dict[str, Any] = {}
+        each: list[dict[str, Any]] = []
         for child in children:
-            assert child.stdout is not None
-            lines = child.stdout.read().decode().splitlines()
-            child.stdout.close()
-            for key, value in (json.loads(lines[-1]) if lines else {}).items():
+            lines = printed.get(child.pid, b"").decode().splitlines()
+            stats = json.loads(lines[-1]) if lines else {}
+            each.append(stats)
+            for key, value in stats.items():
                 combine = max if key == "elapsed" else operator.add
                 totals[key] = combine(totals.get(key, 0), value)
+        totals["processes"] = each
         print(json.dumps(totals), flush=True)
     return status
 

@@ -219,12 +219,15 @@ class Outbox:
         first. Exactly one claimant gets each message."""
         now = time.time() if now is None else now
         with self._write("claiming messages") as db:
-            return self._claim(db, owner, limit, lease, now)
+            rows = self._claim(db, owner, limit, lease, now)
+        # Read into Claimed after the commit: the write lock, which every worker
+        # process waits for, is held for the SQL alone.
+        return [_claimed(*row) for row in rows]
 
     @staticmethod
     def _claim(
         db: sqlite3.Connection, owner: str, limit: int, lease: float, now: float
-    ) -> list[Claimed]:
+    ) -> list[Any]:
         lapsed = db.execute(
             "UPDATE message SET state = 'queued', owner = NULL, due = ?, last_error = ?"
             " WHERE state = 'sending' AND due <= ?",
@@ -238,7 +241,7 @@ class Outbox:
             (owner, now + lease, now, limit),
         ).fetchall()
         _tally(db, queued=lapsed - len(rows), sending=len(rows) - lapsed)
-        return [_claimed(*row) for row in rows]
+        return rows
 
     def renew(self, owner: str, lease: float, now: float | None = None) -> int:
         """Extend every lease ``owner`` holds to ``now + lease``; return how many."""
@@ -254,10 +257,10 @@ class Outbox:
         """Write the outcome of attempts ``owner`` made, in one transaction; return
         how many were recorded (a message whose lease ``owner`` lost is not)."""
         rows = self._record_rows(owner, settlements)
-        if not any(rows):
+        if not _any(rows):
             return 0
         with self._write("recording delivery outcomes") as db:
-            return self._record(db, *rows)
+            return self._record(db, owner, rows)
 
     def record_and_claim(
         self,
@@ -273,35 +276,44 @@ class Outbox:
         now = time.time() if now is None else now
         rows = self._record_rows(owner, settlements)
         with self._write("recording delivery outcomes") as db:
-            recorded = self._record(db, *rows) if any(rows) else 0
-            return recorded, self._claim(db, owner, limit, lease, now)
+            recorded = self._record(db, owner, rows) if _any(rows) else 0
+            claimed = self._claim(db, owner, limit, lease, now)
+        return recorded, [_claimed(*row) for row in claimed]
 
     @staticmethod
-    def _record_rows(
-        owner: str, settlements: Iterable[Settlement]
-    ) -> tuple[dict[str, list[tuple[Any, ...]]], list[tuple[Any, ...]]]:
+    def _record_rows(owner: str, settlements: Iterable[Settlement]) -> _Rows:
         rows: dict[str, list[tuple[Any, ...]]] = {}
         untried: list[tuple[Any, ...]] = []
+        delivered: list[int] = []  # sent to everyone at the first try: no books to keep
+        finished = 0.0
         for s in settlements:
             if not s.tried:
                 untried.append((s.due, s.id, owner))
-                continue
-            pending = json.dumps(s.pending) if s.pending else "[]"
-            results = None if s.results is None else json.dumps(s.results)
-            rows.setdefault(s.state, []).append(
-                (s.due, pending, results, s.last_error, s.id, owner)
-            )
-        return rows, untried
+            elif s.state == "sent" and s.results is None and not s.pending and s.last_error is None:
+                delivered.append(s.id)
+                finished = max(finished, s.due)
+            else:
+                pending = json.dumps(s.pending) if s.pending else "[]"
+                results = None if s.results is None else json.dumps(s.results)
+                rows.setdefault(s.state, []).append(
+                    (s.due, pending, results, s.last_error, s.id, owner)
+                )
+        return rows, untried, (finished, delivered)
 
-    def _record(
-        self,
-        db: sqlite3.Connection,
-        rows: dict[str, list[tuple[Any, ...]]],
-        untried: list[tuple[Any, ...]],
-    ) -> int:
+    def _record(self, db: sqlite3.Connection, owner: str, rows: _Rows) -> int:
+        by_state, untried, (finished, delivered) = rows
         changes: dict[str, int] = {}
-        for state, group in rows.items():
+        for state, group in by_state.items():
             changes[state] = db.executemany(self._RECORD[state], group).rowcount
+        # The common case, one statement for the lot (a statement per message costs
+        # more than the update itself).
+        for chunk in _chunks(delivered, 500):
+            changes["sent"] = changes.get("sent", 0) + (
+                db.execute(
+                    f"{self._DELIVERED} ({','.join('?' * len(chunk))})",
+                    (finished, owner, *chunk),
+                ).rowcount
+            )
         if untried:
             released = db.executemany(self._RELEASE, untried).rowcount
             changes["queued"] = changes.get("queued", 0) + released
@@ -314,6 +326,10 @@ class Outbox:
         " results = ?, last_error = ? WHERE id = ? AND owner = ? AND state = 'sending'"
         for state in ("queued", "sent", "failed")
     }
+    _DELIVERED = (
+        "UPDATE message SET state = 'sent', due = ?, owner = NULL, pending = '[]',"
+        " results = NULL, last_error = NULL WHERE owner = ? AND state = 'sending' AND id IN"
+    )
     _RELEASE = (
         "UPDATE message SET state = 'queued', owner = NULL, due = ?,"
         " attempts = max(attempts - 1, 0) WHERE id = ? AND owner = ? AND state = 'sending'"
@@ -594,6 +610,16 @@ class Outbox:
                 name: [row[-1] for row in db.execute(f"EXPLAIN QUERY PLAN {sql}", arguments)]
                 for name, (sql, arguments) in queries.items()
             }
+
+
+#: Outcomes to write, by kind: rows per state, releases, and (when, ids) of messages
+#: every recipient accepted at the first try.
+_Rows = tuple[dict[str, list[tuple[Any, ...]]], list[tuple[Any, ...]], tuple[float, list[int]]]
+
+
+def _any(rows: _Rows) -> bool:
+    by_state, untried, (_, delivered) = rows
+    return bool(by_state or untried or delivered)
 
 
 def _tally(db: sqlite3.Connection, **changes: int) -> None:

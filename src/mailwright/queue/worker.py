@@ -73,6 +73,7 @@ class WorkerStats:
     batches: int = 0
     lost_leases: int = 0  # outcomes not recorded: another worker had the message
     elapsed: float = 0.0
+    cpu: float = 0.0  # CPU seconds the worker's threads used (user and system)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, verdicts: Sequence[Verdict], recorded: int) -> None:
@@ -169,6 +170,8 @@ class Worker:
         self._known_lock = threading.Lock()
         self._aborting = False
         self._outage = _Outage()
+        self._running = 0  # connection threads still running
+        self._ended = threading.Condition()  # notified as each one ends
 
     def __repr__(self) -> str:
         return f"<Worker {self.owner} outbox={self.path}>"
@@ -194,7 +197,7 @@ class Worker:
     def run(self) -> WorkerStats:
         """Deliver until ``stop()`` (or a signal), or with ``once`` until nothing is
         due; return what was done."""
-        started = time.monotonic()
+        started, cpu = time.monotonic(), time.thread_time()
         outbox = Outbox(self.path, durable=False)
         restore = self._install_signals()
         # Each connection runs in a copy of this context, so override_settings active
@@ -216,12 +219,15 @@ class Worker:
             self.connections,
             f", at most {self.rate:g} messages/s" if self.rate else "",
         )
+        self._running = len(threads)
         try:
             for thread in threads:
                 thread.start()
-            while any(thread.is_alive() for thread in threads):
+            while self._running:
                 self._heartbeat(outbox)
-                self._stop.wait(0.1)
+                # Woken when the last connection ends: --once exits as soon as it is done.
+                with self._ended:
+                    self._ended.wait_for(lambda: not self._running, timeout=0.1)
         finally:
             self._stop.set()
             for thread in threads:
@@ -238,6 +244,8 @@ class Worker:
             outbox.close()
             restore()
             self.stats.elapsed = time.monotonic() - started
+            with self.stats._lock:
+                self.stats.cpu += time.thread_time() - cpu
         if self._failure is not None:
             raise self._failure
         log.info(
@@ -278,6 +286,12 @@ class Worker:
             self._deliver_until_stopped()
         except Exception as exc:
             self._fail(exc)
+        finally:
+            with self.stats._lock:
+                self.stats.cpu += time.thread_time()  # this thread's, from its start
+            with self._ended:
+                self._running -= 1
+                self._ended.notify_all()
 
     def _deliver_until_stopped(self) -> None:
         # One relay (so one connection) per mailer the messages name.
@@ -447,10 +461,15 @@ class Worker:
             return [settle(item, None, exc, self.rules, now) for item in claimed], False
         self._outage.connected(self.owner, relay.label)
 
+        # Each outcome is settled once, as it arrives: known at once to a second
+        # signal, and recorded with the batch.
+        settled: dict[int, tuple[Outcome, Verdict]] = {}
+
         def on_outcome(outcome: Outcome) -> None:
             verdict = settle(
                 claimed[outcome.index], outcome.delivery, outcome.error, self.rules, time.time()
             )
+            settled[outcome.index] = (outcome, verdict)
             with self._known_lock:
                 self._known[verdict.settlement.id] = verdict.settlement
 
@@ -459,10 +478,12 @@ class Worker:
 
         outcomes = relay.send(list(enumerate(envelopes)), before_each, on_outcome)
         now = time.time()
-        verdicts = [
-            settle(item, outcome.delivery, outcome.error, self.rules, now)
-            for item, outcome in zip(claimed, outcomes, strict=True)
-        ]
+        verdicts = []
+        for index, (item, outcome) in enumerate(zip(claimed, outcomes, strict=True)):
+            heard, verdict = settled.get(index, (None, None))
+            if heard is not outcome or verdict is None:  # never heard: not tried
+                verdict = settle(item, outcome.delivery, outcome.error, self.rules, now)
+            verdicts.append(verdict)
         return verdicts, True
 
     def _forget(self, claimed: list[Claimed]) -> None:

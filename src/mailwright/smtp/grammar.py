@@ -58,7 +58,9 @@ _HELLO_NAME = re.compile(r"[\x21-\x7e]+")
 
 @functools.lru_cache(maxsize=4096)
 def _checked_path(address: str) -> str:
-    if _BREAKS.search(address) or not _PATH.fullmatch(address):
+    # An ASCII path that matches the grammar holds no control character (no class of
+    # _PATH takes one); only a non-ASCII one can hide a Unicode line break.
+    if not _PATH.fullmatch(address) or (not address.isascii() and _BREAKS.search(address)):
         raise ValueError(f"{address!r} is not a valid SMTP envelope address")
     return address
 
@@ -134,11 +136,11 @@ def dot_stuff(data: bytes) -> bytes:
     crlf = data.count(b"\r\n")
     if data.count(b"\n") != crlf or data.count(b"\r") != crlf:
         data = b"\r\n".join(data.splitlines()) + b"\r\n"
-    elif data and not data.endswith(b"\r\n"):
+    elif data and data[-2:] != b"\r\n":  # (slices: cheaper than the methods' calls)
         data += b"\r\n"
     if b"\n." in data:
         data = data.replace(b"\n.", b"\n..")
-    if data.startswith(b"."):
+    if data[:1] == b".":
         data = b"." + data
     return data + b".\r\n"
 

@@ -77,6 +77,8 @@ _GROUP_ENDERS = frozenset(
     }
 )
 
+_DATA = Command.DATA
+
 # Commands for which a 250 reply changes nothing in the session's state.
 _PLAIN_250 = frozenset({Command.MAIL, Command.RCPT, Command.RSET, Command.CONTENT, Command.NOOP})
 
@@ -267,14 +269,22 @@ class ClientProtocol:
         self._queue(Command.DATA, b"DATA\r\n")
 
     def mail_transaction(
-        self, sender: str, parameters: tuple[str, ...], recipients: Sequence[str]
+        self,
+        sender: str,
+        parameters: tuple[str, ...],
+        recipients: Sequence[str],
+        content: bytes | None = None,
     ) -> None:
         """MAIL, an RCPT per recipient and DATA as one pipelined group (RFC 2920):
-        the same checks as one command at a time, made once for the group. Nothing is
-        queued when a check fails."""
+        the same checks as one command at a time, made once for the group. With
+        ``content``, the content of the transaction before (its DATA got 354) opens the
+        group, as ``content()`` would send it. Nothing is queued when a check fails."""
         if not self.pipelining:
             raise LocalProtocolError("MAIL: a pipelined group needs the server's PIPELINING")
-        self._check_may_send(Command.MAIL)
+        if content is None:
+            self._check_may_send(Command.MAIL)
+        elif not self._in_data or self.closed:
+            self._check_may_send(Command.CONTENT)  # raises: content is not due
         if sender:
             _checked_path(sender)
         for parameter in parameters:
@@ -288,12 +298,21 @@ class ClientProtocol:
             if parameters
             else f"MAIL FROM:<{sender}>\r\n"
         )
-        text += "".join([f"RCPT TO:<{recipient}>\r\n" for recipient in recipients])
+        if len(recipients) == 1:
+            text += f"RCPT TO:<{recipients[0]}>\r\nDATA\r\n"
+        else:
+            text += "".join([f"RCPT TO:<{recipient}>\r\n" for recipient in recipients])
+            text += "DATA\r\n"
         # (ASCII, the usual case, inline: this runs once per message of a batch.)
         data = text.encode("ascii") if text.isascii() else encode_command(text, smtputf8)
         self._smtputf8 = smtputf8
-        self._out.append(data + b"DATA\r\n")
         waiting = self._waiting
+        if content is not None:
+            self._out.append((dot_stuff(content) if content else b".\r\n") + data)
+            self._in_data = False
+            waiting.append(Command.CONTENT)
+        else:
+            self._out.append(data)
         waiting.append(Command.MAIL)
         waiting.extend([Command.RCPT] * len(recipients))
         waiting.append(Command.DATA)
@@ -373,14 +392,17 @@ class ClientProtocol:
         popleft = waiting.popleft
         for reply in replies:
             command = popleft()
-            if reply[0] != 250 or command not in _PLAIN_250:
+            code = reply[0]
+            if code == 354 and command is _DATA:
+                self._in_data = True  # what _after() does for it, inline: once per message
+            elif code != 250 or command not in _PLAIN_250:
                 self._after(command, reply)
                 if self.closed:
                     # Nothing more is due; what the server sent after a 421 is noise.
                     return replies[: replies.index(reply) + 1]
         if len(replies) < limit and waiting and parser.eof:
             self.next_reply()  # raises: the server closed with replies due
-        if not waiting and parser.buffered:
+        if not waiting and parser._pos < len(parser._buffer):
             # Bytes after the last reply due: kept, they would be taken as the reply
             # to the next command (a refused message reported as sent).
             raise SMTPProtocolError(

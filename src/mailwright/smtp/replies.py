@@ -104,23 +104,25 @@ class ReplyParser:
     def replies(self, limit: int) -> list[Reply]:
         """Up to ``limit`` complete replies (a pipelined group's worth at once)."""
         found: list[Reply] = []
-        if not self._lines and self._pos < len(self._buffer):
-            # The common case, in as few Python steps as possible: one-line replies
-            # with CRLF, split in C. Anything else goes the general way below.
-            pos = self._pos
-            chunk = self._buffer[pos:] if pos else self._buffer
+        buffer, pos = self._buffer, self._pos
+        if not self._lines and pos < len(buffer):
+            # The common case in a few C calls: one-line replies ending in CRLF, every
+            # LF part of a CRLF (a bare LF, also a line end, would glue two replies in
+            # one piece), no line too long. Anything else goes the general way below.
+            chunk = buffer[pos:] if pos else buffer
             lines = chunk.split(b"\r\n")
-            codes = _CODES
-            # Only when every LF ends a CRLF: a bare LF (also a line end, see above)
-            # inside a piece would glue two replies into one.
-            count = min(limit, len(lines) - 1) if chunk.count(b"\n") == len(lines) - 1 else 0
-            for line in lines[:count]:
-                code = codes.get(line[:4])
-                if code is None or len(line) > MAX_LINE:
-                    break
-                found.append(_new_reply(Reply, (code, (line[4:],))))
-                pos += len(line) + 2
-            self._pos = pos
+            complete = len(lines) - 1
+            if complete and chunk.count(b"\n") == complete:
+                del lines[min(limit, complete) :]
+                if len(chunk) > MAX_LINE and max(map(len, lines), default=0) > MAX_LINE:
+                    lines = []  # the general way raises for it
+                codes = _CODES
+                try:
+                    found = [_new_reply(Reply, (codes[line[:4]], (line[4:],))) for line in lines]
+                except KeyError:  # a multi-line or malformed reply: the general way
+                    found = []
+                else:
+                    self._pos = pos + sum(map(len, lines)) + 2 * len(lines)
         while len(found) < limit:
             reply = self.next_reply()
             if reply is None:

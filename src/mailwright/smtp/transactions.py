@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import smtplib
 from collections.abc import Generator
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..message import Delivery
@@ -55,6 +54,12 @@ def mail_parameters(proto: ClientProtocol, envelope: Envelope) -> tuple[str, ...
     cannot take it at all."""
     smtputf8, eightbit, size, limit = proto.capabilities
     data = envelope.data
+    if not envelope.smtputf8 and not (eightbit and not data.isascii()):
+        # The usual case: an ASCII message, at most SIZE.
+        if not size:
+            return ()
+        if limit is None or len(data) <= limit:
+            return (f"SIZE={len(data)}",)
     parameters: list[str] = []
     if envelope.smtputf8:
         if not smtputf8:
@@ -104,15 +109,21 @@ def not_attempted(index: int, reason: str) -> Outcome:
     return Outcome(index, Delivery([], {}, error), error)
 
 
-@dataclass(slots=True)
 class _Transaction:
-    index: int
-    envelope: Envelope
-    parameters: tuple[str, ...]
-    mail: Reply | None = None
-    rcpt: dict[str, Reply] = field(default_factory=dict)
-    data: Reply | None = None
-    accepted: list[str] = field(default_factory=list)
+    """One message's transaction: its envelope, its MAIL parameters and the replies.
+    (A plain class: one is made per message, and a dataclass's default factories
+    cost more than the literals.)"""
+
+    __slots__ = ("accepted", "data", "envelope", "index", "mail", "parameters", "rcpt")
+
+    def __init__(self, index: int, envelope: Envelope, parameters: tuple[str, ...]) -> None:
+        self.index = index
+        self.envelope = envelope
+        self.parameters = parameters
+        self.mail: Reply | None = None
+        self.rcpt: dict[str, Reply] = {}
+        self.data: Reply | None = None
+        self.accepted: list[str] = []
 
     def record_rcpt(self, recipient: str, reply: Reply) -> None:
         self.rcpt[recipient] = reply
@@ -220,28 +231,45 @@ def _pipelined(proto: ClientProtocol, stop_on_failure: bool) -> Generator[Action
                     yield not_attempted(ahead[0], "not sent: an earlier message failed")
                     ahead = None
                 else:
-                    prepared = _prepare(proto, ahead)
-                    if isinstance(prepared, Outcome):  # fails alone, before any command
-                        yield prepared
+                    index, envelope = ahead
+                    try:  # (_prepare(), inline: once per message)
+                        current = _Transaction(index, envelope, mail_parameters(proto, envelope))
+                    except smtplib.SMTPException as exc:  # fails alone, before any command
+                        yield failed(index, envelope, exc)
                         stopped = stop_on_failure
                         ahead = None if stopped else (yield NEED_ENVELOPE)
                         exhausted = exhausted or (ahead is None and not stopped)
                         continue
-                    current, ahead = prepared, None  # in flight now, no longer ahead
-            if carry is not None:
-                proto.content(carry.envelope.data)
-            elif lone_dot:
-                proto.content(b"")
-            if rset_due:
-                proto.rset()
+                    ahead = None  # in flight now, no longer ahead
+            # The usual group, the content of the message before (if any) and this
+            # message's envelope, goes in one call; anything else, step by step.
+            usual = current is not None and not (lone_dot or rset_due)
+            if not usual:
+                if carry is not None:
+                    proto.content(carry.envelope.data)
+                elif lone_dot:
+                    proto.content(b"")
+                if rset_due:
+                    proto.rset()
             if current is not None:
                 try:
-                    current.queue(proto)
+                    if usual:
+                        proto.mail_transaction(
+                            current.envelope.sender,
+                            current.parameters,
+                            current.envelope.recipients,
+                            None if carry is None else carry.envelope.data,
+                        )
+                    else:
+                        current.queue(proto)
                 except ValueError as exc:
                     # A path the protocol layer refuses (the message side's checks make
                     # it impossible): this message fails alone; nothing of it was queued.
+                    if usual and carry is not None:
+                        proto.content(carry.envelope.data)
                     yield current.failed(exc)
                     current = None
+                    usual = False
                     stopped = stopped or stop_on_failure
             # With the group on its way, the next message is composed while the server
             # works through it.
@@ -251,7 +279,8 @@ def _pipelined(proto: ClientProtocol, stop_on_failure: bool) -> Generator[Action
 
             # The replies, in the order the commands went (fewer if a 421 ended it).
             due = proto.waiting
-            received = proto.next_replies()
+            # Nothing can have been read for a group just sent: its replies are due.
+            received: list[Reply] = []
             try:
                 while len(received) < due and not proto.closed:
                     proto.receive_data((yield NEED_DATA))
@@ -268,6 +297,27 @@ def _pipelined(proto: ClientProtocol, stop_on_failure: bool) -> Generator[Action
                     )
                     carry = None
                 raise
+            if usual and not stopped and len(received) == due:
+                # The usual outcome, checked in one go: the content before accepted
+                # (250), MAIL 250, every RCPT 2xx, DATA 354.
+                assert current is not None
+                first = 0 if carry is None else 1
+                if (
+                    (carry is None or received[0][0] == 250)
+                    and received[first][0] == 250
+                    and received[-1][0] == 354
+                ):
+                    for rcpt_reply in received[first + 1 : -1]:
+                        if not 200 <= rcpt_reply[0] < 300:
+                            break
+                    else:
+                        if carry is not None:
+                            yield carry.sent()
+                            refused = False
+                        current.mail, current.data = received[first], received[-1]
+                        current.accepted = list(current.envelope.recipients)
+                        carry, current = current, None
+                        continue
             replies = iter(received)
             reset = False  # RSET goes with the next group
             if carry is not None or lone_dot:

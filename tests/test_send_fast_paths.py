@@ -1,0 +1,237 @@
+"""The send side's shortcuts give exactly what the general paths give.
+
+* ``ReplyParser.replies`` (a pipelined group's replies in a few C calls) against
+  ``next_reply`` one at a time, on any mix of one-line, multi-line, bare-LF, malformed
+  and split input;
+* ``ClientProtocol.mail_transaction(..., content=...)`` (the content of the message
+  before and the next envelope in one call) against ``content()`` then
+  ``mail_transaction()``: the same bytes, the same replies due, the same refusals;
+* a pipelined batch (accepted, partly refused and refused messages, so both the usual
+  and the general handling of a group's replies) sent with the content in the
+  envelope's call and on its own: the same outcomes, the same messages received.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from examples import examples
+from mailwright.smtp import SMTPConfig, SMTPConnection
+from mailwright.smtp.errors import LocalProtocolError, SMTPProtocolError
+from mailwright.smtp.protocol import ClientProtocol
+from mailwright.smtp.replies import ReplyParser
+from smtpserver import SMTPTestServer
+
+# --- the reply parser ---
+
+_LINE = st.one_of(
+    st.sampled_from(
+        [
+            b"250 2.1.0 Ok\r\n",
+            b"354 End data with <CR><LF>.<CR><LF>\r\n",
+            b"550 5.1.1 no such user\r\n",
+            b"250-first\r\n250 last\r\n",
+            b"250 bare LF\n",
+            b"421 closing\r\n",
+            b"250\r\n",
+            b"999 out of range\r\n",
+            b"25O typo\r\n",
+            b"250-mixed\r\n251 codes\r\n",
+        ]
+    ),
+    st.builds(lambda n: b"250 " + b"x" * n + b"\r\n", st.integers(0, 9000)),
+)
+
+
+def _general(data: list[bytes], limit: int) -> tuple[list[object], int]:
+    parser = ReplyParser()
+    found: list[object] = []
+    for chunk in data:
+        parser.feed(chunk)
+        while len(found) < limit:
+            try:
+                reply = parser.next_reply()
+            except SMTPProtocolError as exc:
+                found.append(("error", str(exc)))
+                return found, parser.buffered
+            if reply is None:
+                break
+            found.append(reply)
+    return found, parser.buffered
+
+
+def _batched(data: list[bytes], limit: int) -> tuple[list[object], int]:
+    parser = ReplyParser()
+    found: list[object] = []
+    for chunk in data:
+        parser.feed(chunk)
+        try:
+            found += parser.replies(limit - len(found))
+        except SMTPProtocolError as exc:
+            found.append(("error", str(exc)))
+            return found, parser.buffered
+    return found, parser.buffered
+
+
+@settings(max_examples=examples(600, 120), deadline=None)
+@given(st.lists(_LINE, max_size=8), st.integers(0, 10), st.data())
+def test_replies_in_one_go_match_one_at_a_time(
+    lines: list[bytes], limit: int, data: st.DataObject
+) -> None:
+    stream = b"".join(lines)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=3)))
+    chunks = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
+    batched, general = _batched(chunks, limit), _general(chunks, limit)
+    if batched[0][-1:] and isinstance(batched[0][-1], tuple) and batched[0][-1][0] == "error":
+        # The same error; the replies parsed before it in the failing call are not
+        # handed out (the session is over either way).
+        assert general[0][-1] == batched[0][-1]
+        assert general[0][: len(batched[0]) - 1] == batched[0][:-1]
+    else:
+        assert batched == general
+
+
+# --- content and envelope in one call ---
+
+
+def _protocol(extensions: bytes = b"250-PIPELINING\r\n250 SIZE 1000\r\n") -> ClientProtocol:
+    proto = ClientProtocol()
+    proto.receive_data(b"220 hi\r\n")
+    proto.next_reply()
+    proto.ehlo("client.example")
+    proto.data_to_send()
+    proto.receive_data(b"250-server.example\r\n" + extensions)
+    proto.next_reply()
+    return proto
+
+
+def _in_data(proto: ClientProtocol) -> None:
+    proto.mail_transaction("a@example.com", (), ["b@example.com"])
+    proto.data_to_send()
+    proto.receive_data(b"250 ok\r\n250 ok\r\n354 go\r\n")
+    assert len(proto.next_replies()) == 3
+    assert proto.in_data
+
+
+CONTENTS = [b"Subject: x\r\n\r\nbody\r\n", b".lead\nbare\rbreaks\r\n.\r\n", b"no end", b""]
+ENVELOPES = [
+    ("s@example.com", ("SIZE=10",), ["r@example.com"]),
+    ("", (), ["r1@example.com", "r2@example.com", "r3@example.com"]),
+    ("s@example.com", ("SMTPUTF8",), ["jöran@example.com"]),
+    ("s@example.com", (), []),
+]
+
+
+@pytest.mark.parametrize("content", CONTENTS)
+@pytest.mark.parametrize("envelope", ENVELOPES)
+def test_content_with_the_next_envelope_is_content_then_envelope(
+    content: bytes, envelope: tuple[str, tuple[str, ...], list[str]]
+) -> None:
+    one, two = _protocol(), _protocol()
+    _in_data(one)
+    _in_data(two)
+    one.mail_transaction(*envelope, content=content)
+    two.content(content)
+    two.mail_transaction(*envelope)
+    assert one.data_to_send() == two.data_to_send()
+    assert list(one._waiting) == list(two._waiting)
+    assert not one.in_data and not two.in_data
+    replies = b"250 queued\r\n250 ok\r\n" + b"250 ok\r\n" * len(envelope[2]) + b"354 go\r\n"
+    for proto in (one, two):
+        proto.receive_data(replies)
+    assert one.next_replies() == two.next_replies()
+    assert one.in_data and two.in_data
+
+
+@pytest.mark.parametrize(
+    "envelope",
+    [
+        ("s@example.com", (), ["bad\r\nRCPT TO:<x@example.com>"]),
+        ("s@example.com", ("SIZE=1 X",), ["r@example.com"]),
+        ("s@example.com", (), ["jöran@example.com"]),  # no SMTPUTF8 on MAIL
+    ],
+)
+def test_a_refused_envelope_queues_nothing_not_even_the_content(
+    envelope: tuple[str, tuple[str, ...], list[str]],
+) -> None:
+    proto = _protocol()
+    _in_data(proto)
+    with pytest.raises(ValueError):
+        proto.mail_transaction(*envelope, content=b"body\r\n")
+    assert proto.data_to_send() == b""
+    assert proto.in_data  # the content is still due
+    assert proto.waiting == 0
+
+
+def test_content_with_an_envelope_needs_the_354() -> None:
+    proto = _protocol()
+    with pytest.raises(LocalProtocolError, match="DATA with 354"):
+        proto.mail_transaction("s@example.com", (), ["r@example.com"], content=b"x\r\n")
+    assert proto.data_to_send() == b""
+
+
+# --- a batch, the usual path against the general one ---
+
+
+def _without_content(original):  # type: ignore[no-untyped-def]
+    """``mail_transaction`` that queues the content before it separately."""
+
+    def mail_transaction(self, sender, parameters, recipients, content=None):  # type: ignore[no-untyped-def]
+        if content is not None:
+            self.content(content)
+        return original(self, sender, parameters, recipients)
+
+    return mail_transaction
+
+
+def _send_all(port: int, count: int) -> list[str]:
+    from mailwright.message import Envelope
+
+    connection = SMTPConnection(SMTPConfig(host="127.0.0.1", port=port, timeout=10))
+    connection.connect()
+    items = [
+        (
+            i,
+            Envelope(
+                "s@example.com",
+                [f"r{i}@example.com", f"bad{i}@example.com"] if i % 3 else [f"r{i}@example.com"],
+                f"Subject: {i}\r\n\r\n.line {i}{' REJECT-ME' if i == 7 else ''}\r\n".encode(),
+                False,
+            ),
+        )
+        for i in range(count)
+    ]
+    try:
+        outcomes = list(connection.send(items))
+    finally:
+        connection.quit()
+    return [
+        f"{o.index} {o.delivery.accepted} {sorted(o.delivery.refused)} {type(o.error).__name__}"
+        for o in outcomes
+    ]
+
+
+def test_a_batch_takes_the_same_course_either_way(
+    start_server: Callable[..., SMTPTestServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    options = {"refuse": {f"bad{i}@example.com" for i in range(12)}}
+    one = start_server(refuse_data_containing=b"REJECT-ME", **options)
+    usual = _send_all(one.port, 12)
+    monkeypatch.setattr(
+        ClientProtocol, "mail_transaction", _without_content(ClientProtocol.mail_transaction)
+    )
+    two = start_server(refuse_data_containing=b"REJECT-ME", **options)
+    general = _send_all(two.port, 12)
+    assert usual == general
+    assert usual[0] == "0 ['r0@example.com'] [] NoneType"
+    assert usual[1] == "1 ['r1@example.com'] ['bad1@example.com'] NoneType"
+    assert usual[7].endswith("SMTPDataError")
+    received, received_general = one.wait_for(11), two.wait_for(11)
+    assert len(received) == len(received_general) == 11
+    for a, b in zip(received, received_general, strict=True):
+        assert a.data == b.data and a.rcpt_tos == b.rcpt_tos
+        assert a.parsed().get_content().startswith(".line")
