@@ -8,6 +8,8 @@ difference in messages is the cost of one message, without the interpreter's sta
 and the imports. Scenarios (a plain message, built inside the count):
 
 * ``build``: ``EmailMessage(...)`` and its wire bytes (``message.envelope()``), no I/O;
+* ``batch``: the same inside ``batch_settings()``, as a batch send composes (the two
+  settings every composition reads are read once for the batch);
 * ``sync``: ``send_messages`` over one connection to a sink (smtp-sink when installed,
   else ``bench/_sink.py``; the sink runs outside valgrind);
 * ``async``: ``asend_bulk(connections=1)`` to the same sink;
@@ -156,6 +158,13 @@ elif kind == "build":
     warm.envelope()
     for message in messages():
         message.envelope()
+elif kind == "batch":
+    from mailwright.message.message import batch_settings
+
+    with batch_settings():
+        warm.envelope()
+        for message in messages():
+            message.envelope()
 elif kind == "sync":
     with mailwright.get_connection(host="127.0.0.1", port=port) as connection:
         connection.send_messages([warm])
@@ -168,7 +177,17 @@ elif kind == "async":
 """
 
 
-SCENARIOS = ("build", "sync", "async", "async8", "threads8", "sync-send", "async-send", "engine")
+SCENARIOS = (
+    "build",
+    "batch",
+    "sync",
+    "async",
+    "async8",
+    "threads8",
+    "sync-send",
+    "async-send",
+    "engine",
+)
 
 
 def instructions(argv: list[str]) -> int:

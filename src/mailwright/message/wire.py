@@ -87,7 +87,8 @@ def _text_fields(subtype: str, charset: str, cte: str) -> bytes:
 def _write(part: Part, out: list[bytes]) -> None:
     if isinstance(part, TextPart):
         out.append(_text_fields(part.subtype, part.charset, part.cte))
-        _disposition_fields(out, part.disposition, part.filename, part.content_id)
+        if part.disposition is not None or part.content_id is not None:  # else none
+            _disposition_fields(out, part.disposition, part.filename, part.content_id)
         out.append(CRLF)
         out.append(part.encoded.replace(b"\n", CRLF))  # encoded bodies hold no CR
     elif isinstance(part, BinaryPart):
@@ -122,16 +123,26 @@ def _write(part: Part, out: list[bytes]) -> None:
         out.append(crlf(raw))
 
 
-def render(fields: list[tuple[str, str]], root: Part, *, utf8: bool = False) -> bytes:
+def render(
+    fields: list[tuple[str, str]], root: Part, *, utf8: bool = False, head: str | None = None
+) -> bytes:
     """The message as bytes: ``fields`` (name, folded value) on top, then the tree.
 
     The content is exact: a text body that does not end with a line break does not get
     one, so the bytes may not end with CRLF (a single-part 7bit message); SMTP adds it
     (``EmailMessage.envelope()``). A quoted-printable body ends with a soft line break
-    instead, which decodes to nothing."""
-    head = "".join([f"{name}: {value}\r\n" for name, value in fields])
+    instead, which decodes to nothing. ``head``, when given, is ``fields`` already
+    written as header lines."""
+    if head is None:
+        head = "".join([f"{name}: {value}\r\n" for name, value in fields])
     out = [head.encode("utf-8" if utf8 else "ascii"), b"MIME-Version: 1.0\r\n"]
-    _write(root, out)
+    if type(root) is TextPart and root.disposition is None and root.content_id is None:
+        # A single text part, what _write() writes for it, without the call.
+        out.append(_text_fields(root.subtype, root.charset, root.cte))
+        out.append(CRLF)
+        out.append(root.encoded.replace(b"\n", CRLF))
+    else:
+        _write(root, out)
     if isinstance(root, TextPart) and root.cte == "quoted-printable" and not root.ends_line:
         out.append(b"=\r\n")
     return b"".join(out)
