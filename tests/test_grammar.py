@@ -103,3 +103,10 @@ def test_the_catcher_applies_the_same_rules(catcher: DevServer) -> None:
         assert talk.command(b"AUTH PLAIN " + plain)[0] == 235
     finally:
         talk.close()
+
+
+@pytest.mark.parametrize("char", ["\x80", "\x85", "\x9b", "\x9f", "\u2028", "\u2029"])
+def test_a_path_with_a_c1_control_or_unicode_line_break_is_refused(char: str) -> None:
+    with pytest.raises(ValueError, match="not a valid SMTP envelope address"):
+        check_address(f"a{char}b@example.com")
+    assert check_address("\u00fc\u00a0b@example.com")  # not a control: SMTPUTF8 text

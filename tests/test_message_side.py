@@ -454,3 +454,13 @@ def test_fields_that_may_appear_once_appear_once(
     assert parsed.get_all("X-Tag") == ["a", "b"]
     assert received.rcpt_tos == ["envelope@example.com"]  # headers never the envelope
     assert copy.deepcopy(msg).message().get_all("To") == ["second@example.com"]
+
+
+@pytest.mark.parametrize("value", ["a@example.com\u2028", "\x1ca@example.com", "\x0ba@example.com",
+                                   "Ann <a@example.com>\x85", "\u3000a@example.com"])  # fmt: skip
+def test_an_address_ending_in_a_control_or_line_break_is_refused_not_trimmed(value: str) -> None:
+    with pytest.raises(BadHeaderError, match=r"U\+[0-9A-F]{4} at its start or end .*in to"):
+        EmailMessage("s", "b", "from@example.com", [value]).envelope()
+    # blanks around an address are trimmed, as before
+    envelope = EmailMessage("s", "b", "from@example.com", [" \ta@example.com \t"]).envelope()
+    assert envelope.recipients == ["a@example.com"]

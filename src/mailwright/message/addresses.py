@@ -307,6 +307,14 @@ def _parse_string(value: str, field: str) -> Mailbox:
             f"(a line break, in {field})"
         )
     text = value.strip()
+    if len(text) != len(value) and value.strip(" \t") != text:
+        # str.strip() also takes controls and Unicode line breaks: only blanks may go.
+        ends = value[: len(value) - len(value.lstrip())] + value[len(value.rstrip()) :]
+        bad = next(char for char in ends if char not in " \t")
+        raise BadHeaderError(
+            f"Invalid address {value!r}: U+{ord(bad):04X} at its start or end (only "
+            f"spaces and tabs may surround an address, in {field})"
+        )
     if "=?" not in text:  # encoded words need the full parser to be decoded
         match = _FAST_BARE.fullmatch(text)
         if match and len(text) <= MAX_ADDRESS:

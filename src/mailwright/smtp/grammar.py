@@ -45,7 +45,7 @@ _PATH = re.compile(_PATH_TEXT)
 # RFC 5321 section 4.1.2: esmtp-keyword ["=" esmtp-value].
 _PARAMETER = re.compile(r"([A-Za-z0-9][A-Za-z0-9-]*)(?:=([\x21-\x3c\x3e-\x7e]+))?")
 # Unicode line and paragraph separators and other breaks no path may hold.
-_BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+_BREAKS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")  # C0, DEL, C1, LS, PS
 # What follows "MAIL FROM:" or "RCPT TO:": a path in angle brackets (empty allowed
 # here; RCPT refuses it), or bare as lenient servers take it, then the parameters.
 _ARGUMENT = re.compile(rf"[ \t]*(?:<({_PATH_TEXT})?>|({_PATH_TEXT}))(?:[ \t]+(.*?))?[ \t]*")
