@@ -21,6 +21,7 @@ from mailwright import BadHeaderError, EmailMessage, configure, override_setting
 from mailwright.conf import settings as live_settings
 from mailwright.conf.registry import SETTINGS
 from mailwright.conf.settings import Settings
+from mailwright.message import addresses as addresses_module
 from mailwright.message import headers as hdr
 from mailwright.message import wire
 from mailwright.message.addresses import (
@@ -82,6 +83,42 @@ def test_address_fast_path_gives_what_the_full_parser_gives(value: str) -> None:
         # and what the validator makes of the same parts
         checked = Mailbox(mailbox.display_name, mailbox.local_part, mailbox.domain)
         assert (mailbox, mailbox.addr_spec) == (checked, checked.addr_spec)
+
+
+@FAST
+@given(
+    local=st.text(st.sampled_from([*"aZ09", *"é٣ⅷ", ".", "@", "-", "+", " "]), max_size=12),
+    domain=st.one_of(
+        st.text(st.sampled_from([*"az09-.", "@", "é", " "]), max_size=20),
+        st.sampled_from(["example.com", "a-b.example", "x" * 64 + ".com", "b" * 250 + ".c"]),
+    ),
+)
+def test_a_local_part_at_a_passed_domain_is_what_the_full_parser_gives(
+    local: str, domain: str
+) -> None:
+    # The first parse puts the domain among those passed (when the expression takes
+    # it); the second then takes the shortcut when the local part allows it.
+    seeded = outcome(_parse_string, f"seed@{domain}", "to")
+    if seeded[0] == "value" and seeded[1].domain == domain:
+        assert domain in addresses_module._PASSED_DOMAINS
+    value = f"{local}@{domain}"
+    full = outcome(_parse_slowly, value, value.strip(), "to")
+    assert outcome(_parse_string, value, "to") == full
+    assert outcome(_parse_string, f" {value}\t", "to") == outcome(
+        _parse_slowly, f" {value}\t", value.strip(), "to"
+    )
+
+
+def test_passed_domains_are_bounded_and_only_the_expressions() -> None:
+    passed = addresses_module._PASSED_DOMAINS
+    _parse_string("a@good.example", "to")
+    assert "good.example" in passed
+    for bad in ("a@-bad.example", "a@bad..example", "Name <a@named.example>", "a@[127.0.0.1]"):
+        outcome(_parse_string, bad, "to")
+    assert not passed & {"-bad.example", "bad..example", "named.example", "[127.0.0.1]"}
+    for index in range(addresses_module._MAX_PASSED_DOMAINS + 5):
+        _parse_string(f"a@d{index}.example", "to")
+    assert len(passed) <= addresses_module._MAX_PASSED_DOMAINS
 
 
 @FAST

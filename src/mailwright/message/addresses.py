@@ -300,6 +300,12 @@ def _in_field(field: str, make: Any, *args: Any) -> Mailbox:
     return mailbox
 
 
+# Domains that matched the bare-address expression (LDH labels, at most MAX_DOMAIN
+# long): a pure property of the string, so it is kept, in a set cleared when full.
+_PASSED_DOMAINS: set[str] = set()
+_MAX_PASSED_DOMAINS = 1024
+
+
 def _parse_string(value: str, field: str) -> Mailbox:
     if "\n" in value or "\r" in value:  # _LINE_BREAK, without a regular expression call
         raise BadHeaderError(
@@ -316,10 +322,25 @@ def _parse_string(value: str, field: str) -> Mailbox:
             f"spaces and tabs may surround an address, in {field})"
         )
     if "=?" not in text:  # encoded words need the full parser to be decoded
+        # A letters-and-digits local part at a domain the expression below has already
+        # passed: what it would give, without it (about 4,500 instructions less per
+        # recipient, callgrind). The partition is at the first "@": a domain of the set
+        # holds none, so the text is exactly local@domain.
+        local, _, domain = text.partition("@")
+        if (
+            domain in _PASSED_DOMAINS
+            and local.isalnum()
+            and local.isascii()
+            and len(text) <= MAX_ADDRESS
+        ):
+            return _valid_mailbox("", local, domain, text)
         match = _FAST_BARE.fullmatch(text)
         if match and len(text) <= MAX_ADDRESS:
             local, domain = match.group(1, 2)
             if len(domain) <= MAX_DOMAIN:
+                if len(_PASSED_DOMAINS) >= _MAX_PASSED_DOMAINS:
+                    _PASSED_DOMAINS.clear()
+                _PASSED_DOMAINS.add(domain)
                 return _valid_mailbox("", local, domain, text)  # text is local@domain
         match = _FAST_NAMED.fullmatch(text)
         if match:
