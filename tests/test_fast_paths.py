@@ -322,3 +322,18 @@ def test_plain_composition_is_the_general_one(
         return result
 
     assert compose(general=False) == compose(general=True)
+
+
+def test_message_ids_are_unique_dot_atoms() -> None:
+    import re
+
+    from mailwright.message.stamps import make_message_id
+
+    ids = [make_message_id("example.com") for _ in range(5000)]
+    assert len(set(ids)) == len(ids)
+    dot_atom = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    for message_id in ids[:50]:
+        assert re.fullmatch(rf"<{dot_atom}@example\.com>", message_id)
+    # and a message carries one of this form
+    head = EmailMessage("s", "b", "a@example.com", ["b@example.com"]).as_bytes()
+    assert re.search(rb"\r\nMessage-ID: <[0-9a-f]+\.[0-9a-f]{12}[0-9]+@example\.com>\r\n", head)
