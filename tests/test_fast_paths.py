@@ -301,7 +301,10 @@ plain_address = st.one_of(
 @given(
     sender=plain_address,
     to=st.lists(plain_address, max_size=3),
-    subject=st.text(max_size=90),
+    subject=st.one_of(  # printable ASCII, around the 69 characters that fit one line
+        st.text(max_size=90),
+        st.text(st.sampled_from([*"aZ9 =?-", "\t"]), max_size=75),
+    ),
     body=st.text(max_size=50),
     attach=st.booleans(),
 )

@@ -86,6 +86,8 @@ _ADDRESS_FIELDS = {
 _NO_NAMES: frozenset[str] = frozenset()
 # A lone bare address this long or shorter is its own To field (hdr.address_value).
 _BARE_TO = hdr.MAX_LINE - len("To: ")
+# A Subject this long or shorter, printable ASCII, is its own field (hdr.unstructured_value).
+_SHORT_SUBJECT = hdr.MAX_LINE - len("Subject: ")
 _ADDR_SPEC = operator.attrgetter("addr_spec")
 _UNSUBSCRIBE_FIELDS = frozenset({"list-unsubscribe", "list-unsubscribe-post"})
 # What may stand inside <...> of a List-Unsubscribe entry: a URI's characters
@@ -736,7 +738,16 @@ class EmailMessage:
             to_value = to[0].addr_spec  # what address_value() gives it
         else:
             to_value = hdr.address_value("To", to)
-        subject = hdr.unstructured_value("Subject", self.subject)
+        subject = self.subject
+        if not (  # unstructured_value()'s own shortcut, without its call
+            subject
+            and len(subject) <= _SHORT_SUBJECT
+            and subject.isascii()
+            and subject.isprintable()
+            and subject[0] != " " != subject[-1]
+            and "=?" not in subject
+        ):
+            subject = hdr.unstructured_value("Subject", subject)
         date = now_date(settings.EMAIL_USE_LOCALTIME if held is None else held[1])
         message_id = make_message_id(sender.domain or "localhost")
         root = None
