@@ -340,3 +340,29 @@ def test_message_ids_are_unique_dot_atoms() -> None:
     # and a message carries one of this form
     head = EmailMessage("s", "b", "a@example.com", ["b@example.com"]).as_bytes()
     assert re.search(rb"\r\nMessage-ID: <[0-9a-f]+\.[0-9a-f]{12}[0-9]+@example\.com>\r\n", head)
+
+
+@FAST
+@given(
+    subject=st.text(max_size=30),
+    body=st.one_of(st.text(max_size=60), st.text(st.sampled_from([*"ab \n\r\t"]), max_size=60)),
+    local=st.sampled_from(["user", "üser", "a.b"]),
+    subtype=st.sampled_from(["plain", "html"]),
+)
+def test_envelope_bytes_are_what_render_writes(
+    subject: str, body: str, local: str, subtype: str
+) -> None:
+    message = EmailMessage(subject, body, "s@example.com", [f"{local}@example.com"])
+    message.content_subtype = subtype
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("mailwright.message.message.now_date", lambda localtime: "DATE")
+        patch.setattr("mailwright.message.message.make_message_id", lambda domain: domain)
+
+        def general() -> bytes:
+            fields, root, _, _, smtputf8, head = message._composed()
+            rendered = wire.render(fields, root, utf8=smtputf8, head=head)
+            return rendered if rendered.endswith(b"\r\n") else rendered + b"\r\n"
+
+        expected = outcome(general)
+        got = outcome(lambda: message.envelope().data)
+    assert got == expected

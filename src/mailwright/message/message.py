@@ -392,7 +392,25 @@ class EmailMessage:
         on content). With ``dkim`` (a backend's signer), the final bytes are signed
         here, the one place mailwright signs."""
         fields, root, sender, recipients, smtputf8, head = self._composed()
-        data = wire.render(fields, root, utf8=smtputf8, head=head)
+        if (
+            head is not None
+            and type(root) is TextPart
+            and root.cte == "7bit"
+            and root.disposition is None
+            and root.content_id is None
+        ):
+            # What wire.render() writes for the usual message, without its call.
+            data = b"".join(
+                (
+                    head.encode("utf-8" if smtputf8 else "ascii"),
+                    b"MIME-Version: 1.0\r\n",
+                    wire.text_fields(root.subtype, root.charset, "7bit"),
+                    b"\r\n",
+                    root.encoded.replace(b"\n", b"\r\n"),
+                )
+            )
+        else:
+            data = wire.render(fields, root, utf8=smtputf8, head=head)
         if not data.endswith(b"\r\n"):
             data += b"\r\n"
         if dkim is not None:

@@ -26,7 +26,7 @@ from .mime import (
     crlf,
 )
 
-__all__ = ["render"]
+__all__ = ["render", "text_fields"]
 
 CRLF = b"\r\n"
 
@@ -78,7 +78,7 @@ def _disposition_fields(
 
 
 @functools.lru_cache(maxsize=256)
-def _text_fields(subtype: str, charset: str, cte: str) -> bytes:
+def text_fields(subtype: str, charset: str, cte: str) -> bytes:
     return (
         f'Content-Type: text/{subtype}; charset="{charset}"\r\nContent-Transfer-Encoding: {cte}\r\n'
     ).encode("ascii")
@@ -86,7 +86,7 @@ def _text_fields(subtype: str, charset: str, cte: str) -> bytes:
 
 def _write(part: Part, out: list[bytes]) -> None:
     if isinstance(part, TextPart):
-        out.append(_text_fields(part.subtype, part.charset, part.cte))
+        out.append(text_fields(part.subtype, part.charset, part.cte))
         if part.disposition is not None or part.content_id is not None:  # else none
             _disposition_fields(out, part.disposition, part.filename, part.content_id)
         out.append(CRLF)
@@ -138,7 +138,7 @@ def render(
     out = [head.encode("utf-8" if utf8 else "ascii"), b"MIME-Version: 1.0\r\n"]
     if type(root) is TextPart and root.disposition is None and root.content_id is None:
         # A single text part, what _write() writes for it, without the call.
-        out.append(_text_fields(root.subtype, root.charset, root.cte))
+        out.append(text_fields(root.subtype, root.charset, root.cte))
         out.append(CRLF)
         out.append(root.encoded.replace(b"\n", CRLF))
     else:
