@@ -366,3 +366,7 @@ def test_envelope_bytes_are_what_render_writes(
         expected = outcome(general)
         got = outcome(lambda: message.envelope().data)
     assert got == expected
+    if got[0] == "value":  # and the recipients, one or several
+        assert message.envelope().recipients == message.recipients()
+        message.to.append("Two <two@example.com>")
+        assert message.envelope().recipients == [*message.recipients()[:1], "two@example.com"]

@@ -415,6 +415,8 @@ class EmailMessage:
             data += b"\r\n"
         if dkim is not None:
             data = dkim.sign(data)
+        if len(recipients) == 1:  # the usual message: one list, without map()'s calls
+            return new_envelope(sender.addr_spec, [recipients[0].addr_spec], data, smtputf8)
         return new_envelope(sender.addr_spec, list(map(_ADDR_SPEC, recipients)), data, smtputf8)
 
     # --- headers ---
