@@ -103,7 +103,13 @@ def test_a_local_part_at_a_passed_domain_is_what_the_full_parser_gives(
         assert domain in addresses_module._PASSED_DOMAINS
     value = f"{local}@{domain}"
     full = outcome(_parse_slowly, value, value.strip(), "to")
-    assert outcome(_parse_string, value, "to") == full
+    fast = outcome(_parse_string, value, "to")
+    assert fast == full
+    if fast[0] == "value":
+        assert type(fast[1]) is Mailbox
+        assert (repr(fast[1]), hash(fast[1])) == (repr(full[1]), hash(full[1]))
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            fast[1].local_part = "other"
     assert outcome(_parse_string, f" {value}\t", "to") == outcome(
         _parse_slowly, f" {value}\t", value.strip(), "to"
     )
