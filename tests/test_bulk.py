@@ -137,6 +137,23 @@ def test_throttled_messages_are_retried_and_delivered(
     assert batch[3].delivery is not None and batch[3].delivery.accepted == ["user3@example.com"]
 
 
+def test_idle_connections_hear_of_a_retry_and_of_the_end(
+    start_server: ServerFactory, sender: Sender
+) -> None:
+    # More connections than messages: most wait with nothing due from the start. The
+    # books change while they wait (a retry is queued, the last message settles), and
+    # each change must reach them (the thread driver notifies only while one waits):
+    # the retry is delivered and the send ends, nothing hangs.
+    server = start_server(throttle={"user1@example.com": 1})
+    configure(**server.settings)
+    batch = messages(2)
+    result = settled(sender.send_bulk(batch, connections=8), batch)
+    assert result.ok, (result.failed, result.refused)
+    server.wait_for(2)
+    assert subjects(server) == Counter(["Message 0", "Message 1"])
+    assert batch[1].delivery is not None and batch[1].delivery.accepted == ["user1@example.com"]
+
+
 def test_partly_throttled_message_retries_only_the_refused_recipient(
     start_server: ServerFactory, sender: Sender
 ) -> None:

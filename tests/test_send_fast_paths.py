@@ -8,7 +8,9 @@
   ``mail_transaction()``: the same bytes, the same replies due, the same refusals;
 * a pipelined batch (accepted, partly refused and refused messages, so both the usual
   and the general handling of a group's replies) sent with the content in the
-  envelope's call and on its own: the same outcomes, the same messages received.
+  envelope's call and on its own: the same outcomes, the same messages received;
+* ``dot_stuff`` (counts and one ``replace``, no ``in`` test) against stuffing one line
+  at a time.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from hypothesis import strategies as st
 from examples import examples
 from mailwright.smtp import SMTPConfig, SMTPConnection
 from mailwright.smtp.errors import LocalProtocolError, SMTPProtocolError
+from mailwright.smtp.grammar import dot_stuff
 from mailwright.smtp.protocol import ClientProtocol
 from mailwright.smtp.replies import ReplyParser
 from smtpserver import SMTPTestServer
@@ -235,3 +238,31 @@ def test_a_batch_takes_the_same_course_either_way(
     for a, b in zip(received, received_general, strict=True):
         assert a.data == b.data and a.rcpt_tos == b.rcpt_tos
         assert a.parsed().get_content().startswith(".line")
+
+
+# --- dot-stuffing ---
+
+
+def _stuffed_line_by_line(data: bytes) -> bytes:
+    """What ``dot_stuff`` must give, one line at a time: each line ended by CRLF (a
+    bare CR or LF is a line break too), a leading dot doubled, the final dot line."""
+    lines = data.splitlines()
+    return b"".join((b"." + line if line[:1] == b"." else line) + b"\r\n" for line in lines) + (
+        b".\r\n"
+    )
+
+
+@settings(max_examples=examples(2000, 200), deadline=None)
+@given(
+    st.lists(
+        st.sampled_from([b"a", b"Subject: x", b".", b"..", b"\r\n", b"\n", b"\r", b" ", b"\xc3"]),
+        max_size=30,
+    ).map(b"".join)
+)
+def test_dot_stuff_matches_line_by_line(data: bytes) -> None:
+    stuffed = dot_stuff(data)
+    assert stuffed == _stuffed_line_by_line(data)
+    # No line break but CRLF, no line that ends the data early.
+    body = stuffed[:-3]
+    assert body.count(b"\r\n") == body.count(b"\n") == body.count(b"\r")
+    assert not body.startswith(b".\r\n") and b"\r\n.\r\n" not in body

@@ -1,6 +1,8 @@
 """The thread driver of a bulk send: one thread per connection, all drawing from one
 ``JobQueue`` guarded by a ``threading.Condition`` (a thread with nothing due sleeps
-until a job is due or the books change; no polling)."""
+until a job is due or the books change; no polling). The condition is notified only
+while a thread waits on it: ``notify_all`` is Python code, and a busy send settles
+every message with nobody waiting."""
 
 from __future__ import annotations
 
@@ -33,47 +35,62 @@ class _Work:
         self.queue = queue
         self.dkim = dkim  # signs what the engine sends (a backend signs for itself)
         self.condition = threading.Condition()
+        self.idle = 0  # threads waiting on the condition (read and written under it)
 
     def get(self, block: bool = True) -> Job | None:
         """The next due job; None when everything is settled (or, not blocking, when
         nothing is due now)."""
+        queue = self.queue
         with self.condition:
-            while not self.queue.finished:
-                now = time.monotonic()
-                job = self.queue.take(now)
+            while not queue.finished:
+                # The clock is read only when a retry is queued: a new message is due
+                # at once.
+                now = time.monotonic() if queue.next_due() is not None else 0.0
+                job = queue.take(now)
                 if job is not None or not block:
                     return job
-                if self.queue.finished:  # taking found the end of the input
+                if queue.finished:  # taking found the end of the input
                     break
-                due = self.queue.next_due()
-                self.condition.wait(None if due is None else max(0.0, due - now))
+                due = queue.next_due()
+                now = time.monotonic()
+                self.idle += 1
+                try:
+                    self.condition.wait(None if due is None else max(0.0, due - now))
+                finally:
+                    self.idle -= 1
             # The input may have just run out here: the others must hear it too.
-            self.condition.notify_all()
+            self.notify()
             return None
+
+    def notify(self) -> None:
+        """Wake the waiting threads: the books changed (call it holding the condition)."""
+        if self.idle:
+            self.condition.notify_all()
 
     def prepare(self, job: Job) -> Envelope | None:
         envelope, error, reason = compose(job, self.dkim)
         if envelope is None:
             with self.condition:
                 self.queue.cannot_send(job, error, reason)
-                self.condition.notify_all()
+                self.notify()
         return envelope
 
     def settle(self, job: Job, outcome: object) -> Verdict:
         with self.condition:
             verdict = self.queue.settle(job, outcome, time.monotonic())  # type: ignore[arg-type]
-            self.condition.notify_all()
+            if self.idle:  # notify(), inline: once per message
+                self.condition.notify_all()
         return verdict
 
     def put_back(self, job: Job) -> None:
         with self.condition:
             self.queue.put_back(job)
-            self.condition.notify_all()
+            self.notify()
 
     def connection_gone(self, job: Job, error: BaseException) -> None:
         with self.condition:
             self.queue.connection_gone(job, error)
-            self.condition.notify_all()
+            self.notify()
 
 
 class _SMTPWorker:

@@ -79,6 +79,10 @@ _GROUP_ENDERS = frozenset(
 
 _DATA = Command.DATA
 
+# The replies due for the content of one message and the envelope of the next, to one
+# recipient: the usual group of a pipelined batch.
+_CONTENT_AND_ONE = (Command.CONTENT, Command.MAIL, Command.RCPT, Command.DATA)
+
 # Commands for which a 250 reply changes nothing in the session's state.
 _PLAIN_250 = frozenset({Command.MAIL, Command.RCPT, Command.RSET, Command.CONTENT, Command.NOOP})
 
@@ -306,16 +310,16 @@ class ClientProtocol:
         # (ASCII, the usual case, inline: this runs once per message of a batch.)
         data = text.encode("ascii") if text.isascii() else encode_command(text, smtputf8)
         self._smtputf8 = smtputf8
-        waiting = self._waiting
         if content is not None:
             self._out.append((dot_stuff(content) if content else b".\r\n") + data)
             self._in_data = False
-            waiting.append(Command.CONTENT)
+            if len(recipients) == 1:  # the usual group: one deque call, not four
+                self._waiting.extend(_CONTENT_AND_ONE)
+                return
+            self._waiting.append(Command.CONTENT)
         else:
             self._out.append(data)
-        waiting.append(Command.MAIL)
-        waiting.extend([Command.RCPT] * len(recipients))
-        waiting.append(Command.DATA)
+        self._waiting.extend((Command.MAIL, *([Command.RCPT] * len(recipients)), Command.DATA))
 
     def content(self, data: bytes) -> None:
         """Message content after 354, sent with its final dot. ``b""`` sends the lone
