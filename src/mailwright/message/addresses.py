@@ -194,9 +194,6 @@ class _MailboxFields:
     addr_spec: str
 
 
-_new_fields = object.__new__
-
-
 def _valid_mailbox(display_name: str, local_part: str, domain: str, addr_spec: str) -> Mailbox:
     self = object.__new__(_MailboxFields)
     self.display_name = display_name
@@ -336,15 +333,7 @@ def _parse_string(value: str, field: str) -> Mailbox:
             and local.isascii()
             and len(text) <= MAX_ADDRESS
         ):
-            if _valid_mailbox is _valid_mailbox_slowly:
-                return _valid_mailbox_slowly("", local, domain, text)
-            mailbox = _new_fields(_MailboxFields)  # _valid_mailbox(), without its call
-            mailbox.display_name = ""
-            mailbox.local_part = local
-            mailbox.domain = domain
-            mailbox.addr_spec = text
-            mailbox.__class__ = Mailbox  # type: ignore[assignment]
-            return mailbox  # type: ignore[return-value]
+            return _valid_mailbox("", local, domain, text)
         match = _FAST_BARE.fullmatch(text)
         if match and len(text) <= MAX_ADDRESS:
             local, domain = match.group(1, 2)
