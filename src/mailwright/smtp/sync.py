@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
+import struct
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NoReturn
 
@@ -29,6 +32,38 @@ def _reraise(new: BaseException, original: BaseException) -> NoReturn:
 
 
 _READ_SIZE = 65536
+
+
+def _kernel_timeouts(sock: socket.socket, timeout: float | None) -> None:
+    """Bound each read and write on a plain socket by the kernel (``SO_RCVTIMEO``,
+    ``SO_SNDTIMEO``) instead of Python's socket timeout.
+
+    Why: with a timeout set, Python polls the socket before every ``recv`` and
+    ``sendall``, two system calls more per message of a pipelined batch (strace), and
+    with many threads two more hand-overs of the GIL. A blocking socket with kernel
+    timeouts reads and writes at once, and a read or write that waits longer than the
+    timeout fails with ``EAGAIN`` (``BlockingIOError``), reported as a timeout as
+    before. A write of a large message is bounded per ``send`` the kernel makes, not
+    as a whole: a server that keeps taking bytes is not timed out. TLS sockets (and
+    platforms without these options) keep Python's timeout.
+    """
+    if (
+        timeout is None
+        or timeout <= 0
+        or isinstance(sock, ssl.SSLSocket)
+        or sys.platform == "win32"
+        or not hasattr(socket, "SO_RCVTIMEO")
+    ):
+        return
+    seconds = int(timeout)
+    micro = int((timeout - seconds) * 1_000_000) or (0 if seconds else 1)  # 0 0 = never
+    value = struct.pack("@ll", seconds, micro)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+    except OSError:  # not taken here: Python's timeout stays
+        return
+    sock.settimeout(None)
 
 
 class SMTPConnection:
@@ -101,6 +136,8 @@ class SMTPConnection:
                     raise timeout_error(config, self.protocol, probe) from None
                 sock.settimeout(self.timeout)
             self._run(handshake(self.protocol, config))
+            assert self._sock is not None  # (TLS after STARTTLS: a new socket)
+            _kernel_timeouts(self._sock, self.timeout)
         except BaseException as exc:
             self.abort()
             _reraise(connect_error(config, self.protocol, exc), exc)
@@ -199,7 +236,7 @@ class SMTPConnection:
                     answer = action.fetch()  # type: ignore[union-attr]
                 elif kind is Abort:
                     self.abort()
-            except TimeoutError:
+            except (TimeoutError, BlockingIOError):  # (BlockingIOError: _kernel_timeouts)
                 failure = timeout_error(self.config, self.protocol, self.timeout)
             except OSError as exc:
                 failure = exc
