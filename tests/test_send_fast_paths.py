@@ -9,16 +9,20 @@
 * a pipelined batch (accepted, partly refused and refused messages, so both the usual
   and the general handling of a group's replies) sent with the content in the
   envelope's call and on its own: the same outcomes, the same messages received;
+* ``ClientProtocol.take_usual`` (the replies to the usual group in one match) against
+  ``receive_data`` then ``next_replies``: the same replies taken, the same state after,
+  the same errors;
 * ``dot_stuff`` (counts and one ``replace``, no ``in`` test) against stuffing one line
   at a time.
 """
 
 from __future__ import annotations
 
+import smtplib
 from collections.abc import Callable
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from examples import examples
@@ -175,6 +179,116 @@ def test_content_with_an_envelope_needs_the_354() -> None:
     with pytest.raises(LocalProtocolError, match="DATA with 354"):
         proto.mail_transaction("s@example.com", (), ["r@example.com"], content=b"x\r\n")
     assert proto.data_to_send() == b""
+
+
+# --- the usual group's replies in one match ---
+
+_GROUP_LINE = st.one_of(
+    st.sampled_from(
+        [
+            b"250 2.1.0 Ok\r\n",
+            b"250 ok\r\n",
+            b"251 2.1.5 forwarded\r\n",
+            b"299 odd but positive\r\n",
+            b"354 End data with <CR><LF>.<CR><LF>\r\n",
+            b"354 bare LF\n",
+            b"550 5.1.1 no such user\r\n",
+            b"452 try later\r\n",
+            b"250-first\r\n250 last\r\n",
+            b"250\r\n",
+            b"354\r\n",
+            b"421 closing\r\n",
+            b"250 cr\rinside\r\n",
+            b"25O typo\r\n",
+        ]
+    ),
+    st.builds(lambda n: b"250 " + b"x" * n + b"\r\n", st.sampled_from([8187, 8188, 8189])),
+)
+
+
+def _group_state(proto: ClientProtocol) -> tuple[int, bool, int, bool]:
+    return proto.waiting, proto.in_data, proto.buffered, proto.closed
+
+
+def _sent_group(content: bool, recipients: int) -> ClientProtocol:
+    proto = _protocol()
+    if content:
+        _in_data(proto)
+    proto.mail_transaction(
+        "s@example.com",
+        (),
+        [f"r{i}@example.com" for i in range(recipients)],
+        b"x\r\n" if content else None,
+    )
+    proto.data_to_send()
+    return proto
+
+
+def _replies_or_error(proto: ClientProtocol) -> list[object]:
+    try:
+        return list(proto.next_replies())
+    except smtplib.SMTPException as exc:  # a malformed reply; the server hung up
+        return [("error", type(exc).__name__, str(exc))]
+
+
+_NOTHING_OR = st.one_of(st.just([]), st.lists(_GROUP_LINE, max_size=2))
+
+
+@settings(max_examples=examples(1500, 200), deadline=None)
+@given(
+    st.booleans(),
+    st.sampled_from([1, 1, 2]),
+    st.one_of(st.just([]), st.lists(st.tuples(st.integers(0, 3), _GROUP_LINE), max_size=2)),
+    _NOTHING_OR,
+    st.sampled_from([0, 0, 0, 1]),
+)
+def test_the_usual_group_in_one_match_is_the_general_way(
+    content: bool,
+    recipients: int,
+    swaps: list[tuple[int, bytes]],
+    extra: list[bytes],
+    dropped: int,
+) -> None:
+    # The usual replies, with the odd one swapped, dropped or added.
+    group = ([b"250 2.0.0 Ok: queued\r\n"] if content else []) + [b"250 2.1.0 Ok\r\n"]
+    group += [b"250 2.1.5 Ok\r\n"] * recipients + [b"354 End data\r\n"]
+    for position, line in swaps:
+        group[position % len(group)] = line
+    stream = b"".join(group[: len(group) - dropped] + extra)
+    general = _sent_group(content, recipients)
+    general.receive_data(stream)
+    expected = _replies_or_error(general)
+    fast = _sent_group(content, recipients)
+    taken = fast.take_usual(stream)
+    event("taken in one match" if taken is not None else "the general way")
+    if taken is None:
+        assert _replies_or_error(fast) == expected
+    else:
+        assert recipients == 1
+        assert len(expected) == (4 if content else 3)
+        assert [reply.code for reply in expected][-1] == 354  # type: ignore[attr-defined]
+        assert all(200 <= reply.code < 300 for reply in expected[:-1])  # type: ignore[attr-defined]
+        assert taken == (expected[-3], expected[-1])
+    assert _group_state(fast) == _group_state(general)
+
+
+def test_the_usual_group_split_across_reads_goes_the_general_way() -> None:
+    proto = _sent_group(content=True, recipients=1)
+    assert proto.take_usual(b"250 ok\r\n250 ok\r\n") is None
+    assert len(proto.next_replies()) == 2
+    proto.receive_data(b"250 ok\r\n354 go\r\n")
+    assert [reply.code for reply in proto.next_replies()] == [250, 354]
+    assert proto.in_data and proto.waiting == 0
+
+
+def test_take_usual_only_for_the_usual_group_alone() -> None:
+    proto = _protocol()
+    proto.rset()
+    proto.mail_transaction("s@example.com", (), ["r@example.com"])
+    proto.data_to_send()
+    # RSET's reply is due first: the same bytes must not pass as the usual three.
+    assert proto.take_usual(b"250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n") is None
+    assert [reply.code for reply in proto.next_replies()] == [250, 250, 250, 354]
 
 
 # --- a batch, the usual path against the general one ---

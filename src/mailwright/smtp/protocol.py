@@ -117,6 +117,7 @@ class ClientProtocol:
         "_parser",
         "_smtputf8",
         "_tls_pending",
+        "_usual",
         "_waiting",
         "closed",
         "esmtp",
@@ -135,6 +136,9 @@ class ClientProtocol:
         self._tls_pending = False
         self._auth_challenge = False
         self._smtputf8 = False  # the transaction's MAIL carries SMTPUTF8
+        # The replies due are those of the usual group alone (take_usual): 4 with the
+        # content before, 3 without; 0 otherwise.
+        self._usual = 0
         #: True once the session ended (QUIT, 421, or the server closed it).
         self.closed = False
         #: The server offers PIPELINING (RFC 2920).
@@ -315,11 +319,13 @@ class ClientProtocol:
             self._in_data = False
             if len(recipients) == 1:  # the usual group: one deque call, not four
                 self._waiting.extend(_CONTENT_AND_ONE)
+                self._usual = 4 if len(self._waiting) == 4 else 0
                 return
             self._waiting.append(Command.CONTENT)
         else:
             self._out.append(data)
         self._waiting.extend((Command.MAIL, *([Command.RCPT] * len(recipients)), Command.DATA))
+        self._usual = 3 if len(recipients) == 1 and len(self._waiting) == 3 else 0
 
     def content(self, data: bytes) -> None:
         """Message content after 354, sent with its final dot. ``b""`` sends the lone
@@ -360,6 +366,24 @@ class ClientProtocol:
         """Bytes read from the server; ``b""`` when it closed the connection."""
         self._parser.feed(data)
 
+    def take_usual(self, data: bytes) -> tuple[Reply, Reply] | None:
+        """``receive_data(data)`` for the replies to a usual group just sent (MAIL, one
+        RCPT and DATA, perhaps after the content before; nothing else due): when
+        ``data`` is exactly those replies and all are positive (250, 250, 2xx, 354),
+        they are taken at once, the session is in data, and MAIL's and DATA's replies
+        are returned. Else None: ``data`` is buffered as ``receive_data`` does and
+        ``next_replies`` goes on the general way (a refusal, a multi-line reply, a
+        group split across reads)."""
+        usual, self._usual = self._usual, 0
+        if usual and len(self._waiting) == usual:
+            replies = self._parser.take_usual(data, usual == 4)
+            if replies is not None:
+                self._waiting.clear()
+                self._in_data = True
+            return replies
+        self._parser.feed(data)
+        return None
+
     def next_reply(self) -> tuple[Command, Reply] | None:
         """The next reply and the command it answers, or None until more bytes come.
 
@@ -367,6 +391,7 @@ class ClientProtocol:
         ``smtplib.SMTPServerDisconnected`` when the server closed the connection with a
         reply still due.
         """
+        self._usual = 0
         reply = self._parser.next_reply()
         if reply is None:
             if self._parser.eof:
@@ -386,6 +411,7 @@ class ClientProtocol:
         """Up to ``limit`` (default: all that are due) replies that are complete now,
         perhaps none: the batch form of ``next_reply`` for pipelined groups, with the
         same checks."""
+        self._usual = 0
         waiting = self._waiting
         if limit is None or limit > len(waiting):
             limit = len(waiting)

@@ -75,6 +75,16 @@ _new_reply = tuple.__new__
 _CODES = {f"{code} ".encode(): code for code in range(200, 600)}
 
 
+# The replies to the usual pipelined group of a batch (``protocol.mail_transaction``
+# with one recipient), when all is well: the end of data before (250, when the content
+# of the message before opened the group), MAIL 250, RCPT 2xx, DATA 354, each a
+# one-line reply ending in CRLF within MAX_LINE. MAIL's and DATA's texts are kept.
+_TEXT = rb"[^\r\n]{0,%d}" % (MAX_LINE - 4)
+_USUAL_GROUP = rb"250 (%s)\r\n2[0-9][0-9] %s\r\n354 (%s)\r\n" % (_TEXT, _TEXT, _TEXT)
+_USUAL = re.compile(_USUAL_GROUP)
+_USUAL_AFTER_CONTENT = re.compile(rb"250 %s\r\n%s" % (_TEXT, _USUAL_GROUP))
+
+
 class ReplyParser:
     """Bytes in, ``Reply`` objects out."""
 
@@ -96,6 +106,19 @@ class ReplyParser:
             self._buffer, self._pos = data, 0
         else:
             self._buffer, self._pos = self._buffer[self._pos :] + data, 0
+
+    def take_usual(self, data: bytes, after_content: bool) -> tuple[Reply, Reply] | None:
+        """With nothing buffered, when ``data`` is exactly the positive replies to the
+        usual pipelined group (see ``_USUAL_GROUP``; ``after_content``: the content of
+        the message before opened it), MAIL's and DATA's replies; else None, with
+        ``data`` fed as ``feed()`` does, for the general way. One match instead of the
+        parsing of four replies: this is the reply to every message of a batch."""
+        if self._pos >= len(self._buffer) and not self._lines:
+            match = (_USUAL_AFTER_CONTENT if after_content else _USUAL).fullmatch(data)
+            if match is not None:
+                return _new_reply(Reply, (250, (match[1],))), _new_reply(Reply, (354, (match[2],)))
+        self.feed(data)
+        return None
 
     @property
     def buffered(self) -> int:

@@ -281,10 +281,21 @@ def _pipelined(proto: ClientProtocol, stop_on_failure: bool) -> Generator[Action
             due = proto.waiting
             # Nothing can have been read for a group just sent: its replies are due.
             received: list[Reply] = []
+            fast: tuple[Reply, Reply] | None = None
             try:
-                while len(received) < due and not proto.closed:
-                    proto.receive_data((yield NEED_DATA))
-                    received += proto.next_replies()
+                if due and not proto.closed:
+                    data = yield NEED_DATA
+                    if usual and not stopped:
+                        # The usual outcome in one check (the content before accepted,
+                        # MAIL 250, RCPT 2xx, DATA 354), else the general way.
+                        fast = proto.take_usual(data)
+                    else:
+                        proto.receive_data(data)
+                    if fast is None:
+                        received = proto.next_replies()
+                        while len(received) < due and not proto.closed:
+                            proto.receive_data((yield NEED_DATA))
+                            received += proto.next_replies()
             except (OSError, smtplib.SMTPException):
                 # The connection failed part-way through the replies: the reply to
                 # the end of data, when it came, still says what became of that message.
@@ -297,27 +308,15 @@ def _pipelined(proto: ClientProtocol, stop_on_failure: bool) -> Generator[Action
                     )
                     carry = None
                 raise
-            if usual and not stopped and len(received) == due:
-                # The usual outcome, checked in one go: the content before accepted
-                # (250), MAIL 250, every RCPT 2xx, DATA 354.
+            if fast is not None:
                 assert current is not None
-                first = 0 if carry is None else 1
-                if (
-                    (carry is None or received[0][0] == 250)
-                    and received[first][0] == 250
-                    and received[-1][0] == 354
-                ):
-                    for rcpt_reply in received[first + 1 : -1]:
-                        if not 200 <= rcpt_reply[0] < 300:
-                            break
-                    else:
-                        if carry is not None:
-                            yield carry.sent()
-                            refused = False
-                        current.mail, current.data = received[first], received[-1]
-                        current.accepted = list(current.envelope.recipients)
-                        carry, current = current, None
-                        continue
+                if carry is not None:
+                    yield carry.sent()
+                    refused = False
+                current.mail, current.data = fast
+                current.accepted = list(current.envelope.recipients)
+                carry, current = current, None
+                continue
             replies = iter(received)
             reset = False  # RSET goes with the next group
             if carry is not None or lone_dot:
