@@ -88,6 +88,8 @@ class SMTPConnection:
         self.on_step = on_step
         self.protocol: ClientProtocol | None = None
         self._sock: socket.socket | None = None
+        # Reads go into one buffer (recv() would allocate 64 KiB and shrink it per read).
+        self._buffer: memoryview | None = None
 
     def __repr__(self) -> str:
         state = "open" if self._sock is not None else "closed"
@@ -190,6 +192,9 @@ class SMTPConnection:
     ) -> Iterator[Outcome]:
         sock = self._sock
         assert sock is not None and self.protocol is not None
+        buffer = self._buffer
+        if buffer is None:
+            buffer = self._buffer = memoryview(bytearray(_READ_SIZE))
         answer: Any = None
         failure: BaseException | None = None
         while True:
@@ -222,7 +227,7 @@ class SMTPConnection:
                     if action.then_envelope:  # type: ignore[union-attr]
                         answer = next(source, None) if source is not None else None
                 elif action is NEED_DATA:
-                    answer = sock.recv(_READ_SIZE)
+                    answer = buffer[: sock.recv_into(buffer)].tobytes()
                 elif action is NEED_ENVELOPE:
                     answer = next(source, None) if source is not None else None
                 elif kind is Step:
