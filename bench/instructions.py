@@ -129,7 +129,15 @@ elif kind in ("engine", "engine-prep"):
         def recv(self, size, flags=0):
             return self.due.pop(0) if self.due else b""
 
+        def recv_into(self, buffer, nbytes=0, flags=0):
+            data = self.recv(len(buffer))
+            buffer[: len(data)] = data
+            return len(data)
+
         def settimeout(self, timeout):
+            pass
+
+        def setsockopt(self, *args):
             pass
 
         def close(self):
