@@ -57,6 +57,7 @@ def one_run(args: argparse.Namespace, source: str) -> float:
     command = [
         sys.executable, "-m", "mailwright", "smtpd",
         "--port", str(smtp_port), "--web-port", str(web_port),
+        "--max-messages", "0",  # keep every message, so the count says none was lost
     ]  # fmt: skip
     with tempfile.TemporaryDirectory() as folder:
         if args.maildir:
