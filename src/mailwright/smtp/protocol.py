@@ -111,7 +111,6 @@ class ClientProtocol:
 
     __slots__ = (
         "_auth_challenge",
-        "_capabilities",
         "_in_data",
         "_out",
         "_parser",
@@ -119,6 +118,7 @@ class ClientProtocol:
         "_tls_pending",
         "_usual",
         "_waiting",
+        "capabilities",
         "closed",
         "esmtp",
         "extensions",
@@ -143,7 +143,10 @@ class ClientProtocol:
         self.closed = False
         #: The server offers PIPELINING (RFC 2920).
         self.pipelining = False
-        self._capabilities: tuple[bool, bool, bool, int | None] | None = None
+        #: ``(SMTPUTF8, 8BITMIME, SIZE offered, size limit)``, worked out once per EHLO
+        #: (every message's MAIL command needs them; an attribute, not a property: a
+        #: property is a call per message).
+        self.capabilities: tuple[bool, bool, bool, int | None] = (False, False, False, None)
         #: True when the connection is encrypted (implicit TLS, or after STARTTLS).
         self.tls = tls
         #: The server's greeting, once it arrived.
@@ -189,19 +192,14 @@ class ClientProtocol:
         value = self.extensions.get("size", "")
         return int(value) if value.isdigit() and int(value) > 0 else None
 
-    @property
-    def capabilities(self) -> tuple[bool, bool, bool, int | None]:
-        """``(SMTPUTF8, 8BITMIME, SIZE offered, size limit)``, worked out once per EHLO
-        (every message's MAIL command needs them)."""
-        if self._capabilities is None:
-            offers = self.extensions.__contains__
-            self._capabilities = (
-                offers("smtputf8"),
-                offers("8bitmime"),
-                offers("size"),
-                self.size_limit(),
-            )
-        return self._capabilities
+    def _learn_capabilities(self) -> None:
+        offers = self.extensions.__contains__
+        self.capabilities = (
+            offers("smtputf8"),
+            offers("8bitmime"),
+            offers("size"),
+            self.size_limit(),
+        )
 
     # --- output ---
 
@@ -460,7 +458,7 @@ class ClientProtocol:
             self.hello = reply
             self.extensions = _parse_extensions(reply)
             self.pipelining = "pipelining" in self.extensions
-            self._capabilities = None
+            self._learn_capabilities()
         elif command is Command.HELO and code == 250:
             self.hello = reply
         elif command is Command.STARTTLS and code == 220:
@@ -480,5 +478,5 @@ class ClientProtocol:
         self.hello = None
         self.extensions = {}  # RFC 3207 section 4.2: forget what was learnt before
         self.pipelining = False
-        self._capabilities = None
+        self._learn_capabilities()
         self._parser = ReplyParser()  # nothing read before the handshake counts

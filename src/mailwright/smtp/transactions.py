@@ -278,24 +278,21 @@ def _pipelined(proto: ClientProtocol, stop_on_failure: bool) -> Generator[Action
             exhausted = exhausted or (more and ahead is None)
 
             # The replies, in the order the commands went (fewer if a 421 ended it).
-            due = proto.waiting
             # Nothing can have been read for a group just sent: its replies are due.
             received: list[Reply] = []
             fast: tuple[Reply, Reply] | None = None
             try:
-                if due and not proto.closed:
-                    data = yield NEED_DATA
-                    if usual and not stopped:
-                        # The usual outcome in one check (the content before accepted,
-                        # MAIL 250, RCPT 2xx, DATA 354), else the general way.
-                        fast = proto.take_usual(data)
-                    else:
-                        proto.receive_data(data)
+                if usual and not stopped:
+                    # The usual outcome in one check (the content before accepted,
+                    # MAIL 250, RCPT 2xx, DATA 354), else the general way.
+                    fast = proto.take_usual((yield NEED_DATA))
                     if fast is None:
                         received = proto.next_replies()
-                        while len(received) < due and not proto.closed:
-                            proto.receive_data((yield NEED_DATA))
-                            received += proto.next_replies()
+                if fast is None:
+                    due = len(received) + proto.waiting
+                    while len(received) < due and not proto.closed:
+                        proto.receive_data((yield NEED_DATA))
+                        received += proto.next_replies()
             except (OSError, smtplib.SMTPException):
                 # The connection failed part-way through the replies: the reply to
                 # the end of data, when it came, still says what became of that message.
