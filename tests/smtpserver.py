@@ -62,6 +62,10 @@ class ServerOptions:
     hold: dict[str, threading.Event] = field(default_factory=dict)  # "MAIL", "RCPT",
     # "DATA" -> answer that command only once the event is set (all set on stop())
     stall_until: threading.Event | None = None  # after DATA, stop reading until set
+    # Answer MAIL only once this many connections were opened: a test of N parallel
+    # connections then knows each one got a message (else one fast connection may
+    # send everything before the others start).
+    mail_after_connections: int = 0
     # OAuth2: the account and the access tokens it accepts (with ``auth`` set, which
     # turns AUTH on); the mechanisms offered; the error JSON sent in the 334 challenge.
     oauth2_user: str | None = None
@@ -240,6 +244,8 @@ class SMTPTestServer:
         event = self.options.hold.get(verb)
         while event is not None and not event.is_set():
             await asyncio.sleep(0.002)
+        while verb == "MAIL" and self.connections < self.options.mail_after_connections:
+            await asyncio.sleep(0.002)  # (ends with the server: stop() cancels it)
 
     def wait_ended(self, count: int = 1, timeout: float = 15) -> None:
         """Until ``count`` connections have closed (plain connections; STARTTLS ones

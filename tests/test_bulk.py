@@ -52,6 +52,7 @@ def test_every_message_arrives_exactly_once_over_n_connections(
     smtp_server: SMTPTestServer, sender: Sender
 ) -> None:
     batch = messages(300)
+    smtp_server.options.mail_after_connections = 4  # each connection gets a message
     result = settled(sender.send_bulk(batch, connections=4), batch)
     assert result.ok, (result.failed, result.refused)
     assert (result.total, result.sent) == (300, 300)
@@ -246,6 +247,7 @@ def test_concurrent_calls(smtp_server: SMTPTestServer, sender: Sender) -> None:
 
 
 def test_backend_connections_option(smtp_server: SMTPTestServer, sender: Sender) -> None:
+    smtp_server.options.mail_after_connections = 3  # each connection gets a message
     assert sender.send_messages(messages(90), connections=3) == 90
     smtp_server.wait_for(90)
     assert smtp_server.connections == 3

@@ -241,11 +241,12 @@ def test_iterators_and_connections_keyword(server: SMTPTestServer) -> None:
     ]
     connection = django_mail.get_connection(connections=3)
     assert connection.connections == 3  # the engine's attributes read through
+    server.options.mail_after_connections = 3  # each connection gets a message
     assert connection.send_messages(iter(messages)) == 12
     assert sorted(r.rcpt_tos[0] for r in server.wait_for(12)) == sorted(
         f"u{i}@example.com" for i in range(12)
     )
-    assert server.connections > 1
+    assert server.connections == 3
     assert all(m.delivery.accepted for m in messages)
 
 
