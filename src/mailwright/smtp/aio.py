@@ -25,7 +25,7 @@ from typing import Any, NoReturn
 
 from .actions import NEED_DATA, NEED_ENVELOPE, Abort, FetchToken, Outcome, Send, StartTLS, Step
 from .config import SMTPConfig
-from .driver import connect_error, greeting_probe, timeout_error
+from .driver import READ_SIZE, connect_error, greeting_probe, timeout_error
 from .protocol import ClientProtocol
 from .session import Conversation, handshake, quit
 from .transactions import Item, transactions
@@ -54,10 +54,6 @@ class _Wait(enum.Enum):
     TOKEN = "an OAuth2 access token"
 
 
-# The read buffer of a connection: a pipelined group's replies are a few hundred bytes.
-_READ_SIZE = 65536
-
-
 class _Link(asyncio.BufferedProtocol):
     """One connection and the conversation running on it.
 
@@ -74,7 +70,7 @@ class _Link(asyncio.BufferedProtocol):
         self.timeout = owner.timeout
         self.transport: asyncio.Transport | None = None
         self.chunks: list[bytes] = []
-        self.buffer = memoryview(bytearray(_READ_SIZE))
+        self.buffer = memoryview(bytearray(READ_SIZE))
         self.eof = False
         self.lost: BaseException | None = None
         self.paused = False

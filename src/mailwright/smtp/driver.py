@@ -11,6 +11,7 @@ from .protocol import ClientProtocol, Command
 __all__ = [
     "GREETING_PROBE",
     "IMPLICIT_TLS_PORTS",
+    "READ_SIZE",
     "connect_error",
     "greeting_probe",
     "timeout_error",
@@ -22,6 +23,9 @@ __all__ = [
 GREETING_PROBE = 3.0
 #: Ports that, by convention, speak implicit TLS (RFC 8314).
 IMPLICIT_TLS_PORTS = frozenset({465})
+#: The most one read takes: each driver reads into one buffer this size per connection
+#: (a pipelined group's replies are a few hundred bytes).
+READ_SIZE = 65536
 
 
 def greeting_probe(config: SMTPConfig, timeout: float | None) -> float | None:

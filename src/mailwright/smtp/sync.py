@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 
 from .actions import NEED_DATA, NEED_ENVELOPE, Abort, FetchToken, Outcome, Send, StartTLS, Step
 from .config import SMTPConfig
-from .driver import connect_error, greeting_probe, timeout_error
+from .driver import READ_SIZE, connect_error, greeting_probe, timeout_error
 from .protocol import ClientProtocol
 from .session import Conversation, handshake, quit
 from .transactions import Item, transactions
@@ -29,9 +29,6 @@ def _reraise(new: BaseException, original: BaseException) -> NoReturn:
     if new is original:
         raise original
     raise new from original
-
-
-_READ_SIZE = 65536
 
 
 def _kernel_timeouts(sock: socket.socket, timeout: float | None) -> None:
@@ -194,7 +191,7 @@ class SMTPConnection:
         assert sock is not None and self.protocol is not None
         buffer = self._buffer
         if buffer is None:
-            buffer = self._buffer = memoryview(bytearray(_READ_SIZE))
+            buffer = self._buffer = memoryview(bytearray(READ_SIZE))
         answer: Any = None
         failure: BaseException | None = None
         while True:
