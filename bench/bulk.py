@@ -67,6 +67,8 @@ class Sink:
             if os.geteuid() == 0:
                 command += ["-u", "postfix"]
             command += [f"127.0.0.1:{self.port}", "1024"]
+        elif kind == "epoll":
+            command = [sys.executable, str(HERE / "_epoll_sink.py"), "--port", str(self.port)]
         else:
             command = [sys.executable, str(HERE / "_sink.py"), "--port", str(self.port)]
         self.log = tempfile.NamedTemporaryFile(prefix="mailwright-sink-", suffix=".log")  # noqa: SIM115
@@ -188,7 +190,9 @@ def main() -> None:
     parser.add_argument("--latency-messages", type=int, default=300)
     parser.add_argument("--latency-ms", type=float, default=10.0, help="added each way")
     parser.add_argument("--connections", type=int, default=16, help="for the latency scenario")
-    parser.add_argument("--sink", choices=["auto", "smtp-sink", "aiosmtpd"], default="auto")
+    parser.add_argument(
+        "--sink", choices=["auto", "smtp-sink", "aiosmtpd", "epoll"], default="auto"
+    )
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
 

@@ -167,7 +167,9 @@ def main() -> None:
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--chunks", type=int, nargs="+", default=[1, 50, 500])
     parser.add_argument("--peer-chunks", type=int, nargs="+", default=[1, 10])
-    parser.add_argument("--sink", choices=["auto", "smtp-sink", "aiosmtpd"], default="auto")
+    parser.add_argument(
+        "--sink", choices=["auto", "smtp-sink", "aiosmtpd", "epoll"], default="auto"
+    )
     parser.add_argument("--redis", help="a Redis URL to use instead of starting one")
     args = parser.parse_args()
 

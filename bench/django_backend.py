@@ -31,7 +31,9 @@ def main() -> None:
     )
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--rich-messages", type=int, default=1000)
-    parser.add_argument("--sink", choices=["auto", "smtp-sink", "aiosmtpd"], default="auto")
+    parser.add_argument(
+        "--sink", choices=["auto", "smtp-sink", "aiosmtpd", "epoll"], default="auto"
+    )
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
 

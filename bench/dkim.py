@@ -60,7 +60,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--sink", choices=["auto", "smtp-sink", "aiosmtpd"], default="auto")
+    parser.add_argument(
+        "--sink", choices=["auto", "smtp-sink", "aiosmtpd", "epoll"], default="auto"
+    )
     args = parser.parse_args()
     import dkim
 

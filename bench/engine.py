@@ -170,7 +170,9 @@ def main() -> None:
     )
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--latency-messages", type=int, default=300)
-    parser.add_argument("--sink", choices=["auto", "smtp-sink", "aiosmtpd"], default="auto")
+    parser.add_argument(
+        "--sink", choices=["auto", "smtp-sink", "aiosmtpd", "epoll"], default="auto"
+    )
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     n, repeat = args.messages, args.repeat

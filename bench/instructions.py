@@ -218,7 +218,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", type=int, default=200)
     parser.add_argument("--large", type=int, default=1200)
-    parser.add_argument("--sink", default="auto", choices=["auto", "smtp-sink", "aiosmtpd"])
+    parser.add_argument(
+        "--sink", default="auto", choices=["auto", "smtp-sink", "aiosmtpd", "epoll"]
+    )
     parser.add_argument("--only", default="", help="comma-separated scenarios (default: all)")
     args = parser.parse_args()
     kinds = [kind for kind in args.only.split(",") if kind] or list(SCENARIOS)

@@ -228,7 +228,9 @@ def main() -> None:
     parser.add_argument("--latency-messages", type=int, default=300, help="0 to skip")
     parser.add_argument("--latency-ms", type=float, default=10.0, help="added each way")
     parser.add_argument("--scale", type=int, default=1_000_000, help="0 to skip")
-    parser.add_argument("--sink", choices=["auto", "smtp-sink", "aiosmtpd"], default="auto")
+    parser.add_argument(
+        "--sink", choices=["auto", "smtp-sink", "aiosmtpd", "epoll"], default="auto"
+    )
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--dir", help="where the outboxes go (default: a temporary directory)")
     args = parser.parse_args()

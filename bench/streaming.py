@@ -77,7 +77,9 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--baseline", type=int, default=10_000)
     parser.add_argument("--connections", type=int, default=2)
-    parser.add_argument("--sink", choices=("auto", "smtp-sink", "aiosmtpd"), default="auto")
+    parser.add_argument(
+        "--sink", choices=("auto", "smtp-sink", "aiosmtpd", "epoll"), default="auto"
+    )
     parser.add_argument("--only", choices=("send", "queue"))
     parser.add_argument("--child", choices=("send", "queue"), help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)

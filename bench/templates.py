@@ -69,7 +69,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--messages", type=int, default=500)
-    parser.add_argument("--sink", choices=["auto", "smtp-sink", "aiosmtpd"], default="auto")
+    parser.add_argument(
+        "--sink", choices=["auto", "smtp-sink", "aiosmtpd", "epoll"], default="auto"
+    )
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     n, repeat = args.messages, args.repeat

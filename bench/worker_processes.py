@@ -106,7 +106,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--sink", choices=("auto", "smtp-sink", "aiosmtpd"), default="auto")
+    parser.add_argument(
+        "--sink", choices=("auto", "smtp-sink", "aiosmtpd", "epoll"), default="auto"
+    )
     parser.add_argument(
         "--sink-priority",
         type=int,
