@@ -34,14 +34,17 @@ class _Work:
     def __init__(self, queue: JobQueue, dkim: DKIMSigner | None = None) -> None:
         self.queue = queue
         self.dkim = dkim  # signs what the engine sends (a backend signs for itself)
-        self.condition = threading.Condition()
+        # A plain lock under the condition, taken directly: ``with condition`` is two
+        # Python calls around an RLock, and every message takes it twice.
+        self.lock = threading.Lock()
+        self.condition = threading.Condition(self.lock)
         self.idle = 0  # threads waiting on the condition (read and written under it)
 
     def get(self, block: bool = True) -> Job | None:
         """The next due job; None when everything is settled (or, not blocking, when
         nothing is due now)."""
         queue = self.queue
-        with self.condition:
+        with self.lock:
             while not queue.finished:
                 # The clock is read only when a retry is queued: a new message is due
                 # at once.
@@ -70,25 +73,25 @@ class _Work:
     def prepare(self, job: Job) -> Envelope | None:
         envelope, error, reason = compose(job, self.dkim)
         if envelope is None:
-            with self.condition:
+            with self.lock:
                 self.queue.cannot_send(job, error, reason)
                 self.notify()
         return envelope
 
     def settle(self, job: Job, outcome: object) -> Verdict:
-        with self.condition:
+        with self.lock:
             verdict = self.queue.settle(job, outcome, time.monotonic())  # type: ignore[arg-type]
             if self.idle:  # notify(), inline: once per message
                 self.condition.notify_all()
         return verdict
 
     def put_back(self, job: Job) -> None:
-        with self.condition:
+        with self.lock:
             self.queue.put_back(job)
             self.notify()
 
     def connection_gone(self, job: Job, error: BaseException) -> None:
-        with self.condition:
+        with self.lock:
             self.queue.connection_gone(job, error)
             self.notify()
 
