@@ -8,13 +8,15 @@ import io
 from collections.abc import Iterator
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from examples import examples
 from mailwright.devserver import DevServer
 from mailwright.smtp.grammar import (
+    _checked_path,
     check_address,
+    checked_recipient,
     dot_stuff,
     dot_unstuff,
     encode_command,
@@ -40,6 +42,41 @@ def test_the_server_accepts_exactly_the_paths_the_client_sends(address: str) -> 
     parsed = parse_path_argument(f"<{address}>")
     server_ok = parsed is not None and parsed[0] == address and address != ""
     assert client_ok == server_ok, address
+
+
+def _passes(check: object, address: str) -> bool:
+    try:
+        check(address)  # type: ignore[operator]
+    except ValueError:
+        return False
+    return True
+
+
+# Domains the grammar takes and domain-like text it refuses, as the part after "@".
+_DOMAINS = st.sampled_from(
+    ["example.com", "b", "[1.2.3.4]", "[a@b]", "b]", "a..b", "-a.com", "é.com", "a.com.", ""]
+)
+
+
+@settings(max_examples=examples(3000, 300), deadline=None)
+@given(
+    st.lists(st.tuples(st.one_of(st.text("ab1", min_size=1, max_size=4), _PATHISH), _DOMAINS)),
+    st.one_of(st.text("ab1é", max_size=4), _PATHISH),
+    _DOMAINS,
+    st.booleans(),
+)
+@example([("x", "[a@b]")], "ab1", "b]", False)  # an address literal holds "@"
+@example([("a", "b")], "ab1", "b", True)  # a path without a domain teaches none
+def test_a_recipient_is_checked_as_any_path_once_its_domain_is_known(
+    learned: list[tuple[str, str]], local: str, domain: str, bare: bool
+) -> None:
+    # Checks made before (of the sender, of other recipients) teach the shortcut which
+    # domains passed; whatever they taught, a recipient passes exactly when the grammar
+    # takes it, checked without any cache.
+    for known_local, known_domain in learned:
+        _passes(check_address, f"{known_local}@{known_domain}")
+    address = local if bare else f"{local}@{domain}"
+    assert _passes(checked_recipient, address) == _passes(_checked_path.__wrapped__, address)
 
 
 @settings(max_examples=examples(1000, 200), deadline=None)

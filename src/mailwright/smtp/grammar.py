@@ -56,13 +56,36 @@ _HELLO_NAME = re.compile(r"[\x21-\x7e]+")
 # --- paths and parameters ---
 
 
+_DOMAIN_ONLY = re.compile(_DOMAIN)
+# Domains that matched _DOMAIN (bounded: cleared when full). A path that is a
+# letters-and-digits ASCII local part, "@" and one of them is what _PATH takes.
+_PASSED_DOMAINS: set[str] = set()
+_MAX_PASSED_DOMAINS = 1024
+
+
 @functools.lru_cache(maxsize=4096)
 def _checked_path(address: str) -> str:
     # An ASCII path that matches the grammar holds no control character (no class of
     # _PATH takes one); only a non-ASCII one can hide a Unicode line break.
     if not _PATH.fullmatch(address) or (not address.isascii() and _BREAKS.search(address)):
         raise ValueError(f"{address!r} is not a valid SMTP envelope address")
+    domain = address.rpartition("@")[2]
+    if domain != address and _DOMAIN_ONLY.fullmatch(domain):
+        if len(_PASSED_DOMAINS) >= _MAX_PASSED_DOMAINS:
+            _PASSED_DOMAINS.clear()
+        _PASSED_DOMAINS.add(domain)
     return address
+
+
+def checked_recipient(address: str) -> None:
+    """``check_address(address)`` for a recipient, made once per message: each is
+    usually new, so a cache of them only misses. The usual path (a letters-and-digits
+    local part at a domain already checked) is taken without the expression, which is
+    most of the cost (about 0.6 of 0.7 µs); the partition is at the first "@", and a
+    checked domain holds none, so the path is exactly local@domain."""
+    local, _, domain = address.partition("@")
+    if not (domain in _PASSED_DOMAINS and local.isalnum() and local.isascii()):
+        _checked_path(address)
 
 
 def check_address(address: str, *, allow_empty: bool = False) -> str:

@@ -36,6 +36,7 @@ from .grammar import (
     _checked_path,
     check_address,
     check_parameter,
+    checked_recipient,
     dot_stuff,
     encode_command,
     hello_line,
@@ -297,7 +298,7 @@ class ClientProtocol:
             if not check_parameter(parameter):
                 raise ValueError(f"{parameter!r} is not a valid ESMTP parameter")
         for recipient in recipients:
-            _checked_path(recipient)
+            checked_recipient(recipient)
         smtputf8 = "SMTPUTF8" in parameters
         text = (
             f"MAIL FROM:<{sender}> {' '.join(parameters)}\r\n"
