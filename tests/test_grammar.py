@@ -15,7 +15,9 @@ from examples import examples
 from mailwright.devserver import DevServer
 from mailwright.smtp.grammar import (
     _checked_path,
+    _parameter_matches,
     check_address,
+    check_parameter,
     checked_recipient,
     dot_stuff,
     dot_unstuff,
@@ -77,6 +79,15 @@ def test_a_recipient_is_checked_as_any_path_once_its_domain_is_known(
         _passes(check_address, f"{known_local}@{known_domain}")
     address = local if bare else f"{local}@{domain}"
     assert _passes(checked_recipient, address) == _passes(_checked_path.__wrapped__, address)
+
+
+@settings(max_examples=examples(2000, 300), deadline=None)
+@given(st.text("SIZE=0123456789\u0663\u00b2 \r\nx", max_size=10))
+@example("SIZE=\u0663")  # a digit, not an ASCII one
+@example("SIZE=12\r\nRSET")
+def test_the_size_shortcut_takes_what_the_parameter_grammar_takes(parameter: str) -> None:
+    _parameter_matches.cache_clear()
+    assert check_parameter(parameter) == _parameter_matches.__wrapped__(parameter), parameter
 
 
 @settings(max_examples=examples(1000, 200), deadline=None)

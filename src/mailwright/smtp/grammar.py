@@ -96,9 +96,19 @@ def check_address(address: str, *, allow_empty: bool = False) -> str:
     return _checked_path(address)
 
 
-@functools.lru_cache(maxsize=256)
 def check_parameter(parameter: str) -> bool:
-    """Is ``parameter`` a valid ESMTP parameter (``SIZE=123``, ``SMTPUTF8``)?"""
+    """Is ``parameter`` a valid ESMTP parameter (``SIZE=123``, ``SMTPUTF8``)?
+
+    ``SIZE=`` and ASCII digits, which a server that announces SIZE gets with every
+    message and a different number each time, is taken without the expression and
+    the cache (where it would only miss); the rest is cached."""
+    if parameter[:5] == "SIZE=" and parameter[5:].isdigit() and parameter.isascii():
+        return True
+    return _parameter_matches(parameter)
+
+
+@functools.lru_cache(maxsize=256)
+def _parameter_matches(parameter: str) -> bool:
     return _PARAMETER.fullmatch(parameter) is not None
 
 
