@@ -79,7 +79,10 @@ _CODES = {f"{code} ".encode(): code for code in range(200, 600)}
 # with one recipient), when all is well: the end of data before (250, when the content
 # of the message before opened the group), MAIL 250, RCPT 2xx, DATA 354, each a
 # one-line reply ending in CRLF within MAX_LINE. MAIL's and DATA's texts are kept.
-_TEXT = rb"[^\r\n]{0,%d}" % (MAX_LINE - 4)
+# (Any byte but CR and LF, as ranges: the expression engine tests a range set with one
+# bitmap look-up per byte, a negated pair as two comparisons through its generic set
+# code; the whole match takes half the time, timeit.)
+_TEXT = rb"[\x00-\x09\x0b\x0c\x0e-\xff]{0,%d}" % (MAX_LINE - 4)
 _USUAL_GROUP = rb"250 (%s)\r\n2[0-9][0-9] %s\r\n354 (%s)\r\n" % (_TEXT, _TEXT, _TEXT)
 _USUAL = re.compile(_USUAL_GROUP)
 _USUAL_AFTER_CONTENT = re.compile(rb"250 %s\r\n%s" % (_TEXT, _USUAL_GROUP))
