@@ -444,3 +444,33 @@ def test_bulk_sending_refuses_a_connection_and_unknown_options(
     with pytest.raises(TypeError, match="connection="):
         asyncio.run(mailwright.asend_bulk([message], connection=given))
     assert smtp_server.messages == []
+
+
+def test_a_connection_s_next_job_reads_the_clock_only_when_a_retry_waits() -> None:
+    from mailwright.bulk.policy import RetryPolicy
+    from mailwright.bulk.queue import JobQueue
+    from mailwright.message import Delivery
+    from mailwright.smtp import Outcome
+
+    messages = [EmailMessage("s", "b", "a@example.com", [f"u{i}@example.com"]) for i in range(3)]
+    queue = JobQueue(messages, RetryPolicy(base=5.0, cap=5.0))
+    reads: list[float] = []
+    now = 100.0
+
+    def clock() -> float:
+        reads.append(now)
+        return now
+
+    first = queue.take_due(clock)
+    assert first is not None and first.index == 0 and reads == []  # nothing to retry yet
+    first.envelope = messages[0].envelope()
+    error = smtplib.SMTPRecipientsRefused({"u0@example.com": (451, b"try later")})
+    refused = {"u0@example.com": (451, "try later")}
+    queue.settle(first, Outcome(0, Delivery([], refused, error), error), now)  # due at 105
+    second = queue.take_due(clock)
+    assert second is not None and second.index == 1 and reads == [100.0]  # not due yet
+    now = 105.0
+    retry = queue.take_due(clock)  # a due retry comes before new messages
+    assert retry is not None and (retry.index, retry.attempt) == (0, 2) and reads[-1] == 105.0
+    third = queue.take_due(clock)
+    assert third is not None and third.index == 2

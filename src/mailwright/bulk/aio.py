@@ -56,11 +56,6 @@ class _Work:
         self.notify()  # the input may have just run out here: the others must hear it too
         return None
 
-    def take_now(self) -> Job | None:
-        queue = self.queue
-        # The clock is read only when a retry is queued: a new message is due at once.
-        return queue.take(time.monotonic() if queue.next_due() is not None else 0.0)
-
     def notify(self) -> None:
         if self.idle:  # only a waiting task needs to hear that the books changed
             self.changed.set()
@@ -150,6 +145,7 @@ class _SMTPWorker:
         in_flight: dict[int, Job] = {}
         pending: list[Job] = [first]
         work = self.work
+        queue = work.queue
 
         def next_item() -> tuple[int, Envelope] | asyncio.Future[tuple[int, Envelope]] | None:
             # Called from the connection's callbacks: never blocks; a pause or a rate
@@ -160,7 +156,7 @@ class _SMTPWorker:
                 elif self.pacing.reconnect:
                     return None
                 else:
-                    job = work.take_now()
+                    job = queue.take_due(time.monotonic)
                     if job is None:
                         return None
                 assert job is not None

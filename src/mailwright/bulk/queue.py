@@ -166,6 +166,14 @@ class JobQueue:
             return heapq.heappop(self._heap)[2]
         return self._pull()
 
+    def take_due(self, clock: Callable[[], float]) -> Job | None:
+        """``take(clock())``, with the clock read only when a retry is queued: a new
+        message is due at once. What a connection asks for each message it sends."""
+        heap = self._heap
+        if heap and heap[0][0] <= clock():
+            return heapq.heappop(heap)[2]
+        return self._pull()
+
     def next_due(self) -> float | None:
         """When the earliest queued job is due; None when none is queued (a waiting
         connection then waits for a change of the books)."""

@@ -46,10 +46,7 @@ class _Work:
         queue = self.queue
         with self.lock:
             while not queue.finished:
-                # The clock is read only when a retry is queued: a new message is due
-                # at once.
-                now = time.monotonic() if queue.next_due() is not None else 0.0
-                job = queue.take(now)
+                job = queue.take_due(time.monotonic)
                 if job is not None or not block:
                     return job
                 if queue.finished:  # taking found the end of the input
