@@ -25,6 +25,11 @@ and the imports. Scenarios (a plain message, built inside the count):
   (no network, no backend; making the envelopes is taken off as for ``-send``). The
   rows over a real socket vary by a few percent from run to run, with how the sink's
   replies happen to be split across reads; this one does not;
+* ``raw8``: the reference of issue 20, ``bench/engine.py``'s buffered raw client: one
+  message's bytes pipelined over eight connections, nothing built, checked or booked.
+  With it, each path's count is also printed as a ratio to it: the instruction side of
+  ``bench/engine.py``'s CPU ratios, without their noise (system calls are not counted:
+  callgrind counts the instructions of the process, not the kernel's);
 * ``import``: ``import mailwright`` against a bare interpreter (one run each).
 
 ``--only sync,async8`` runs some scenarios alone.
@@ -158,6 +163,14 @@ elif kind == "async8":
         result = await mailwright.asend_bulk(messages(), connections=8, host="127.0.0.1", port=port)
         assert result.ok, result
     asyncio.run(main())
+elif kind == "raw8":
+    # The reference: bench/engine.py's buffered raw client, the same message's bytes
+    # pipelined over eight connections, nothing built or checked.
+    sys.path.insert(0, "@BENCH@")
+    from engine import raw_buffered_client
+
+    data = EmailMessage("Message", TEXT, "bench@example.com", ["user@example.com"]).as_bytes()
+    asyncio.run(raw_buffered_client(port, [data] * count, 8))
 elif kind == "threads8":
     mailwright.send_bulk([warm], connections=1, host="127.0.0.1", port=port)
     result = mailwright.send_bulk(messages(), connections=8, host="127.0.0.1", port=port)
@@ -195,6 +208,7 @@ SCENARIOS = (
     "sync-send",
     "async-send",
     "engine",
+    "raw8",
 )
 
 
@@ -243,7 +257,7 @@ def main() -> None:
     sink = Sink(args.sink)
     try:
         with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as script:
-            script.write(SCENARIO)
+            script.write(SCENARIO.replace("@BENCH@", str(HERE)))
 
         def per_message(kind: str) -> float:
             small, large = (
@@ -253,6 +267,7 @@ def main() -> None:
             return (large - small) / (args.large - args.small)
 
         prep = None
+        costs: dict[str, float] = {}
         for kind in SCENARIOS:
             if kind not in kinds:
                 continue
@@ -262,7 +277,12 @@ def main() -> None:
                 cost -= prep
             elif kind == "engine":
                 cost -= per_message("engine-prep")
+            costs[kind] = cost
             print(f"{kind:10} {cost:>12,.0f} instructions per message")
+        if "raw8" in costs:
+            compared = [kind for kind in ("sync", "async", "async8", "threads8") if kind in costs]
+            for kind in compared:
+                print(f"{kind:10} {costs[kind] / costs['raw8']:>12.2f}x the raw client's")
     finally:
         os.unlink(script.name)
         sink.stop()
