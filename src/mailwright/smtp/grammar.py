@@ -13,7 +13,8 @@
 * **Dot-stuffing** and un-stuffing of message content (RFC 5321 section 4.5.2).
 * **AUTH PLAIN** (RFC 4616): ``authzid NUL authcid NUL password``.
 
-Pure functions on strings and bytes, no I/O and no state.
+Pure functions on strings and bytes, no I/O. What they remember (the caches of paths
+and parameters, the set of domains that passed) changes no answer, only its cost.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import re
 __all__ = [
     "check_address",
     "check_parameter",
+    "checked_recipient",
     "dot_stuff",
     "dot_unstuff",
     "encode_command",
@@ -58,7 +60,8 @@ _HELLO_NAME = re.compile(r"[\x21-\x7e]+")
 
 _DOMAIN_ONLY = re.compile(_DOMAIN)
 # Domains that matched _DOMAIN (bounded: cleared when full). A path that is a
-# letters-and-digits ASCII local part, "@" and one of them is what _PATH takes.
+# letters-and-digits ASCII local part, "@" and one of them is what _PATH takes. (The
+# message side keeps its own set, for the header grammar of RFC 5322: a different rule.)
 _PASSED_DOMAINS: set[str] = set()
 _MAX_PASSED_DOMAINS = 1024
 
