@@ -18,7 +18,11 @@ in its own process; every figure is checked against the sink's count. Rows:
    buffered protocol (``raw_buffered_client``). A stream reads with ``recv(256
    KiB)``, an ``mmap``, ``mremap`` and ``munmap`` per read, and its cost swings
    between about 21 and 50 µs a message from run to run; the buffered one holds at
-   about 17 µs and is the real ceiling.
+   about 17 µs and is the real ceiling;
+4. the buffered raw client on one connection, against which the one-connection paths
+   (sync, async(1)) are compared like for like: a single connection waits out every
+   round trip, and its system time (a sleep and a wake-up per message) is 1.5 to 2
+   times that of eight (getrusage: 14 to 16 µs a message against 8 to 10).
 
 The machine is shared and noisy: each figure is the best of ``--repeat`` runs, and
 only ratios from one run mean anything.
@@ -223,6 +227,13 @@ def main() -> None:
             repeat,
             lambda: asyncio.run(raw_buffered_client(sink.port, payloads, 8)),
         )
+        single_rate, single_cpu = best_rate(
+            "raw buffered, 1 connection",
+            n,
+            sink,
+            repeat,
+            lambda: asyncio.run(raw_buffered_client(sink.port, payloads, 1)),
+        )
         bulk_rate, bulk_cpu = best_rate("bulk8", n, sink, repeat, async_send(sink.port, n, 8))
 
         def threads_send() -> None:
@@ -245,6 +256,12 @@ def main() -> None:
             print(
                 f"  {label:<9} {cpu / raw_cpu:5.2f}x raw, {cpu / buffered_cpu:5.2f}x raw buffered"
             )
+        # One connection waits out every round trip, and each wait is a sleep and a
+        # wake-up in the kernel: the same shape as send_messages, for a like-for-like
+        # ratio of the one-connection paths.
+        print(f"  raw buffered, 1 connection  {single_rate:7.0f}/s   {single_cpu:5.1f} µs CPU")
+        for label, cpu in (("sync", sync_cpu), ("async(1)", async_cpu)):
+            print(f"  {label:<9} {cpu / single_cpu:5.2f}x raw buffered on 1 connection")
     finally:
         proxy.stop()
         sink.stop()
