@@ -43,13 +43,14 @@ REPLIES = {
 
 
 class Session:
-    __slots__ = ("closing", "data", "out", "pending", "sock")
+    __slots__ = ("closing", "data", "out", "pending", "sock", "waiting_to_write")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.data = False  # between DATA's 354 and the final dot
         self.pending = b""  # command bytes without their line end yet, or the tail of data
         self.out = b""  # replies the socket did not take yet
+        self.waiting_to_write = False  # registered for EPOLLOUT (only while out is left)
         self.closing = False
 
     def feed(self, chunk: bytes) -> tuple[bytes, int]:
@@ -153,7 +154,9 @@ def serve(port: int) -> None:
                     close(fd)
                     continue
                 session.out = session.out[sent:]
-                poller.modify(fd, select.EPOLLIN | (select.EPOLLOUT if session.out else 0))
+                if bool(session.out) != session.waiting_to_write:  # (a system call: on change)
+                    session.waiting_to_write = bool(session.out)
+                    poller.modify(fd, select.EPOLLIN | (select.EPOLLOUT if session.out else 0))
             if session.closing and not session.out:
                 close(fd)
                 os.write(out, f"mesg={count}\n".encode())
