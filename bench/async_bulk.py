@@ -13,7 +13,7 @@ import argparse
 import asyncio
 import time
 
-from bulk import Proxy, Sink, plain_messages
+from bulk import SINK_KINDS, Proxy, Sink, plain_messages
 
 import mailwright
 
@@ -21,9 +21,7 @@ import mailwright
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=2000)
-    parser.add_argument(
-        "--sink", choices=["auto", "smtp-sink", "aiosmtpd", "epoll"], default="aiosmtpd"
-    )
+    parser.add_argument("--sink", choices=SINK_KINDS, default="aiosmtpd")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="added each way")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()

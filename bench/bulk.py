@@ -49,6 +49,10 @@ def wait_for_port(port: int, timeout: float = 10) -> None:
     raise RuntimeError(f"nothing listens on port {port}")
 
 
+#: What ``--sink`` takes on every benchmark (``Sink(kind)``).
+SINK_KINDS = ("auto", "smtp-sink", "aiosmtpd", "epoll")
+
+
 class Sink:
     """An SMTP sink in its own process, counting messages (``mesg=N`` lines).
 
@@ -190,9 +194,7 @@ def main() -> None:
     parser.add_argument("--latency-messages", type=int, default=300)
     parser.add_argument("--latency-ms", type=float, default=10.0, help="added each way")
     parser.add_argument("--connections", type=int, default=16, help="for the latency scenario")
-    parser.add_argument(
-        "--sink", choices=["auto", "smtp-sink", "aiosmtpd", "epoll"], default="auto"
-    )
+    parser.add_argument("--sink", choices=SINK_KINDS, default="auto")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
 

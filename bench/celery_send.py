@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bulk import HERE, Sink, free_port, plain_messages
+from bulk import HERE, SINK_KINDS, Sink, free_port, plain_messages
 
 
 class Redis:
@@ -167,9 +167,7 @@ def main() -> None:
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--chunks", type=int, nargs="+", default=[1, 50, 500])
     parser.add_argument("--peer-chunks", type=int, nargs="+", default=[1, 10])
-    parser.add_argument(
-        "--sink", choices=["auto", "smtp-sink", "aiosmtpd", "epoll"], default="auto"
-    )
+    parser.add_argument("--sink", choices=SINK_KINDS, default="auto")
     parser.add_argument("--redis", help="a Redis URL to use instead of starting one")
     args = parser.parse_args()
 

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from bulk import Sink, django_setup, measure, plain_messages, rich_messages
+from bulk import SINK_KINDS, Sink, django_setup, measure, plain_messages, rich_messages
 
 DJANGO_SMTP = "django.core.mail.backends.smtp.EmailBackend"
 MAILWRIGHT_DJANGO = "mailwright.django.EmailBackend"
@@ -31,9 +31,7 @@ def main() -> None:
     )
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--rich-messages", type=int, default=1000)
-    parser.add_argument(
-        "--sink", choices=["auto", "smtp-sink", "aiosmtpd", "epoll"], default="auto"
-    )
+    parser.add_argument("--sink", choices=SINK_KINDS, default="auto")
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
 

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bulk import TEXT, Sink
+from bulk import SINK_KINDS, TEXT, Sink
 
 # This file is named dkim.py, as dkimpy's package is: with bench/ first on sys.path,
 # ``import dkim`` would find this script instead of dkimpy.
@@ -60,9 +60,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument(
-        "--sink", choices=["auto", "smtp-sink", "aiosmtpd", "epoll"], default="auto"
-    )
+    parser.add_argument("--sink", choices=SINK_KINDS, default="auto")
     args = parser.parse_args()
     import dkim
 

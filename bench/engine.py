@@ -35,7 +35,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from bulk import Proxy, Sink, plain_messages
+from bulk import SINK_KINDS, Proxy, Sink, plain_messages
 
 import mailwright
 
@@ -174,9 +174,7 @@ def main() -> None:
     )
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--latency-messages", type=int, default=300)
-    parser.add_argument(
-        "--sink", choices=["auto", "smtp-sink", "aiosmtpd", "epoll"], default="auto"
-    )
+    parser.add_argument("--sink", choices=SINK_KINDS, default="auto")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     n, repeat = args.messages, args.repeat

@@ -53,7 +53,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bulk import Sink  # noqa: E402
+from bulk import SINK_KINDS, Sink  # noqa: E402
 
 SCENARIO = r"""
 import asyncio, sys
@@ -237,9 +237,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", type=int, default=200)
     parser.add_argument("--large", type=int, default=1200)
-    parser.add_argument(
-        "--sink", default="auto", choices=["auto", "smtp-sink", "aiosmtpd", "epoll"]
-    )
+    parser.add_argument("--sink", default="auto", choices=SINK_KINDS)
     parser.add_argument("--only", default="", help="comma-separated scenarios (default: all)")
     args = parser.parse_args()
     kinds = [kind for kind in args.only.split(",") if kind] or list(SCENARIOS)

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bulk import TEXT, Proxy, Sink
+from bulk import SINK_KINDS, TEXT, Proxy, Sink
 
 import mailwright
 from mailwright.queue import Outbox, Stored, Worker
@@ -228,9 +228,7 @@ def main() -> None:
     parser.add_argument("--latency-messages", type=int, default=300, help="0 to skip")
     parser.add_argument("--latency-ms", type=float, default=10.0, help="added each way")
     parser.add_argument("--scale", type=int, default=1_000_000, help="0 to skip")
-    parser.add_argument(
-        "--sink", choices=["auto", "smtp-sink", "aiosmtpd", "epoll"], default="auto"
-    )
+    parser.add_argument("--sink", choices=SINK_KINDS, default="auto")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--dir", help="where the outboxes go (default: a temporary directory)")
     args = parser.parse_args()

@@ -77,6 +77,8 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--baseline", type=int, default=10_000)
     parser.add_argument("--connections", type=int, default=2)
+    # (bulk.SINK_KINDS, written out: this script's child processes measure their own
+    # memory, and bench/bulk.py is imported only where the sink is started.)
     parser.add_argument(
         "--sink", choices=("auto", "smtp-sink", "aiosmtpd", "epoll"), default="auto"
     )

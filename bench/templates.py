@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bulk import Sink
+from bulk import SINK_KINDS, Sink
 
 import mailwright
 
@@ -69,9 +69,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--messages", type=int, default=500)
-    parser.add_argument(
-        "--sink", choices=["auto", "smtp-sink", "aiosmtpd", "epoll"], default="auto"
-    )
+    parser.add_argument("--sink", choices=SINK_KINDS, default="auto")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     n, repeat = args.messages, args.repeat

@@ -38,6 +38,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bulk import SINK_KINDS, Sink
+
 HERE = Path(__file__).resolve().parent
 TEXT = "Hello,\n\nthis is a short plain-text message from the benchmark.\n"
 
@@ -106,9 +108,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument(
-        "--sink", choices=("auto", "smtp-sink", "aiosmtpd", "epoll"), default="auto"
-    )
+    parser.add_argument("--sink", choices=SINK_KINDS, default="auto")
     parser.add_argument(
         "--sink-priority",
         type=int,
@@ -117,10 +117,6 @@ def main() -> None:
         help="run the sink N nice levels above the rest (as root; 0: no change)",
     )
     args = parser.parse_args()
-
-    sys.path.insert(0, str(HERE))
-    from bulk import Sink
-
     sink = Sink(args.sink)
     if args.sink_priority and os.geteuid() == 0:
         # On a busy machine the sink (one process) must not be what limits: the
