@@ -13,8 +13,9 @@ and the imports. Scenarios (a plain message, built inside the count):
 * ``sync``: ``send_messages`` over one connection to a sink (smtp-sink when installed,
   else ``bench/_sink.py``; the sink runs outside valgrind);
 * ``async``: ``asend_bulk(connections=1)`` to the same sink;
-* ``async8``, ``threads8``: ``asend_bulk(connections=8)`` and ``send_bulk`` with eight
-  threads, to the same sink;
+* ``async8``, ``bulk8``: ``asend_bulk(connections=8)`` and ``send_bulk(connections=8)``
+  (which runs its connections on an event loop of its own; until 2026-12 it ran
+  eight threads, and the scenario was called ``threads8``), to the same sink;
 * ``sync-send``, ``async-send``: the send side alone, ``send_messages`` and
   ``asend_bulk(connections=1)`` of messages whose envelope (wire bytes and addresses)
   was composed before: each is a stand-in whose ``envelope()`` returns it. Making the
@@ -171,7 +172,7 @@ elif kind == "raw8":
 
     data = EmailMessage("Message", TEXT, "bench@example.com", ["user@example.com"]).as_bytes()
     asyncio.run(raw_buffered_client(port, [data] * count, 8))
-elif kind == "threads8":
+elif kind == "bulk8":
     mailwright.send_bulk([warm], connections=1, host="127.0.0.1", port=port)
     result = mailwright.send_bulk(messages(), connections=8, host="127.0.0.1", port=port)
     assert result.ok, result
@@ -204,7 +205,7 @@ SCENARIOS = (
     "sync",
     "async",
     "async8",
-    "threads8",
+    "bulk8",
     "sync-send",
     "async-send",
     "engine",
@@ -278,7 +279,7 @@ def main() -> None:
             costs[kind] = cost
             print(f"{kind:10} {cost:>12,.0f} instructions per message")
         if "raw8" in costs:
-            compared = [kind for kind in ("sync", "async", "async8", "threads8") if kind in costs]
+            compared = [kind for kind in ("sync", "async", "async8", "bulk8") if kind in costs]
             for kind in compared:
                 print(f"{kind:10} {costs[kind] / costs['raw8']:>12.2f}x the raw client's")
     finally:

@@ -1,6 +1,7 @@
 """send_bulk / asend_bulk and the SMTP backend's ``connections`` option, against real
-servers. Every test taking ``sender`` runs through both: the thread driver
-(``send_bulk``) and the asyncio one (``asend_bulk``).
+servers. Every test taking ``sender`` runs through both ``send_bulk`` (its SMTP
+connections on an event loop of its own; another backend's on threads) and
+``asend_bulk``.
 
 No timing windows: rates are checked from below only (a slow machine can only make
 a send slower), and everything else by order and counts."""
@@ -244,6 +245,35 @@ def test_concurrent_calls(smtp_server: SMTPTestServer, sender: Sender) -> None:
     assert [r.sent for r in results] == [60, 60, 60]
     smtp_server.wait_for(180)
     assert subjects(smtp_server) == Counter(f"T{n} {i}" for n in range(3) for i in range(60))
+
+
+def test_send_bulk_runs_its_own_loop_wherever_it_is_called(
+    smtp_server: SMTPTestServer,
+) -> None:
+    """``send_bulk`` over SMTP runs its connections on an event loop of its own: called
+    where a loop runs (a coroutine) it still sends and blocks; a loop the thread set
+    stays set; the caller's settings hold while the messages are composed."""
+
+    async def from_a_coroutine() -> mailwright.BulkResult:
+        with mailwright.override_settings(DEFAULT_CHARSET="iso-8859-1"):
+            return send_bulk(messages(20, "Café C"), connections=2)
+
+    assert asyncio.run(from_a_coroutine()).sent == 20
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        with mailwright.override_settings(DEFAULT_CHARSET="iso-8859-1"):
+            assert send_bulk(messages(20, "Café L"), connections=2).sent == 20
+        assert asyncio.get_event_loop() is loop
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+    smtp_server.wait_for(40)
+    assert subjects(smtp_server) == Counter(
+        f"Café {kind} {i}" for kind in "CL" for i in range(20)
+    )
+    for received in smtp_server.messages:
+        assert received.parsed().get_content_charset() == "iso-8859-1"
 
 
 def test_backend_connections_option(smtp_server: SMTPTestServer, sender: Sender) -> None:

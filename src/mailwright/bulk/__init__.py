@@ -8,7 +8,9 @@ SMTP connections that draw from one queue.
   with the durable outbox and the Celery task;
 * ``rate``: ``RateLimiter``;
 * ``plan``: arguments and backends; ``compose``, ``generic``: helpers of the drivers;
-* ``threads`` / ``aio``: the thread driver and the asyncio driver.
+* ``aio``: the asyncio driver, which runs every SMTP send (``send_bulk``'s on a loop
+  of its own); ``threads``: the thread driver, for ``send_bulk`` through any other
+  backend (whose sync methods block).
 
 Over each connection transactions are pipelined back to back, which makes the cost of
 a message one network round trip. ``rate_limit`` (messages per second) paces all
@@ -80,8 +82,13 @@ def send_bulk(
     and configure the backend as ``get_connection`` does; or ``config`` gives an SMTP
     configuration directly, and ``dkim`` the DKIM signer that goes with it (a backend
     or mailer signs as its options say). Thread-safe. What the iterable or
-    ``on_result`` raises is raised once the messages taken were sent."""
+    ``on_result`` raises is raised once the messages taken were sent.
+
+    Over SMTP the connections run as tasks of an event loop of its own, in this
+    thread (``bulk.aio.run_blocking``); through any other backend, one thread per
+    connection."""
     from ..message.message import batch_settings
+    from .aio import run_blocking
     from .threads import run_threads
 
     started = time.monotonic()
@@ -96,7 +103,9 @@ def send_bulk(
         using=using,
         on_result=on_result,
     )
-    with batch_settings():  # read once for the batch; each thread copies the context
+    with batch_settings():  # read once for the batch; each task or thread copies the context
+        if plan.config is not None:  # SMTP: the connections are tasks of one event loop
+            return _finish(run_blocking(plan), started)
         return _finish(run_threads(plan), started)
 
 
