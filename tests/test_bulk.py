@@ -9,8 +9,11 @@ a send slower), and everything else by order and counts."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import smtplib
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -269,11 +272,50 @@ def test_send_bulk_runs_its_own_loop_wherever_it_is_called(
         asyncio.set_event_loop(None)
         loop.close()
     smtp_server.wait_for(40)
-    assert subjects(smtp_server) == Counter(
-        f"Café {kind} {i}" for kind in "CL" for i in range(20)
-    )
+    assert subjects(smtp_server) == Counter(f"Café {kind} {i}" for kind in "CL" for i in range(20))
     for received in smtp_server.messages:
         assert received.parsed().get_content_charset() == "iso-8859-1"
+
+
+_INTERRUPTED = """
+import sys
+import mailwright
+from mailwright import EmailMessage
+
+batch = [EmailMessage(f"M {n}", "b", "a@example.com", [f"u{n}@example.com"]) for n in range(20)]
+try:
+    mailwright.send_bulk(batch, connections=1, host="127.0.0.1", port=int(sys.argv[1]))
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+    sys.stdin.read()  # alive until the test has looked at the connection
+    sys.exit(3)
+"""
+
+
+def test_ctrl_c_stops_send_bulk_and_drops_its_connection(start_server: ServerFactory) -> None:
+    """SIGINT in the middle of a send: ``KeyboardInterrupt`` comes out of
+    ``send_bulk`` with its connection already dropped, while the process lives on (no
+    connection is left open behind it, no thread sends on)."""
+    server = start_server(hold={"MAIL": threading.Event()})  # never answers MAIL
+    process = subprocess.Popen(
+        [sys.executable, "-c", _INTERRUPTED, str(server.port)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdin is not None and process.stdout is not None
+    try:
+        assert server.arrived["MAIL"].wait(30), "the send never reached MAIL"
+        process.send_signal(signal.SIGINT)
+        assert process.stdout.readline() == "interrupted\n"
+        server.wait_ended(1)
+        assert process.poll() is None  # dropped by send_bulk, not by the exit
+        process.stdin.close()
+        assert process.wait(30) == 3
+    finally:
+        process.kill()
+        process.wait()
+    assert server.messages == []
 
 
 def test_backend_connections_option(smtp_server: SMTPTestServer, sender: Sender) -> None:
