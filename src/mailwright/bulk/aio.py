@@ -6,8 +6,8 @@ every connection at once.
 ``send_bulk`` over SMTP runs the same tasks on an event loop of its own
 (``run_blocking``): its connections need no thread each. With eight threads every
 ``sendall`` and ``recv_into`` hands the GIL to another thread (strace: 12 ``futex``
-calls a message), and a message cost 82 to 103 µs of CPU against 52 to 57 µs for the same
-eight connections as tasks (``bench/engine.py``'s rows, one run each way, the same
+calls a message), and a message cost 86 and 91 µs of CPU against 54 and 57 µs for the
+same eight connections as tasks (``bench/engine.py``, two runs each way, the same half
 hour)."""
 
 from __future__ import annotations
