@@ -17,13 +17,14 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import pytest
 
 import mailwright
 from conftest import ServerFactory
 from mailwright import EmailMessage, configure, send_bulk
+from mailwright.backends.base import BaseEmailBackend
 from mailwright.bulk import RateLimiter
 from scripted import HANG_UP, ScriptedServer
 from senders import Sender
@@ -341,6 +342,38 @@ def test_other_backends_work_too(sender: Sender) -> None:
     result = settled(sender.send_bulk(batch, connections=3, backend="locmem"), batch)
     assert result.ok and result.sent == 25
     assert sorted(m.subject for m in mailwright.outbox) == sorted(f"Message {i}" for i in range(25))
+
+
+class _FlakyBackend(BaseEmailBackend):
+    """Refuses each message's first try with 451 (temporary), takes the second."""
+
+    lock = threading.Lock()
+    tries: Counter[str] = Counter()
+    taken: list[str] = []
+
+    def send_messages(self, email_messages: Iterable[EmailMessage]) -> int:
+        sent = 0
+        for message in email_messages:
+            with self.lock:
+                self.tries[message.subject] += 1
+                if self.tries[message.subject] == 1:
+                    raise smtplib.SMTPResponseException(451, b"4.7.1 try again later")
+                self.taken.append(message.subject)
+            sent += 1
+        return sent
+
+
+def test_other_backends_retry_a_temporary_refusal(sender: Sender) -> None:
+    """Through any other backend (one thread per connection for ``send_bulk``): a
+    temporary refusal puts the message back, an idle connection waits for it to be
+    due, and it is sent on its second try."""
+    _FlakyBackend.tries.clear()
+    _FlakyBackend.taken.clear()
+    batch = messages(30)
+    result = settled(sender.send_bulk(batch, connections=3, backend=_FlakyBackend), batch)
+    assert result.ok and result.sent == 30, (result.failed, result.refused)
+    assert _FlakyBackend.tries == Counter({f"Message {i}": 2 for i in range(30)})
+    assert sorted(_FlakyBackend.taken) == sorted(f"Message {i}" for i in range(30))
 
 
 def test_bad_arguments(sender: Sender) -> None:
