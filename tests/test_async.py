@@ -222,3 +222,69 @@ def test_filebased_is_native(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert run(asend_mass_mail([("a", "b", "a@example.com", ["b@example.com"])] * 2)) == 2
     (written,) = tmp_path.iterdir()
     assert written.read_bytes().count(b"Subject: a") == 2
+
+
+# --- the asyncio driver gathers the writes of one turn ---
+
+
+def test_the_writes_of_one_turn_go_out_together_at_its_end() -> None:
+    """With several connections on a loop, what each writes in a turn goes out once
+    the loop has run that turn's callbacks, in order per connection; a connection
+    dropped meanwhile sends nothing; a lone connection writes at once."""
+    import socket
+
+    from mailwright.smtp.aio import _Writes
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        pairs = [socket.socketpair() for _ in range(3)]
+        transports = [
+            (await loop.connect_accepted_socket(asyncio.Protocol, ours))[0] for ours, _ in pairs
+        ]
+        peers = [theirs for _, theirs in pairs]
+        for peer in peers:
+            peer.setblocking(False)
+
+        def received(peer: socket.socket) -> bytes:
+            try:
+                return peer.recv(1000)
+            except BlockingIOError:
+                return b""
+
+        writes = _Writes()
+        writes.links = 3
+        writes.write(loop, transports[0], b"MAIL one")  # type: ignore[arg-type]
+        writes.write(loop, transports[1], b"MAIL two")  # type: ignore[arg-type]
+        writes.write(loop, transports[2], b"MAIL three")  # type: ignore[arg-type]
+        writes.write(loop, transports[0], b", RCPT one")  # type: ignore[arg-type]
+        assert [received(peer) for peer in peers] == [b"", b"", b""]  # not yet
+        transports[2].abort()
+        await asyncio.sleep(0)  # the end of this turn
+        assert [received(peer) for peer in peers] == [b"MAIL one, RCPT one", b"MAIL two", b""]
+        writes.links = 1  # alone on the loop: at once
+        writes.write(loop, transports[1], b", RCPT two")  # type: ignore[arg-type]
+        assert received(peers[1]) == b", RCPT two"
+        for transport in transports[:2]:
+            transport.close()
+        for ours, theirs in pairs:
+            ours.close()
+            theirs.close()
+
+    run(main())
+
+
+def test_connections_are_counted_off_the_loop_as_they_close(smtp_server: SMTPTestServer) -> None:
+    """The count that decides whether writes are gathered falls back to zero once a
+    send's connections are closed (else a lone connection would wait a turn)."""
+    from mailwright.smtp.aio import _writes
+
+    async def main() -> None:
+        batch = [
+            EmailMessage(f"M {n}", "b", "a@example.com", [f"u{n}@example.com"]) for n in range(30)
+        ]
+        result = await mailwright.asend_bulk(batch, connections=3)
+        assert result.sent == 30
+        assert _writes(asyncio.get_running_loop()).links == 0
+
+    run(main())
+    smtp_server.wait_for(30)
