@@ -2,11 +2,13 @@
 
 The twin of ``sync``: the same conversations, the same decisions, only the I/O
 differs. The conversation is advanced directly from ``data_received``: when the
-server's replies arrive, the outcomes, the next message's commands and its content go
-out in the same callback, with no task woken, no future made and no coroutine called
-per message. A coroutine awaits only the end of a whole conversation (a handshake, a
-batch, QUIT). Why: a pipelined batch waits once per message, and waking a task
-through a future per wait cost as much as the rest of the engine's work (callgrind).
+server's replies arrive, the outcomes are given and the next message's commands and
+content are written in the same callback, with no task woken, no future made and no
+coroutine called per message (with several connections on the loop, the writes of one
+turn go out together at its end: ``_Writes``). A coroutine awaits only the end of a
+whole conversation (a handshake, a batch, QUIT). Why: a pipelined batch waits once
+per message, and waking a task through a future per wait cost as much as the rest
+of the engine's work (callgrind).
 
 Every wait on the network (a reply, room in the send buffer, the TLS handshake) is
 bounded by the configuration's timeout, with one lazily re-armed timer per
