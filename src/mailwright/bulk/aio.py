@@ -16,8 +16,8 @@ import asyncio
 import contextlib
 import contextvars
 import smtplib
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from ..message import Envelope
@@ -249,18 +249,5 @@ def run_blocking(plan: Plan) -> BulkResult:
         with asyncio.Runner(loop_factory=asyncio.new_event_loop) as runner:
             return runner.run(run_tasks(plan))
     context = contextvars.copy_context()  # the caller's settings and batch settings
-    outcome: list[BulkResult] = []
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            outcome.append(context.run(run_blocking, plan))
-        except BaseException as exc:  # handed to the caller's thread
-            failure.append(exc)
-
-    thread = threading.Thread(target=run, name="mailwright-bulk")
-    thread.start()
-    thread.join()
-    if failure:
-        raise failure[0]
-    return outcome[0]
+    with ThreadPoolExecutor(1, thread_name_prefix="mailwright-bulk") as pool:
+        return pool.submit(context.run, run_blocking, plan).result()  # (or what it raised)
