@@ -579,3 +579,131 @@ def test_a_connection_s_next_job_reads_the_clock_only_when_a_retry_waits() -> No
     assert retry is not None and (retry.index, retry.attempt) == (0, 2) and reads[-1] == 105.0
     third = queue.take_due(clock)
     assert third is not None and third.index == 2
+
+
+# --- composing: a group in a row with several connections, each in time with one ---
+
+
+def test_several_connections_compose_a_group_in_a_row_one_composes_each_in_time(
+    smtp_server: SMTPTestServer, sender: Sender
+) -> None:
+    """With several connections the first messages are composed in a row before any
+    is sent (the processor's caches stay warm); with one connection each message is
+    composed while the server works on the one before, never more than two ahead of
+    what is settled (composing in a row there would leave it waiting round trips)."""
+    from mailwright.bulk.queue import COMPOSE_AHEAD
+
+    settled_then: list[int] = []  # for each message composed: how many were settled
+    settled: list[int] = []
+
+    class Counted(EmailMessage):
+        def envelope(self, dkim=None):  # type: ignore[no-untyped-def]
+            settled_then.append(len(settled))
+            return super().envelope(dkim)
+
+    def batch(count: int) -> list[EmailMessage]:
+        return [
+            Counted(f"M {n}", "body\n", "s@example.com", [f"u{n}@example.com"])
+            for n in range(count)
+        ]
+
+    total = 3 * COMPOSE_AHEAD
+    result = sender.send_bulk(
+        batch(total), connections=4, on_result=lambda index, message: settled.append(index)
+    )
+    assert result.ok and result.sent == total
+    assert settled_then[:COMPOSE_AHEAD] == [0] * COMPOSE_AHEAD
+    assert len(settled_then) == total  # each composed once
+
+    settled_then.clear()
+    settled.clear()
+    result = sender.send_bulk(
+        batch(total), connections=1, on_result=lambda index, message: settled.append(index)
+    )
+    assert result.ok and result.sent == total
+    assert len(settled_then) == total
+    assert all(done >= n - 2 for n, done in enumerate(settled_then)), settled_then
+    smtp_server.wait_for(2 * total)
+
+
+def _composing_queue(
+    count: int, bad: int | None = None, **options: object
+) -> tuple[object, list[int], list[EmailMessage]]:
+    from mailwright.bulk.compose import compose
+    from mailwright.bulk.policy import RetryPolicy
+    from mailwright.bulk.queue import Job, JobQueue
+
+    batch = [
+        EmailMessage(
+            "bad\r\nBcc: x@example.com" if n == bad else f"M {n}",
+            "body\n",
+            "s@example.com",
+            [f"u{n}@example.com"],
+        )
+        for n in range(count)
+    ]
+    composed: list[int] = []
+
+    def counting(job: Job):  # type: ignore[no-untyped-def]
+        composed.append(job.index)
+        return compose(job)
+
+    queue = JobQueue(batch, RetryPolicy(), 2, compose=counting, **options)  # type: ignore[arg-type]
+    return queue, composed, batch
+
+
+def test_the_queue_composes_a_group_and_a_bad_message_fails_in_its_place() -> None:
+    from mailwright.bulk.queue import COMPOSE_AHEAD
+
+    queue, composed, batch = _composing_queue(COMPOSE_AHEAD + 8, bad=5)
+    first = queue.take(0.0)  # type: ignore[attr-defined]
+    assert first is not None and first.index == 0 and first.envelope is not None
+    assert composed == list(range(COMPOSE_AHEAD))  # the group, in a row
+    assert [f.index for f in queue.result.failed] == [5]  # type: ignore[attr-defined]
+    assert "line break" in queue.result.failed[0].reason  # type: ignore[attr-defined]
+    assert batch[5].delivery is not None and not batch[5].delivery.sent
+    taken = [first.index]
+    while (job := queue.take(0.0)) is not None:  # type: ignore[attr-defined]
+        assert job.envelope is not None  # handed out composed
+        taken.append(job.index)
+    assert taken == [n for n in range(COMPOSE_AHEAD + 8) if n != 5]
+    assert composed == list(range(COMPOSE_AHEAD + 8))  # each once, in order
+
+
+def test_the_queue_composes_no_further_than_its_window_or_its_time() -> None:
+    queue, composed, _ = _composing_queue(50, window=10)
+    assert queue.take(0.0) is not None  # type: ignore[attr-defined]
+    assert composed == list(range(10))
+
+    from mailwright.bulk.compose import compose
+    from mailwright.bulk.policy import RetryPolicy
+    from mailwright.bulk.queue import COMPOSE_BUDGET, Job, JobQueue
+
+    slow: list[int] = []
+
+    def slowly(job: Job):  # type: ignore[no-untyped-def]
+        slow.append(job.index)
+        time.sleep(2 * COMPOSE_BUDGET)  # longer than the budget: one message a group
+        return compose(job)
+
+    queue = JobQueue(messages(5), RetryPolicy(), 2, compose=slowly)
+    assert queue.take(0.0) is not None and slow == [0]
+    assert queue.take(0.0) is not None and slow == [0, 1]
+
+
+def test_jobs_composed_ahead_are_reported_when_no_connection_is_left() -> None:
+    from mailwright.bulk.queue import COMPOSE_AHEAD
+
+    total = COMPOSE_AHEAD + 8
+    queue, composed, batch = _composing_queue(total)
+    queue.connections = 1  # type: ignore[attr-defined]
+    job = queue.take(0.0)  # type: ignore[attr-defined]
+    assert job is not None and len(composed) == COMPOSE_AHEAD  # the rest wait, composed
+    queue.connection_gone(job, ConnectionRefusedError("refused"))  # type: ignore[attr-defined]
+    assert queue.finished  # type: ignore[attr-defined]
+    result = queue.result  # type: ignore[attr-defined]
+    assert result.total == total and result.sent == 0
+    assert sorted(f.index for f in result.failed) == list(range(total))
+    assert all("could not connect" in f.reason for f in result.failed)
+    assert all(m.delivery is not None and not m.delivery.sent for m in batch)
+    assert len(composed) == COMPOSE_AHEAD  # what was never composed is not composed now

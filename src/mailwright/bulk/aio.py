@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import smtplib
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -216,7 +217,20 @@ async def _backend_worker(work: _Work, backend: Any, limiter: RateLimiter | None
 
 
 async def run_tasks(plan: Plan) -> BulkResult:
-    queue = JobQueue(plan.messages, plan.policy, plan.workers, on_result=plan.on_result)
+    queue = JobQueue(
+        plan.messages,
+        plan.policy,
+        plan.workers,
+        on_result=plan.on_result,
+        # Composed ahead, in a row (COMPOSE_AHEAD), when several SMTP connections share
+        # the work; one connection composes each message while the server works on
+        # the one before. (Other backends compose their own.)
+        compose=(
+            functools.partial(compose, dkim=plan.dkim)
+            if plan.config is not None and plan.workers > 1
+            else None
+        ),
+    )
     work = _Work(queue, plan.dkim)
     if plan.config is not None:
         coroutines = [

@@ -1,8 +1,13 @@
 """The work of a bulk send: jobs ordered by when they are due, and the books that
 settle each message exactly once. Plain data structures: no threads, no locks, no
-clock of their own (callers pass ``now``); the drivers wrap them in their own
-synchronisation (``threads``: a ``threading.Condition``; ``aio``: an
-``asyncio.Condition``).
+clock of their own for when jobs are due (callers pass ``now``); the drivers wrap them
+in their own synchronisation (``threads``: a ``threading.Condition``; ``aio``: an
+``asyncio.Event`` that each change of the books sets).
+
+Given a ``compose`` function (the event-loop driver gives one when several SMTP
+connections share the work), the queue composes new messages a group at a time as it
+pulls them (``COMPOSE_AHEAD``): a message that cannot be composed fails there, in its
+place, and the others wait, composed, for a connection.
 
 The messages come from the caller's iterable, pulled as connections ask for work and
 never more than ``window`` ahead of what is settled: a generator or a database cursor
@@ -20,6 +25,7 @@ try, its message is booked once: sent if anyone accepted it, else failed.
 
 from __future__ import annotations
 
+import collections
 import heapq
 import itertools
 import time
@@ -35,14 +41,37 @@ if TYPE_CHECKING:
     from ..message import EmailMessage, Envelope
     from ..smtp import Outcome
 
-__all__ = ["NO_CHANGE", "WINDOW_PER_CONNECTION", "Job", "JobQueue", "Pacing", "Verdict"]
+__all__ = [
+    "COMPOSE_AHEAD",
+    "COMPOSE_BUDGET",
+    "NO_CHANGE",
+    "WINDOW_PER_CONNECTION",
+    "Job",
+    "JobQueue",
+    "Pacing",
+    "Verdict",
+]
 
 #: How many messages each connection may have taken from the caller's iterable and
-#: not settled yet (in flight, being composed, or waiting for a retry): a pipelined
+#: not settled yet (composed and waiting, in flight, or waiting for a retry): a pipelined
 #: connection keeps about two in flight, so this is a few batches ahead.
 WINDOW_PER_CONNECTION = 64
 
+#: With several connections, new messages are composed up to this many in a row, then
+#: sent, rather than each just before it is sent: the code and data of each step then
+#: stay in the processor's caches, and the same instructions cost about 8 µs a message
+#: less (a sixth of a plain message's CPU; bench/engine.py, 8 connections). With one
+#: connection each is composed just in time, while the server works on the one before;
+#: composing in a row would leave the connection waiting out whole round trips, and it
+#: was 9 % slower there for 19 % less CPU.
+COMPOSE_AHEAD = 32
+#: ... and for at most this many seconds, so that messages slow to compose (signed with
+#: a large RSA key) hold the event loop about as long as one of them does.
+COMPOSE_BUDGET = 0.002
+
 ResultCallback = Callable[[int, "EmailMessage"], None]
+#: What composes a job (``compose.compose``): its envelope, or None, the error and why.
+Composer = Callable[["Job"], tuple["Envelope | None", BaseException | None, str]]
 
 
 @dataclass(slots=True)
@@ -118,6 +147,7 @@ class JobQueue:
         *,
         window: int | None = None,
         on_result: ResultCallback | None = None,
+        compose: Composer | None = None,
     ) -> None:
         self.policy = policy
         self.connections = connections  # those that may still connect
@@ -132,6 +162,10 @@ class JobQueue:
         self._books: dict[int, _Books] = {}
         self._live: set[int] = set()  # taken from the input, not settled yet
         self.outstanding = 0  # jobs queued or in flight
+        # With ``compose``: new jobs are composed a few in a row as they are pulled
+        # (``COMPOSE_AHEAD``), and wait here, composed, for a connection to take them.
+        self._compose = compose
+        self._fresh: collections.deque[Job] = collections.deque()
 
     # --- the queue ---
 
@@ -140,8 +174,36 @@ class JobQueue:
         self.outstanding += 1
 
     def _pull(self) -> Job | None:
-        """The next message of the input as a job (in flight at once), when the window
-        has room; None when it has not, or the input is done."""
+        """The next new job (in flight at once): one composed ahead, else the next
+        message of the input, when the window has room; None when it has not, or the
+        input is done. With ``compose``, a few are pulled and composed in a row; one
+        that cannot be composed fails there and then."""
+        fresh = self._fresh
+        if fresh:
+            return fresh.popleft()
+        compose = self._compose
+        if compose is None:
+            return self._pull_one()
+        while self._input is not None:
+            deadline = time.perf_counter() + COMPOSE_BUDGET
+            for _ in range(COMPOSE_AHEAD):
+                job = self._pull_one()
+                if job is None:
+                    break
+                envelope, error, reason = compose(job)
+                if envelope is None:
+                    self.cannot_send(job, error, reason)
+                else:
+                    fresh.append(job)
+                if time.perf_counter() > deadline:
+                    break
+            if fresh:
+                return fresh.popleft()
+            if len(self._live) >= self.window:
+                break
+        return None
+
+    def _pull_one(self) -> Job | None:
         if self._input is None or len(self._live) >= self.window:
             return None
         try:
@@ -199,12 +261,14 @@ class JobQueue:
     def _give_up(self, reason: str, error: BaseException) -> None:
         """No connection is left: every job queued, and every message the input still
         holds, fails with ``reason`` (the input is read to the end, to report each)."""
-        while self._heap or self._input is not None:
+        while self._heap or self._fresh or self._input is not None:
             if self._heap:
                 job = heapq.heappop(self._heap)[2]
+            elif self._fresh:
+                job = self._fresh.popleft()
             else:
                 self.window = max(self.window, len(self._live) + 1)
-                pulled = self._pull()
+                pulled = self._pull_one()  # (not composed: it will not be sent)
                 if pulled is None:
                     continue
                 job = pulled
