@@ -170,9 +170,11 @@ class _SMTPWorker:
                     if job is None:
                         return None
                 assert job is not None
-                envelope = work.prepare(job)
+                envelope = job.envelope  # composed ahead, or by an earlier attempt
                 if envelope is None:
-                    continue
+                    envelope = work.prepare(job)
+                    if envelope is None:
+                        continue
                 in_flight[job.index] = job
                 # (No clock read when neither a pause nor a rate limit applies.)
                 delay = self.pacing.pause_left() if self.pacing.pause_until else 0.0
