@@ -26,6 +26,8 @@ from conftest import ServerFactory
 from mailwright import EmailMessage, configure, send_bulk
 from mailwright.backends.base import BaseEmailBackend
 from mailwright.bulk import RateLimiter
+from mailwright.bulk.queue import Job, JobQueue
+from mailwright.message import Envelope
 from scripted import HANG_UP, ScriptedServer
 from senders import Sender
 from smtpserver import SMTPTestServer
@@ -634,11 +636,10 @@ def test_several_connections_compose_a_group_in_a_row_one_composes_each_in_time(
 
 
 def _composing_queue(
-    count: int, bad: int | None = None, **options: object
-) -> tuple[object, list[int], list[EmailMessage]]:
+    count: int, bad: int | None = None, window: int | None = None
+) -> tuple[JobQueue, list[int], list[EmailMessage]]:
     from mailwright.bulk.compose import compose
     from mailwright.bulk.policy import RetryPolicy
-    from mailwright.bulk.queue import Job, JobQueue
 
     batch = [
         EmailMessage(
@@ -651,11 +652,11 @@ def _composing_queue(
     ]
     composed: list[int] = []
 
-    def counting(job: Job):  # type: ignore[no-untyped-def]
+    def counting(job: Job) -> tuple[Envelope | None, BaseException | None, str]:
         composed.append(job.index)
         return compose(job)
 
-    queue = JobQueue(batch, RetryPolicy(), 2, compose=counting, **options)  # type: ignore[arg-type]
+    queue = JobQueue(batch, RetryPolicy(), 2, window=window, compose=counting)
     return queue, composed, batch
 
 
@@ -665,14 +666,14 @@ def test_the_queue_composes_a_group_and_a_bad_message_fails_in_its_place(
     from mailwright.bulk.queue import COMPOSE_AHEAD
 
     queue, composed, batch = _composing_queue(COMPOSE_AHEAD + 8, bad=5)
-    first = queue.take(0.0)  # type: ignore[attr-defined]
+    first = queue.take(0.0)
     assert first is not None and first.index == 0 and first.envelope is not None
     assert composed == list(range(COMPOSE_AHEAD))  # the group, in a row
-    assert [f.index for f in queue.result.failed] == [5]  # type: ignore[attr-defined]
-    assert "line break" in queue.result.failed[0].reason  # type: ignore[attr-defined]
+    assert [f.index for f in queue.result.failed] == [5]
+    assert "line break" in queue.result.failed[0].reason
     assert batch[5].delivery is not None and not batch[5].delivery.sent
     taken = [first.index]
-    while (job := queue.take(0.0)) is not None:  # type: ignore[attr-defined]
+    while (job := queue.take(0.0)) is not None:
         assert job.envelope is not None  # handed out composed
         taken.append(job.index)
     assert taken == [n for n in range(COMPOSE_AHEAD + 8) if n != 5]
@@ -681,18 +682,18 @@ def test_the_queue_composes_a_group_and_a_bad_message_fails_in_its_place(
 
 def test_the_queue_composes_no_further_than_its_window(no_compose_budget: None) -> None:
     queue, composed, _ = _composing_queue(50, window=10)
-    assert queue.take(0.0) is not None  # type: ignore[attr-defined]
+    assert queue.take(0.0) is not None
     assert composed == list(range(10))
 
 
 def test_the_queue_composes_no_longer_than_its_time() -> None:
     from mailwright.bulk.compose import compose
     from mailwright.bulk.policy import RetryPolicy
-    from mailwright.bulk.queue import COMPOSE_BUDGET, Job, JobQueue
+    from mailwright.bulk.queue import COMPOSE_BUDGET
 
     slow: list[int] = []
 
-    def slowly(job: Job):  # type: ignore[no-untyped-def]
+    def slowly(job: Job) -> tuple[Envelope | None, BaseException | None, str]:
         slow.append(job.index)
         time.sleep(2 * COMPOSE_BUDGET)  # longer than the budget: one message a group
         return compose(job)
@@ -709,12 +710,12 @@ def test_jobs_composed_ahead_are_reported_when_no_connection_is_left(
 
     total = COMPOSE_AHEAD + 8
     queue, composed, batch = _composing_queue(total)
-    queue.connections = 1  # type: ignore[attr-defined]
-    job = queue.take(0.0)  # type: ignore[attr-defined]
+    queue.connections = 1
+    job = queue.take(0.0)
     assert job is not None and len(composed) == COMPOSE_AHEAD  # the rest wait, composed
-    queue.connection_gone(job, ConnectionRefusedError("refused"))  # type: ignore[attr-defined]
-    assert queue.finished  # type: ignore[attr-defined]
-    result = queue.result  # type: ignore[attr-defined]
+    queue.connection_gone(job, ConnectionRefusedError("refused"))
+    assert queue.finished
+    result = queue.result
     assert result.total == total and result.sent == 0
     assert sorted(f.index for f in result.failed) == list(range(total))
     assert all("could not connect" in f.reason for f in result.failed)

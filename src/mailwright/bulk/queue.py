@@ -6,8 +6,8 @@ in their own synchronisation (``threads``: a ``threading.Condition``; ``aio``: a
 
 Given a ``compose`` function (the event-loop driver gives one when several SMTP
 connections share the work), the queue composes new messages a group at a time as it
-pulls them (``COMPOSE_AHEAD``): a message that cannot be composed fails there, in its
-place, and the others wait, composed, for a connection.
+pulls them (``COMPOSE_AHEAD``): a message that cannot be composed fails alone, then
+and there, and the others wait, composed, for a connection.
 
 The messages come from the caller's iterable, pulled as connections ask for work and
 never more than ``window`` ahead of what is settled: a generator or a database cursor
