@@ -641,15 +641,9 @@ def _composing_queue(
     from mailwright.bulk.compose import compose
     from mailwright.bulk.policy import RetryPolicy
 
-    batch = [
-        EmailMessage(
-            "bad\r\nBcc: x@example.com" if n == bad else f"M {n}",
-            "body\n",
-            "s@example.com",
-            [f"u{n}@example.com"],
-        )
-        for n in range(count)
-    ]
+    batch = messages(count)
+    if bad is not None:
+        batch[bad].subject = "bad\r\nBcc: x@example.com"
     composed: list[int] = []
 
     def counting(job: Job) -> tuple[Envelope | None, BaseException | None, str]:
